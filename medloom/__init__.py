@@ -1,0 +1,1 @@
+"""medloom: multi-agent clinical reasoning and data synthesis."""

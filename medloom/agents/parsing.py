@@ -1,0 +1,141 @@
+"""Parse model output into steps and a final answer; extract an MCQ choice robustly."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from medloom.records import Step
+
+_STEP = re.compile(r"^\s*(?:\*\*)?Step\s*(\d+)\s*(?:\*\*)?\s*[:.)\-–]\s*(?:\*\*)?\s*(.*)$", re.I)
+_ANSWER_LINE = re.compile(
+    r"^\s*(?:\*\*)?(?:final\s+answer|answer)(?:\*\*)?\s*[:\-–]\s*(?:\*\*)?\s*(.+?)\s*$", re.I
+)
+_ANSWER_IS = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s+is\s*[:\-]?\s*(.+?)(?:[.\n]|$)", re.I)
+
+
+def parse_steps(text: str) -> list[Step]:
+    """Lines "Step k: ..." (continuation lines join the step) up to the answer line."""
+    steps: list[Step] = []
+    for line in text.splitlines():
+        m = _STEP.match(line)
+        if m:
+            steps.append(Step(index=int(m.group(1)), text=m.group(2).strip()))
+        elif _ANSWER_LINE.match(line):
+            break
+        elif steps and line.strip():
+            steps[-1] = Step(index=steps[-1].index, text=f"{steps[-1].text} {line.strip()}".strip())
+    return steps
+
+
+def parse_answer(text: str) -> str | None:
+    """The last "Answer: ..." line, else the last "the answer is ..." phrase."""
+    found: str | None = None
+    for line in text.splitlines():
+        m = _ANSWER_LINE.match(line)
+        if m:
+            found = m.group(1).strip()
+    if found is None:
+        matches = _ANSWER_IS.findall(text)
+        if matches:
+            found = matches[-1].strip()
+    return found or None
+
+
+def parse_reasoning(
+    text: str, options: dict[str, str] | None = None
+) -> tuple[list[Step], str | None, str | None]:
+    """Steps, answer (a letter when ``options`` are given) and a parse error, if any."""
+    steps = parse_steps(text)
+    raw = parse_answer(text)
+    if options:
+        answer = extract_choice(raw, options) if raw else None
+        if answer is None:
+            # A base model sometimes writes the letter without the "Answer:" label.
+            answer = (
+                extract_choice(text.strip().splitlines()[-1], options) if text.strip() else None
+            )
+        if answer is None:
+            return steps, None, "no final answer naming one of the options"
+        return steps, answer, None
+    if raw is None:
+        return steps, None, "no final answer line ('Answer: ...')"
+    return steps, raw, None
+
+
+_LETTER_PATTERNS = [
+    r"^\(?([A-Z])\)?\s*$",
+    r"^\(?([A-Z])\)?[.):\s]",
+    r"answer\s+is\s*:?\s*\(?([A-Z])\)?\b",
+    r"\boption\s*\(?([A-Z])\)?\b",
+    r"^\**\(?([A-Z])\)?\**\b",
+]
+
+
+def extract_choice(text: str | None, options: dict[str, str]) -> str | None:
+    """The option letter ``text`` names: by letter ("B", "(B)", "B) ...") or by option text."""
+    if not text:
+        return None
+    letters = {k.upper(): k for k in options}
+    candidate = text.strip().strip("*").strip()
+    for pattern in _LETTER_PATTERNS:
+        m = re.search(pattern, candidate, re.I if "answer" in pattern or "option" in pattern else 0)
+        if m and m.group(1).upper() in letters:
+            letter = letters[m.group(1).upper()]
+            # "A 45-year-old..." must not count as letter A when it matches no option text better.
+            if pattern.startswith("^\\(?") and len(candidate) > 3:
+                by_text = _choice_by_text(candidate, options)
+                if by_text and by_text != letter:
+                    return by_text
+            return letter
+    return _choice_by_text(candidate, options)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _choice_by_text(text: str, options: dict[str, str]) -> str | None:
+    norm = _norm(text)
+    if not norm:
+        return None
+    best: tuple[int, str] | None = None
+    for letter, option in options.items():
+        opt = _norm(str(option))
+        matches = opt and (opt == norm or f" {opt} " in f" {norm} ")
+        if matches and (best is None or len(opt) > best[0]):
+            best = (len(opt), letter)
+    return best[1] if best else None
+
+
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in ``text`` (tolerates code fences and surrounding prose)."""
+    start = text.find("{")
+    while start != -1:
+        depth = 0
+        in_str = False
+        escape = False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                if escape:
+                    escape = False
+                elif ch == "\\":
+                    escape = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    try:
+                        value = json.loads(text[start : i + 1])
+                    except json.JSONDecodeError:
+                        break
+                    return value if isinstance(value, dict) else None
+        start = text.find("{", start + 1)
+    return None

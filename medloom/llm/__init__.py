@@ -1,0 +1,22 @@
+"""LLM access: typed requests, an endpoint pool, retries, a request cache, accounting."""
+
+from medloom.llm.accounting import TokenLedger
+from medloom.llm.cache import RequestCache
+from medloom.llm.client import LLMClient
+from medloom.llm.settings import EndpointConfig, LLMSettings, Price, RetrySettings
+from medloom.llm.types import ChatMessage, Choice, LLMRequest, LLMResponse, Usage
+
+__all__ = [
+    "ChatMessage",
+    "Choice",
+    "EndpointConfig",
+    "LLMClient",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMSettings",
+    "Price",
+    "RequestCache",
+    "RetrySettings",
+    "TokenLedger",
+    "Usage",
+]

@@ -1,0 +1,79 @@
+"""Content-addressed cache of LLM samples in SQLite (WAL), keyed on request + sample index."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from medloom.llm.types import Choice, LLMRequest
+
+_SCHEMA_VERSION = 1
+_MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS samples (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        choice TEXT NOT NULL,
+        created REAL NOT NULL
+    )
+    """,
+]
+
+
+class RequestCache:
+    """Stores every sample once; a re-run or a resumed run never pays for it again."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+        self.hits = 0
+        self.misses = 0
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for i in range(version, min(_SCHEMA_VERSION, len(_MIGRATIONS))):
+            self._db.execute(_MIGRATIONS[i])
+        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def get_many(self, request: LLMRequest, count: int) -> dict[int, Choice]:
+        """Cached samples 0..count-1 of ``request``, by sample index (missing ones absent)."""
+        keys = [request.cache_key(i) for i in range(count)]
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, choice FROM samples WHERE key IN ({marks})", keys
+            ).fetchall()
+        found: dict[int, Choice] = {}
+        for key, raw in rows:
+            index = int(key.rsplit(":", 1)[1])
+            choice = Choice.model_validate_json(raw)
+            found[index] = choice.model_copy(update={"index": index, "cache_hit": True})
+        self.hits += len(found)
+        self.misses += count - len(found)
+        return found
+
+    def put(self, request: LLMRequest, index: int, choice: Choice) -> None:
+        """Store sample ``index`` of ``request``."""
+        raw = json.dumps(choice.model_dump(mode="json", exclude={"cache_hit"}))
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO samples (key, model, choice, created) VALUES (?, ?, ?, ?)",
+                (request.cache_key(index), request.model, raw, time.time()),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

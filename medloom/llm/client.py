@@ -1,0 +1,219 @@
+"""The LLM client: cache, routing over an endpoint pool, rate limit, retries, accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+from asyncio_throttle import Throttler
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from medloom.errors import LLMError, RetryableLLMError
+from medloom.llm.accounting import TokenLedger
+from medloom.llm.cache import RequestCache
+from medloom.llm.pool import EndpointPool, EndpointState
+from medloom.llm.settings import EndpointConfig, LLMSettings
+from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
+from medloom.llm.wire import classify, is_endpoint_fault, parse_choices, request_kwargs
+
+ResponseHook = Callable[[LLMRequest, LLMResponse], None]
+
+
+class LLMClient:
+    """One client for every model and endpoint of a run.
+
+    >>> client = LLMClient([EndpointConfig(base_url="http://127.0.0.1:8000/v1")])
+    >>> response = await client.generate(LLMRequest(model="m", prompt="Q: ...", n=3))
+    """
+
+    def __init__(
+        self,
+        endpoints: list[EndpointConfig],
+        settings: LLMSettings | None = None,
+        *,
+        cache: RequestCache | None = None,
+    ):
+        self.settings = settings or LLMSettings()
+        named = [
+            e if e.name else e.model_copy(update={"name": f"endpoint{i}"})
+            for i, e in enumerate(endpoints)
+        ]
+        self.pool = EndpointPool(named, self.settings.health)
+        self.cache = cache
+        self.ledger = TokenLedger(self.settings.prices)
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._throttler: Throttler | None = None
+        if self.settings.rate_limit_rps:
+            rps = self.settings.rate_limit_rps
+            self._throttler = (
+                Throttler(rate_limit=int(rps), period=1.0)
+                if rps >= 1
+                else Throttler(rate_limit=1, period=1.0 / rps)
+            )
+
+    @classmethod
+    def from_urls(
+        cls,
+        urls: list[str],
+        settings: LLMSettings | None = None,
+        *,
+        cache_path: str | Path | None = None,
+    ) -> LLMClient:
+        """A client over plain base URLs (no key), optionally with a cache file."""
+        endpoints = [EndpointConfig(name=f"endpoint{i}", base_url=u) for i, u in enumerate(urls)]
+        cache = RequestCache(cache_path) if cache_path else None
+        return cls(endpoints, settings, cache=cache)
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def generate(
+        self, request: LLMRequest, *, endpoints: list[str] | None = None
+    ) -> LLMResponse:
+        """All ``request.n`` samples: cached ones from the cache, the rest from an endpoint."""
+        started = time.perf_counter()
+        cached = self.cache.get_many(request, request.n) if self.cache else {}
+        missing = [i for i in range(request.n) if i not in cached]
+        choices: dict[int, Choice] = dict(cached)
+        usage = Usage()
+        endpoint_name: str | None = None
+        attempts = 0
+        errors: list[str] = []
+        if missing:
+            fresh, usage, endpoint_name, attempts, errors = await self._fetch(
+                request, len(missing), endpoints
+            )
+            for index, choice in zip(missing, fresh, strict=False):
+                choice = choice.model_copy(update={"index": index})
+                choices[index] = choice
+                if self.cache is not None:
+                    self.cache.put(request, index, choice)
+        response = LLMResponse(
+            model=request.model,
+            choices=[choices[i] for i in sorted(choices)],
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            endpoint=endpoint_name,
+            attempts=attempts,
+            errors=errors,
+        )
+        self.ledger.record(response)
+        return response
+
+    async def discover_models(self) -> dict[str, list[str]]:
+        """Ask endpoints without a configured model list what they serve (``/v1/models``)."""
+        found: dict[str, list[str]] = {}
+        for ep in self.pool.endpoints:
+            if ep.config.models is not None:
+                found[ep.name] = list(ep.config.models)
+                continue
+            try:
+                page = await self._client(ep).models.list()
+                ep.discovered_models = [m.id for m in page.data]
+            except Exception as exc:
+                raise classify(exc, ep.name) from exc
+            found[ep.name] = ep.discovered_models
+        return found
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._clients.clear()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _client(self, ep: EndpointState) -> openai.AsyncOpenAI:
+        client = self._clients.get(ep.name)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                base_url=ep.config.base_url,
+                api_key=ep.config.api_key(),
+                timeout=ep.config.timeout_s,
+                max_retries=0,
+            )
+            self._clients[ep.name] = client
+        return client
+
+    def _wait(self, state: RetryCallState) -> float:
+        retry = self.settings.retry
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableLLMError) and exc.retry_after is not None:
+            return min(exc.retry_after, retry.max_retry_after_s)
+        backoff = wait_exponential_jitter(initial=retry.initial_backoff_s, max=retry.max_backoff_s)
+        return float(backoff(state))
+
+    async def _fetch(
+        self, request: LLMRequest, count: int, only: list[str] | None
+    ) -> tuple[list[Choice], Usage, str | None, int, list[str]]:
+        """``count`` fresh samples, in one call where the endpoint supports ``n``."""
+        errors: list[str] = []
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableLLMError),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    try:
+                        return (*await self._call_once(request, count, only), attempts, errors)
+                    except LLMError as err:
+                        errors.append(str(err))
+                        raise
+        except LLMError:
+            self.ledger.record_failure(request.model)
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_once(
+        self, request: LLMRequest, count: int, only: list[str] | None
+    ) -> tuple[list[Choice], Usage, str]:
+        ep = await self.pool.acquire(request.model, only)
+        healthy: bool | None = None
+        try:
+            if self._throttler is not None:
+                async with self._throttler:
+                    pass
+            client = self._client(ep)
+            if ep.config.supports_n or count == 1:
+                choices, usage = await self._create(client, request, count, ep.config)
+            else:
+                parts = await asyncio.gather(
+                    *(self._create(client, request, 1, ep.config) for _ in range(count))
+                )
+                choices = [c for part in parts for c in part[0]]
+                usage = sum((part[1] for part in parts), Usage())
+            if len(choices) < count:
+                raise RetryableLLMError(
+                    f"{ep.name} returned {len(choices)} of {count} samples", endpoint=ep.name
+                )
+            healthy = True
+            return choices, usage, ep.name
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            err = classify(exc, ep.name)
+            healthy = False if is_endpoint_fault(err) else None
+            raise err from exc
+        finally:
+            await self.pool.release(ep, healthy=healthy)
+
+    @staticmethod
+    async def _create(
+        client: openai.AsyncOpenAI, request: LLMRequest, n: int, endpoint: EndpointConfig
+    ) -> tuple[list[Choice], Usage]:
+        kwargs: dict[str, Any] = request_kwargs(request, n, endpoint)
+        if request.mode == "chat":
+            raw = await client.chat.completions.create(**kwargs)
+        else:
+            raw = await client.completions.create(**kwargs)
+        return parse_choices(raw, request.mode)

@@ -1,0 +1,92 @@
+"""Configuration of LLM access: endpoints, retries, health, rate limits, cache, prices."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class EndpointConfig(BaseModel):
+    """One OpenAI-compatible base URL. The API key is read from ``api_key_env`` at call time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    base_url: str
+    api_key_env: str | None = None
+    models: list[str] | None = None
+    """Served model names; ``None`` means: whatever the server lists (or any name asked for)."""
+    max_concurrency: int = Field(default=32, ge=1)
+    supports_n: bool = True
+    structured_output: Literal["none", "openai", "vllm"] = "none"
+    timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+        return value.rstrip("/")
+
+    def api_key(self) -> str:
+        """The key from the environment; a placeholder for servers that need none."""
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise ValueError(
+                    f"endpoint '{self.name or self.base_url}': environment variable "
+                    f"{self.api_key_env} is not set; export it or remove api_key_env"
+                )
+            return key
+        return "EMPTY"
+
+    def label(self) -> str:
+        return self.name or self.base_url
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=6, ge=1)
+    initial_backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    max_retry_after_s: float = Field(default=120.0, ge=0)
+
+
+class HealthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failures_to_eject: int = Field(default=3, ge=1)
+    """Consecutive connection/5xx failures after which an endpoint leaves the rotation."""
+    probe_after_s: float = Field(default=5.0, ge=0)
+    """How long an ejected endpoint rests before one probe request is let through."""
+
+
+class Price(BaseModel):
+    """Price in currency units per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    path: str | None = None
+    """SQLite file; default ``<runs_dir>/.cache/llm.sqlite``, shared by runs."""
+
+
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per served model name."""

@@ -1,0 +1,107 @@
+"""Typed LLM requests and responses, independent of any wire format."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ChatMessage(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LLMRequest(BaseModel):
+    """A chat (``messages``) or completion (``prompt``) request to one model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    messages: tuple[ChatMessage, ...] | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_tokens: int = 512
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1)
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_schema: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_prompt_or_messages(self) -> LLMRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
+        return self
+
+    @property
+    def mode(self) -> Literal["chat", "completion"]:
+        return "chat" if self.messages is not None else "completion"
+
+    def cache_key(self, sample_index: int) -> str:
+        """Content address of sample ``sample_index`` of this request (``n`` is not part of it)."""
+        body = self.model_dump(mode="json", exclude={"n"})
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return f"{digest}:{sample_index}"
+
+
+class Usage(BaseModel):
+    """Token counts of one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+
+
+class Choice(BaseModel):
+    """One sample of a response."""
+
+    index: int
+    text: str
+    finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None
+    cache_hit: bool = False
+
+
+class LLMResponse(BaseModel):
+    """The samples of one request, with where and how they were obtained."""
+
+    model: str
+    choices: list[Choice]
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens paid for by this request (cache hits cost nothing)."""
+    latency_s: float = 0.0
+    endpoint: str | None = None
+    attempts: int = 1
+    errors: list[str] = Field(default_factory=list)
+    """Failures that were retried before this response was obtained."""
+
+    @property
+    def cache_hit(self) -> bool:
+        return bool(self.choices) and all(c.cache_hit for c in self.choices)
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text if self.choices else ""

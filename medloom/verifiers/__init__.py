@@ -1,0 +1,28 @@
+"""Verifiers: deterministic checks, LLM judges and composites. All return a Verdict."""
+
+from medloom.verifiers.base import Check
+from medloom.verifiers.composite import Composite
+from medloom.verifiers.llm_judge import LLMJudge, parse_judge
+from medloom.verifiers.match import McqAnswerMatch, NumericMatch, StringMatch
+from medloom.verifiers.structure import AnswerLeakage, FormatCheck
+
+CHECKS: dict[str, type[Check]] = {
+    "mcq_answer": McqAnswerMatch,
+    "string_match": StringMatch,
+    "numeric_match": NumericMatch,
+    "format": FormatCheck,
+    "leakage": AnswerLeakage,
+}
+
+__all__ = [
+    "CHECKS",
+    "AnswerLeakage",
+    "Check",
+    "Composite",
+    "FormatCheck",
+    "LLMJudge",
+    "McqAnswerMatch",
+    "NumericMatch",
+    "StringMatch",
+    "parse_judge",
+]

@@ -1,0 +1,37 @@
+"""The verifier protocol and helpers shared by deterministic checks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from medloom.agents.context import AgentContext
+from medloom.records import Item, Trace, Verdict
+
+
+class Check(ABC):
+    """A deterministic verifier: a pure function of the item and the trace."""
+
+    name: str = "check"
+
+    @abstractmethod
+    def check(self, item: Item, trace: Trace) -> Verdict: ...
+
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext) -> Verdict:
+        verdict = self.check(item, trace)
+        return verdict.model_copy(update={"node": ctx.node}) if ctx.node else verdict
+
+    def verdict(
+        self,
+        passed: bool,
+        reasons: list[str] | None = None,
+        *,
+        score: float | None = None,
+        step_flags: dict[int, str] | None = None,
+    ) -> Verdict:
+        return Verdict(
+            passed=passed,
+            score=score if score is not None else (1.0 if passed else 0.0),
+            reasons=reasons or [],
+            step_flags=step_flags or {},
+            verifier=self.name,
+        )

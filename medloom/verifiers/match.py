@@ -1,0 +1,101 @@
+"""Answer checks against the gold label: MCQ letter, normalised string, number."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+
+from medloom.agents.parsing import extract_choice
+from medloom.records import Item, Trace, Verdict
+from medloom.verifiers.base import Check
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents and punctuation removed, articles dropped, spaces collapsed."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+class McqAnswerMatch(Check):
+    """Passes when the trace's option letter equals the gold letter (gold may be option text)."""
+
+    name = "mcq_answer"
+
+    def check(self, item: Item, trace: Trace) -> Verdict:
+        if not item.options or item.answer is None:
+            return self.verdict(False, ["item has no options or no gold answer to compare with"])
+        gold = (
+            item.answer
+            if item.answer in item.options
+            else extract_choice(item.answer, item.options)
+        )
+        if gold is None:
+            return self.verdict(False, [f"gold answer '{item.answer}' matches no option"])
+        if trace.answer is None:
+            return self.verdict(False, [f"unparseable answer: {trace.parse_error or 'missing'}"])
+        predicted = (
+            trace.answer
+            if trace.answer in item.options
+            else extract_choice(trace.answer, item.options)
+        )
+        if predicted == gold:
+            return self.verdict(True, [f"answer {gold} matches gold"])
+        shown = (
+            f"{predicted}) {item.options.get(predicted, '')}" if predicted else repr(trace.answer)
+        )
+        return self.verdict(
+            False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"]
+        )
+
+
+class StringMatch(Check):
+    """Normalised exact match of the trace's answer with the gold answer."""
+
+    name = "string_match"
+
+    def check(self, item: Item, trace: Trace) -> Verdict:
+        if item.answer is None:
+            return self.verdict(False, ["item has no gold answer"])
+        if trace.answer is None:
+            return self.verdict(False, [f"unparseable answer: {trace.parse_error or 'missing'}"])
+        if normalise(trace.answer) == normalise(item.answer):
+            return self.verdict(True, ["answer matches gold"])
+        return self.verdict(False, [f"answer '{trace.answer}' != gold '{item.answer}'"])
+
+
+_NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
+
+
+def first_number(text: str) -> float | None:
+    m = _NUMBER.search(text)
+    if not m:
+        return None
+    try:
+        return float(m.group(0).replace(",", ""))
+    except ValueError:
+        return None
+
+
+class NumericMatch(Check):
+    """The first number in the answer equals the gold number within a relative tolerance."""
+
+    name = "numeric_match"
+
+    def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 0.0):
+        self.rel_tol = rel_tol
+        self.abs_tol = abs_tol
+
+    def check(self, item: Item, trace: Trace) -> Verdict:
+        gold = first_number(item.answer or "")
+        if gold is None:
+            return self.verdict(False, [f"gold answer '{item.answer}' has no number"])
+        got = first_number(trace.answer or "")
+        if got is None:
+            return self.verdict(False, [f"no number in answer '{trace.answer}'"])
+        if math.isclose(got, gold, rel_tol=self.rel_tol, abs_tol=self.abs_tol):
+            return self.verdict(True, [f"{got:g} matches gold {gold:g}"])
+        return self.verdict(False, [f"{got:g} != gold {gold:g}"])
