@@ -53,9 +53,7 @@ def parse_reasoning(
         answer = extract_choice(raw, options) if raw else None
         if answer is None:
             # A base model sometimes writes the letter without the "Answer:" label.
-            answer = (
-                extract_choice(text.strip().splitlines()[-1], options) if text.strip() else None
-            )
+            answer = extract_choice(text.strip().splitlines()[-1], options) if text.strip() else None
         if answer is None:
             return steps, None, "no final answer naming one of the options"
         return steps, answer, None

@@ -129,8 +129,7 @@ class Refiner:
             flagged = [s.index for s in trace.steps] or [1]
         reason_for = dict(verdict.step_flags)
         flags: list[dict[str, Any]] = [
-            {"index": i, "reason": reason_for.get(i) or verdict.reason or "marked wrong"}
-            for i in flagged
+            {"index": i, "reason": reason_for.get(i) or verdict.reason or "marked wrong"} for i in flagged
         ]
         variables = {
             **item_variables(item),
@@ -194,9 +193,7 @@ def merge_steps(original: list[Step], rewritten: list[Step], flagged: set[int]) 
     rewrites of unflagged steps are ignored.
     """
     by_index = {s.index: s for s in rewritten}
-    merged = [
-        by_index[s.index] if s.index in flagged and s.index in by_index else s for s in original
-    ]
+    merged = [by_index[s.index] if s.index in flagged and s.index in by_index else s for s in original]
     last = max((s.index for s in original), default=0)
     merged.extend(s for s in rewritten if s.index > last)
     return merged

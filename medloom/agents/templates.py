@@ -44,9 +44,7 @@ class TemplateLibrary:
         names: set[str] = set()
         for path in self.search_paths:
             if path.is_dir():
-                names.update(
-                    f.name.split(".")[0] for f in path.glob("*.j2") if not f.name.startswith("_")
-                )
+                names.update(f.name.split(".")[0] for f in path.glob("*.j2") if not f.name.startswith("_"))
         return sorted(names)
 
     def render(self, name: str, mode: Mode, variables: dict[str, Any]) -> str | list[ChatMessage]:

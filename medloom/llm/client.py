@@ -41,8 +41,7 @@ class LLMClient:
     ):
         self.settings = settings or LLMSettings()
         named = [
-            e if e.name else e.model_copy(update={"name": f"endpoint{i}"})
-            for i, e in enumerate(endpoints)
+            e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
         ]
         self.pool = EndpointPool(named, self.settings.health)
         self.cache = cache
@@ -72,9 +71,7 @@ class LLMClient:
 
     # -- public API -------------------------------------------------------------------------
 
-    async def generate(
-        self, request: LLMRequest, *, endpoints: list[str] | None = None
-    ) -> LLMResponse:
+    async def generate(self, request: LLMRequest, *, endpoints: list[str] | None = None) -> LLMResponse:
         """All ``request.n`` samples: cached ones from the cache, the rest from an endpoint."""
         started = time.perf_counter()
         cached = self.cache.get_many(request, request.n) if self.cache else {}

@@ -56,17 +56,13 @@ def parse_choices(raw: Any, mode: str) -> tuple[list[Choice], Usage]:
         if mode == "chat":
             text = c.message.content or ""
             if c.logprobs is not None and c.logprobs.content:
-                logprobs = [
-                    TokenLogprob(token=t.token, logprob=t.logprob) for t in c.logprobs.content
-                ]
+                logprobs = [TokenLogprob(token=t.token, logprob=t.logprob) for t in c.logprobs.content]
         else:
             text = c.text or ""
             if c.logprobs is not None and c.logprobs.tokens:
                 logprobs = [
                     TokenLogprob(token=t, logprob=lp if lp is not None else 0.0)
-                    for t, lp in zip(
-                        c.logprobs.tokens, c.logprobs.token_logprobs or [], strict=False
-                    )
+                    for t, lp in zip(c.logprobs.tokens, c.logprobs.token_logprobs or [], strict=False)
                 ]
         choices.append(
             Choice(index=len(choices), text=text, finish_reason=c.finish_reason, logprobs=logprobs)
@@ -123,9 +119,7 @@ def classify(exc: BaseException, endpoint: str) -> LLMError:
             f"malformed response from {endpoint}: {type(exc).__name__}: {_short(str(exc))}",
             endpoint=endpoint,
         )
-    return RetryableLLMError(
-        f"{type(exc).__name__} from {endpoint}: {_short(str(exc))}", endpoint=endpoint
-    )
+    return RetryableLLMError(f"{type(exc).__name__} from {endpoint}: {_short(str(exc))}", endpoint=endpoint)
 
 
 def is_endpoint_fault(err: LLMError) -> bool:

@@ -45,9 +45,7 @@ class Composite:
             passed=passed,
             score=sum(scores) / len(scores) if scores else None,
             step_flags=flags,
-            reasons=[
-                f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts
-            ],
+            reasons=[f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts],
             verifier=self.name,
             node=ctx.node,
         )

@@ -58,9 +58,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["verdict", "score", "wrong_steps", "reason"],
 }
 
-_LINE = re.compile(
-    r"^\s*(verdict|score|wrong steps|flagged steps|reason)\s*[:\-]\s*(.*)$", re.I | re.M
-)
+_LINE = re.compile(r"^\s*(verdict|score|wrong steps|flagged steps|reason)\s*[:\-]\s*(.*)$", re.I | re.M)
 
 
 def parse_judge(text: str) -> JudgeOutput | None:
@@ -123,11 +121,7 @@ class LLMJudge:
                 node=ctx.node,
             )
         known = {s.index for s in trace.steps}
-        flags = {
-            i: parsed.reason or "marked wrong by the judge"
-            for i in parsed.wrong_steps
-            if i in known
-        }
+        flags = {i: parsed.reason or "marked wrong by the judge" for i in parsed.wrong_steps if i in known}
         passed = parsed.passed and not flags
         reasons = [parsed.reason] if parsed.reason else []
         if parsed.passed and flags:

@@ -28,28 +28,18 @@ class McqAnswerMatch(Check):
     def check(self, item: Item, trace: Trace) -> Verdict:
         if not item.options or item.answer is None:
             return self.verdict(False, ["item has no options or no gold answer to compare with"])
-        gold = (
-            item.answer
-            if item.answer in item.options
-            else extract_choice(item.answer, item.options)
-        )
+        gold = item.answer if item.answer in item.options else extract_choice(item.answer, item.options)
         if gold is None:
             return self.verdict(False, [f"gold answer '{item.answer}' matches no option"])
         if trace.answer is None:
             return self.verdict(False, [f"unparseable answer: {trace.parse_error or 'missing'}"])
         predicted = (
-            trace.answer
-            if trace.answer in item.options
-            else extract_choice(trace.answer, item.options)
+            trace.answer if trace.answer in item.options else extract_choice(trace.answer, item.options)
         )
         if predicted == gold:
             return self.verdict(True, [f"answer {gold} matches gold"])
-        shown = (
-            f"{predicted}) {item.options.get(predicted, '')}" if predicted else repr(trace.answer)
-        )
-        return self.verdict(
-            False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"]
-        )
+        shown = f"{predicted}) {item.options.get(predicted, '')}" if predicted else repr(trace.answer)
+        return self.verdict(False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"])
 
 
 class StringMatch(Check):

@@ -60,9 +60,7 @@ class AnswerLeakage(Check):
 
     name = "leakage"
 
-    def __init__(
-        self, text: str = "question", extra_terms_field: str | None = None, min_chars: int = 3
-    ):
+    def __init__(self, text: str = "question", extra_terms_field: str | None = None, min_chars: int = 3):
         self.text = text
         self.extra_terms_field = extra_terms_field
         self.min_chars = min_chars
@@ -76,11 +74,7 @@ class AnswerLeakage(Check):
             extra = item.data.get(self.extra_terms_field) or []
             terms.extend(str(t) for t in (extra if isinstance(extra, list) else [extra]))
         haystack = f" {normalise(question)} "
-        leaked = [
-            t
-            for t in terms
-            if len(normalise(t)) >= self.min_chars and f" {normalise(t)} " in haystack
-        ]
+        leaked = [t for t in terms if len(normalise(t)) >= self.min_chars and f" {normalise(t)} " in haystack]
         if leaked:
             return self.verdict(False, [f"the question names {', '.join(repr(t) for t in leaked)}"])
         return self.verdict(True, ["no answer terms in the question"])

@@ -1,0 +1,310 @@
+"""Execute a graph over items: concurrent, streaming, every item ends kept, rejected or failed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+
+from medloom.agents.context import AgentContext
+from medloom.errors import LLMError
+from medloom.graphs.conditions import matches
+from medloom.graphs.runtime import Runtime
+from medloom.graphs.selectors import select
+from medloom.records import Item, Trace
+from medloom.runs.events import (
+    Event,
+    ItemFinished,
+    ItemStarted,
+    LLMCall,
+    NodeStats,
+    RowSkipped,
+    Selection,
+    TraceDropped,
+    VerdictGiven,
+)
+from medloom.runs.rows import trace_row
+
+log = logging.getLogger("medloom.engine")
+
+EventSink = Callable[[Event], None]
+
+
+class NodeFailure(Exception):
+    """An item failed at a node; wraps the cause."""
+
+    def __init__(self, node: str, cause: BaseException):
+        self.node = node
+        self.cause = cause
+        super().__init__(f"{node}: {cause}")
+
+
+class ItemRun:
+    """One item's way through the graph."""
+
+    def __init__(self, rt: Runtime, item: Item, ctx: AgentContext, run_id: str):
+        self.rt = rt
+        self.item = item
+        self.ctx = ctx
+        self.run_id = run_id
+        self.spec = rt.compiled.spec
+        self.stats: dict[str, NodeStats] = defaultdict(NodeStats)
+        self.pending: dict[str, list[Trace]] = defaultdict(list)
+        self.final: list[Trace] = []
+        self.drops: list[tuple[str, str]] = []
+        self.failed_reasons: dict[str, list[str]] = {}
+
+    def count_call(self, event: LLMCall) -> None:
+        if event.node is None or event.response is None:
+            return
+        s = self.stats[event.node]
+        s.calls += 1
+        s.cached_calls += int(event.response.cache_hit)
+        s.prompt_tokens += event.response.usage.prompt_tokens
+        s.completion_tokens += event.response.usage.completion_tokens
+
+    async def run(self) -> ItemFinished:
+        for component in self.rt.compiled.components:
+            while True:
+                progressed = False
+                for node in component:
+                    if node in self.rt.generators:
+                        if node in self.stats:
+                            continue
+                        progressed = True
+                        out = await self._guard(node, self._generate(node))
+                        self.route(node, out)
+                        continue
+                    batch = self.pending.pop(node, [])
+                    if not batch:
+                        continue
+                    progressed = True
+                    self.stats[node].traces_in += len(batch)
+                    out = await self._guard(node, self._process(node, batch))
+                    self.route(node, out)
+                if not progressed or not any(self.pending.get(n) for n in component):
+                    break
+        return self.finish()
+
+    async def _guard(self, node: str, work: Awaitable[list[Trace]]) -> list[Trace]:
+        try:
+            return await work
+        except Exception as exc:
+            raise NodeFailure(node, exc) from exc
+
+    async def _generate(self, node: str) -> list[Trace]:
+        ctx = self.ctx.at(node)
+        batches = await asyncio.gather(*(g.generate(self.item, ctx) for g in self.rt.generators[node]))
+        return [t for b in batches for t in b]
+
+    async def _process(self, node: str, batch: list[Trace]) -> list[Trace]:
+        ctx = self.ctx.at(node)
+        if node in self.rt.verifiers:
+            verifier = self.rt.verifiers[node]
+            verdicts = await asyncio.gather(*(verifier.verify(self.item, t, ctx) for t in batch))
+            out = []
+            for trace, verdict in zip(batch, verdicts, strict=True):
+                verdict = verdict.model_copy(update={"node": node})
+                trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict]})
+                ctx.send(
+                    VerdictGiven(
+                        item_id=self.item.id,
+                        attempt=ctx.attempt,
+                        node=node,
+                        trace_id=trace.id,
+                        verdict=verdict,
+                    )
+                )
+                s = self.stats[node]
+                rounds = s.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})
+                key = "passed" if verdict.passed else "failed"
+                rounds[key] += 1
+                setattr(s, key, getattr(s, key) + 1)
+                if not verdict.passed:
+                    self.failed_reasons[trace.id] = verdict.reasons
+                out.append(trace)
+            return out
+        if node in self.rt.refiners:
+            refiner, cfg = self.rt.refiners[node]
+            todo: list[Trace] = []
+            for trace in batch:
+                if trace.round >= cfg.max_rounds:
+                    last = trace.last_verdict.reason if trace.last_verdict else "no verdict"
+                    self.drop(node, trace, f"still failing after {cfg.max_rounds} refinement rounds: {last}")
+                elif trace.last_verdict is None:
+                    self.drop(node, trace, "nothing to refine: the trace has no verdict")
+                else:
+                    todo.append(trace)
+
+            async def one(trace: Trace) -> Trace:
+                assert trace.last_verdict is not None
+                others: list[str] = []
+                if cfg.share_reasons:
+                    others = [r for tid, rs in self.failed_reasons.items() if tid != trace.id for r in rs]
+                    others = list(dict.fromkeys(others))[:5]
+                return await refiner.refine(self.item, trace, trace.last_verdict, ctx, others)
+
+            return list(await asyncio.gather(*(one(t) for t in todo)))
+        selector = self.rt.selectors[node]
+        chosen, detail = select(selector, batch)
+        ctx.send(
+            Selection(
+                item_id=self.item.id,
+                attempt=ctx.attempt,
+                node=node,
+                method=selector.method,
+                selected=[t.id for t in chosen],
+                candidates=[t.id for t in batch],
+                detail=detail,
+            )
+        )
+        chosen_ids = {t.id for t in chosen}
+        for trace in batch:
+            if trace.id not in chosen_ids:
+                why = detail.get("reason") or f"not selected by {selector.method}"
+                self.drop(node, trace, str(why), event=False)
+        return chosen
+
+    def drop(self, node: str, trace: Trace, reason: str, *, event: bool = True) -> None:
+        self.stats[node].dropped += 1
+        self.drops.append((node, reason))
+        if event:
+            self.ctx.send(
+                TraceDropped(
+                    item_id=self.item.id,
+                    attempt=self.ctx.attempt,
+                    node=node,
+                    trace_id=trace.id,
+                    reason=reason,
+                )
+            )
+
+    def route(self, node: str, traces: list[Trace]) -> None:
+        """Send each trace along its first matching out-edge; keep it if the node is final."""
+        graph = self.rt.compiled.graph
+        successors = list(graph.successors(node))
+        self.stats[node].traces_out += len(traces)
+        for trace in traces:
+            target = next(
+                (v for v in successors if any(matches(c, trace) for c in graph.edges[node, v]["conditions"])),
+                None,
+            )
+            if target is not None:
+                self.pending[target].append(trace)
+            elif not successors:
+                self.final.append(trace)
+            else:
+                verdict = trace.last_verdict
+                reason = verdict.reason if verdict and not verdict.passed else "no edge condition matched"
+                self.drop(node, trace, reason)
+
+    def finish(self) -> ItemFinished:
+        passthrough = self.spec.output.passthrough
+        if self.final:
+            rows = [trace_row(self.item, t, self.run_id, passthrough) for t in self.final]
+            return self._end("kept", node=None, reason=None, rows=rows)
+        if not self.drops:
+            return self._end("rejected", node=None, reason="no trace reached a final node")
+        by_node = Counter(n for n, _ in self.drops)
+        node = max(
+            by_node, key=lambda n: (by_node[n], max(i for i, (m, _) in enumerate(self.drops) if m == n))
+        )
+        reasons = Counter(r for n, r in self.drops if n == node)
+        summary = " | ".join(f"{r} (×{c})" if c > 1 else r for r, c in reasons.most_common(3))
+        return self._end("rejected", node=node, reason=summary)
+
+    def _end(
+        self,
+        status: str,
+        *,
+        node: str | None,
+        reason: str | None,
+        rows: list[dict[str, object]] | None = None,
+    ) -> ItemFinished:
+        return ItemFinished(
+            item_id=self.item.id,
+            attempt=self.ctx.attempt,
+            node=node,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            rows=rows or [],
+            stats=dict(self.stats),
+        )
+
+
+class Engine:
+    """Runs items through a runtime with bounded concurrency, streaming from an iterator."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        sink: EventSink,
+        *,
+        run_id: str,
+        attempt: int = 0,
+        concurrency: int = 16,
+        on_item_done: Callable[[ItemFinished], None] | None = None,
+    ):
+        self.rt = rt
+        self.sink = sink
+        self.run_id = run_id
+        self.attempt = attempt
+        self.concurrency = concurrency
+        self.on_item_done = on_item_done
+
+    async def run_item(self, item: Item) -> ItemFinished:
+        """One item, start to end; never raises for the item's own failures."""
+        started = time.perf_counter()
+        runner: ItemRun
+
+        def emit(event: Event) -> None:
+            if isinstance(event, LLMCall):
+                runner.count_call(event)
+            self.sink(event)
+
+        ctx = AgentContext(item_id=item.id, attempt=self.attempt, emit=emit)
+        runner = ItemRun(self.rt, item, ctx, self.run_id)
+        self.sink(ItemStarted(item_id=item.id, attempt=self.attempt, index=item.index, input=item.data))
+        try:
+            end = await runner.run()
+        except NodeFailure as failure:
+            cause = failure.cause
+            if not isinstance(cause, LLMError):
+                log.exception("internal error on item %s at node %s", item.id, failure.node, exc_info=cause)
+            kind = "" if isinstance(cause, LLMError) else f"{type(cause).__name__}: "
+            end = runner._end("failed", node=failure.node, reason=f"{kind}{cause}")
+        end = end.model_copy(update={"wall_s": round(time.perf_counter() - started, 4)})
+        self.sink(end)
+        if self.on_item_done:
+            self.on_item_done(end)
+        return end
+
+    async def run(self, items: Iterable[tuple[int, Item | Exception]], done: set[str] | None = None) -> None:
+        """Process ``items`` (bad rows come as exceptions and are recorded as skipped)."""
+        done = done or set()
+        iterator: Iterator[tuple[int, Item | Exception]] = iter(items)
+        lock = asyncio.Lock()
+
+        async def next_item() -> Item | None:
+            async with lock:
+                for index, entry in iterator:
+                    if isinstance(entry, Exception):
+                        self.sink(
+                            RowSkipped(
+                                item_id=f"row-{index}", attempt=self.attempt, index=index, reason=str(entry)
+                            )
+                        )
+                        log.warning("row %d skipped: %s", index, entry)
+                        continue
+                    if entry.id in done:
+                        continue
+                    return entry
+                return None
+
+        async def worker() -> None:
+            while (item := await next_item()) is not None:
+                await self.run_item(item)
+
+        await asyncio.gather(*(worker() for _ in range(self.concurrency)))

@@ -1,0 +1,113 @@
+"""Load a graph spec from YAML, apply ``key=value`` overrides, report errors by file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from medloom.errors import ConfigError
+from medloom.graphs.spec import GraphSpec
+
+
+def apply_override(data: dict[str, Any], assignment: str, *, file: str | None = None) -> None:
+    """Set ``a.b.c=value`` in ``data``; the value is parsed as YAML (``3``, ``[a, b]``)."""
+    if "=" not in assignment:
+        raise ConfigError(f"override '{assignment}' must look like key.path=value", file=file)
+    key, _, raw = assignment.partition("=")
+    key = key.strip()
+    parts = [p for p in key.split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{assignment}' has an empty key", file=file)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value '{raw}': {exc}", file=file, key=key) from exc
+    target: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(target, list):
+            target = _list_index(target, part, ".".join(parts[: i + 1]), file)
+            continue
+        if not isinstance(target, dict):
+            raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
+        target = target.setdefault(part, {})
+        if target is None:
+            target = {}
+    last = parts[-1]
+    if isinstance(target, list):
+        index = int(last) if last.isdigit() else -1
+        if not 0 <= index < len(target):
+            raise ConfigError(f"no list element {last}", file=file, key=key)
+        target[index] = value
+    elif isinstance(target, dict):
+        target[last] = value
+    else:
+        raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
+
+
+def _list_index(target: list[Any], part: str, key: str, file: str | None) -> Any:
+    if not part.isdigit() or int(part) >= len(target):
+        raise ConfigError(f"list has no element {part}", file=file, key=key)
+    return target[int(part)]
+
+
+def load_raw(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}", file=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}", file=path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping (name:, models:, nodes:, ...)", file=path)
+    return data
+
+
+def validate_spec(data: dict[str, Any], *, file: str | Path | None = None) -> GraphSpec:
+    """A GraphSpec, or a ConfigError naming the first bad key (and how many more there are)."""
+    try:
+        return GraphSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see the config reference in README.md)"
+        elif first["type"] == "missing":
+            message = "required key is missing"
+        more = (
+            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+            if len(errors) > 1
+            else ""
+        )
+        raise ConfigError(f"{message}{more}", file=file, key=key or None) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> GraphSpec:
+    """Read, override and validate a recipe file (structure checks come with ``build_graph``)."""
+    data = load_raw(path)
+    for assignment in overrides or []:
+        apply_override(data, assignment, file=str(path))
+    return validate_spec(data, file=path)
+
+
+_NODE_TAGS = {"generator", "verifier", "refiner", "selector"}
+
+
+def _key_of(loc: tuple[Any, ...]) -> str:
+    """A dotted key from a pydantic error location, without union member names."""
+    parts: list[str] = []
+    for i, p in enumerate(loc):
+        if isinstance(p, str) and p[:1].isupper():
+            continue  # a union member's class name
+        if i == 2 and loc[0] == "nodes" and p in _NODE_TAGS:
+            continue  # the discriminator tag of a node
+        parts.append(str(p))
+    return ".".join(parts)

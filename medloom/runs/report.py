@@ -1,0 +1,148 @@
+"""The run report, computed from the trajectory file alone (so a resumed run reports the same)."""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from medloom.llm.accounting import cost_of
+from medloom.llm.settings import Price
+from medloom.runs.events import ItemFinished, LLMCall, NodeStats, RowSkipped
+from medloom.runs.rundir import RunDir
+from medloom.runs.store import iter_events
+
+
+class ModelUsage(BaseModel):
+    calls: int = 0
+    cached_calls: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+class NodeReport(NodeStats):
+    pass_rate: float | None = None
+
+
+class Report(BaseModel):
+    run_id: str
+    recipe: str
+    items: int = 0
+    kept: int = 0
+    rejected: int = 0
+    failed: int = 0
+    skipped_rows: int = 0
+    rows: int = 0
+    pass_rate: float | None = None
+    """kept / (kept + rejected)."""
+    nodes: dict[str, NodeReport] = Field(default_factory=dict)
+    models: dict[str, ModelUsage] = Field(default_factory=dict)
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_s: dict[str, float] = Field(default_factory=dict)
+    wall_time_s: float = 0.0
+    items_per_s: float = 0.0
+    output_tokens_per_s: float = 0.0
+    sessions: int = 0
+    rejection_reasons: list[tuple[str, int]] = Field(default_factory=list)
+    failure_reasons: list[tuple[str, int]] = Field(default_factory=list)
+    skipped: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _percentiles(values: array[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))], 4)
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1], 4)}
+
+
+def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
+    """Aggregate the trajectory file: the last ``item_end`` of each item, every LLM call."""
+    meta = run.read_meta()
+    report = Report(run_id=meta.run_id, recipe=meta.recipe, sessions=len(meta.sessions))
+    prices = prices or {}
+    finals: dict[str, ItemFinished] = {}
+    skipped: dict[int, RowSkipped] = {}
+    latencies: array[float] = array("d")
+    for _, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped"}):
+        if isinstance(event, ItemFinished):
+            finals[event.item_id] = event.model_copy(update={"rows": [{}] * len(event.rows)})
+        elif isinstance(event, RowSkipped):
+            skipped[event.index] = event
+        elif isinstance(event, LLMCall):
+            model = event.request.model
+            usage = report.models.setdefault(model, ModelUsage())
+            if event.response is None:
+                usage.failed_calls += 1
+                continue
+            usage.calls += 1
+            resp = event.response
+            if resp.cache_hit:
+                usage.cached_calls += 1
+            else:
+                latencies.append(resp.latency_s)
+            usage.prompt_tokens += resp.usage.prompt_tokens
+            usage.completion_tokens += resp.usage.completion_tokens
+            usage.cost += cost_of(resp.usage, prices.get(model))
+    rejections: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    for item in finals.values():
+        report.items += 1
+        if item.status == "kept":
+            report.kept += 1
+            report.rows += len(item.rows)
+        elif item.status == "rejected":
+            report.rejected += 1
+            rejections[f"{item.node}: {_first_reason(item.reason)}"] += 1
+        else:
+            report.failed += 1
+            failures[f"{item.node}: {_first_reason(item.reason)}"] += 1
+        for node, stats in item.stats.items():
+            report.nodes.setdefault(node, NodeReport()).merge(stats)
+    for stats in report.nodes.values():
+        judged = stats.passed + stats.failed
+        stats.pass_rate = round(stats.passed / judged, 4) if judged else None
+    decided = report.kept + report.rejected
+    report.pass_rate = round(report.kept / decided, 4) if decided else None
+    report.skipped_rows = len(skipped)
+    report.skipped = [{"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)][:1000]
+    for usage in report.models.values():
+        report.calls += usage.calls
+        report.cached_calls += usage.cached_calls
+        report.prompt_tokens += usage.prompt_tokens
+        report.completion_tokens += usage.completion_tokens
+        report.cost += usage.cost
+    report.cost = round(report.cost, 6)
+    report.latency_s = _percentiles(latencies)
+    report.wall_time_s = round(sum((s.ended or s.started) - s.started for s in meta.sessions), 3)
+    if report.wall_time_s > 0:
+        report.items_per_s = round(report.items / report.wall_time_s, 3)
+        report.output_tokens_per_s = round(report.completion_tokens / report.wall_time_s, 2)
+    report.rejection_reasons = rejections.most_common(20)
+    report.failure_reasons = failures.most_common(20)
+    return report
+
+
+def _first_reason(reason: str | None) -> str:
+    text = (reason or "unknown").split(" | ")[0]
+    return text if len(text) <= 160 else text[:160] + "…"
+
+
+def write_report(run: RunDir, report: Report) -> Path:
+    tmp = run.report_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2))
+    tmp.replace(run.report_path)
+    return run.report_path

@@ -1,0 +1,106 @@
+"""The run directory: config snapshot, run metadata, trajectories, outputs, report."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from medloom.errors import RunError
+from medloom.runs.store import TRAJECTORIES
+
+
+class Session(BaseModel):
+    """One process's stint on a run (the first, then one per resume)."""
+
+    started: float
+    ended: float | None = None
+    status: str = "running"
+    command: list[str] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=list)
+
+
+class RunMeta(BaseModel):
+    run_id: str
+    recipe: str
+    created: float
+    config_file: str | None = None
+    medloom_version: str = ""
+    sessions: list[Session] = Field(default_factory=list)
+
+
+def new_run_id(recipe: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", recipe.lower()).strip("-")[:40] or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+
+
+class RunDir:
+    """Paths and metadata of ``runs/<run-id>/``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    meta_path = property(lambda self: self.path / "run.json")
+    trajectories = property(lambda self: self.path / TRAJECTORIES)
+    report_path = property(lambda self: self.path / "report.json")
+    dataset_dir = property(lambda self: self.path / "dataset")
+    parquet_path = property(lambda self: self.path / "data.parquet")
+    jsonl_path = property(lambda self: self.path / "data.jsonl")
+    card_path = property(lambda self: self.path / "README.md")
+    log_path = property(lambda self: self.path / "medloom.log")
+
+    @classmethod
+    def create(cls, runs_dir: Path, recipe: str, config: dict[str, Any], config_file: str | None) -> RunDir:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        run = cls(runs_dir / new_run_id(recipe))
+        run.path.mkdir()
+        run.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        from medloom import __version__
+
+        meta = RunMeta(
+            run_id=run.run_id,
+            recipe=recipe,
+            created=time.time(),
+            config_file=config_file,
+            medloom_version=__version__,
+        )
+        run.write_meta(meta)
+        return run
+
+    @classmethod
+    def open(cls, runs_dir: Path, run_id: str) -> RunDir:
+        candidate = Path(run_id)
+        path = candidate if candidate.is_dir() and (candidate / "run.json").exists() else runs_dir / run_id
+        if not (path / "run.json").exists():
+            known = sorted(p.name for p in runs_dir.glob("*/run.json")) if runs_dir.exists() else []
+            hint = f"; runs in {runs_dir}: {', '.join(p.split('/')[0] for p in known[-5:])}" if known else ""
+            raise RunError(f"no run '{run_id}' in {runs_dir}{hint}")
+        return cls(path)
+
+    def read_meta(self) -> RunMeta:
+        return RunMeta.model_validate_json(self.meta_path.read_text())
+
+    def write_meta(self, meta: RunMeta) -> None:
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(meta.model_dump_json(indent=2))
+        tmp.replace(self.meta_path)
+
+    def read_config(self) -> dict[str, Any]:
+        data = yaml.safe_load(self.config_path.read_text())
+        if not isinstance(data, dict):
+            raise RunError(f"{self.config_path} is not a mapping; the run directory is damaged")
+        return data
+
+    def read_report(self) -> dict[str, Any]:
+        return dict(json.loads(self.report_path.read_text()))

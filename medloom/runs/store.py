@@ -1,0 +1,96 @@
+"""The append-only trajectory file: one JSON event a line, safe to read while it grows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from medloom.runs.events import Event, ItemFinished, parse_event
+
+TRAJECTORIES = "trajectories.jsonl"
+
+
+class TrajectoryWriter:
+    """Appends events; flushes at item boundaries so a killed run loses at most what was in flight."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        repair_tail(path)
+        self._fh: IO[bytes] = path.open("ab")
+        self.events_written = 0
+
+    def write(self, event: Event) -> None:
+        self._fh.write(event.model_dump_json(exclude_none=True).encode() + b"\n")
+        self.events_written += 1
+        if event.type in ("item_end", "item_started", "row_skipped"):
+            self._fh.flush()
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            self._fh.close()
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a partial last line left by a killed writer; returns the bytes removed."""
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        block = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            cut = chunk.rfind(b"\n")
+            if cut != -1:
+                keep = start + cut + 1
+                fh.truncate(keep)
+                return size - keep
+            pos = start
+        fh.truncate(0)
+        return size
+
+
+def iter_events(path: Path, types: set[str] | None = None) -> Iterator[tuple[int, Event]]:
+    """(byte offset, event) pairs; ``types`` filters cheaply before parsing."""
+    if not path.exists():
+        return
+    needles = [f'"type":"{t}"'.encode() for t in types] if types else None
+    with path.open("rb") as fh:
+        offset = 0
+        for line in fh:
+            start = offset
+            offset += len(line)
+            if not line.endswith(b"\n"):
+                break  # a line still being written
+            if needles is not None and not any(n in line for n in needles):
+                continue
+            yield start, parse_event(line)
+
+
+def read_event_at(path: Path, offset: int) -> Event:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return parse_event(fh.readline())
+
+
+def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:
+    """The last ``item_end`` of each item, by item id: (offset, event)."""
+    finals: dict[str, tuple[int, ItemFinished]] = {}
+    for offset, event in iter_events(path, {"item_end"}):
+        assert isinstance(event, ItemFinished)
+        finals[event.item_id] = (offset, event.model_copy(update={"rows": []}))
+    return finals
