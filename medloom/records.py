@@ -41,6 +41,15 @@ class Verdict(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     verifier: str
     node: str | None = None
+    failed_by: list[str] = Field(default_factory=list)
+    """For a composite verdict: the verifiers that failed."""
+
+    @property
+    def failing(self) -> list[str]:
+        """Names of what failed (the verifier itself, or a composite's failing parts)."""
+        if self.passed:
+            return []
+        return self.failed_by or [self.verifier]
 
     @property
     def reason(self) -> str:

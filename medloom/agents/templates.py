@@ -64,7 +64,8 @@ class TemplateLibrary:
             text = template.render(**variables)
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"template '{filename}': {exc}", key="template") from exc
-        return split_chat(text) if mode == "chat" else text
+        # A completion prompt ends exactly where the model continues ("Step 1:").
+        return split_chat(text) if mode == "chat" else text.rstrip()
 
     def source_path(self, name: str, mode: Mode) -> Path | None:
         for path in self.search_paths:

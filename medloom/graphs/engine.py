@@ -53,7 +53,7 @@ class ItemRun:
         self.stats: dict[str, NodeStats] = defaultdict(NodeStats)
         self.pending: dict[str, list[Trace]] = defaultdict(list)
         self.final: list[Trace] = []
-        self.drops: list[tuple[str, str]] = []
+        self.drops: list[tuple[str, str, str]] = []
         self.failed_reasons: dict[str, list[str]] = {}
 
     def count_call(self, event: LLMCall) -> None:
@@ -131,10 +131,17 @@ class ItemRun:
             todo: list[Trace] = []
             for trace in batch:
                 if trace.round >= cfg.max_rounds:
-                    last = trace.last_verdict.reason if trace.last_verdict else "no verdict"
-                    self.drop(node, trace, f"still failing after {cfg.max_rounds} refinement rounds: {last}")
+                    last = trace.last_verdict
+                    why = last.reason if last else "no verdict"
+                    failing = ", ".join(last.failing) if last else "?"
+                    self.drop(
+                        node,
+                        trace,
+                        f"still failing after {cfg.max_rounds} refinement rounds: {why}",
+                        code=f"still failing {failing} after {cfg.max_rounds} refinement rounds",
+                    )
                 elif trace.last_verdict is None:
-                    self.drop(node, trace, "nothing to refine: the trace has no verdict")
+                    self.drop(node, trace, "nothing to refine: the trace has no verdict", code="no verdict")
                 else:
                     todo.append(trace)
 
@@ -164,12 +171,13 @@ class ItemRun:
         for trace in batch:
             if trace.id not in chosen_ids:
                 why = detail.get("reason") or f"not selected by {selector.method}"
-                self.drop(node, trace, str(why), event=False)
+                self.drop(node, trace, str(why), code=f"not selected ({selector.method})", event=False)
         return chosen
 
-    def drop(self, node: str, trace: Trace, reason: str, *, event: bool = True) -> None:
+    def drop(self, node: str, trace: Trace, reason: str, *, code: str, event: bool = True) -> None:
+        """Record that ``trace`` stops at ``node``; ``code`` is a short category for reports."""
         self.stats[node].dropped += 1
-        self.drops.append((node, reason))
+        self.drops.append((node, reason, code))
         if event:
             self.ctx.send(
                 TraceDropped(
@@ -197,8 +205,10 @@ class ItemRun:
                 self.final.append(trace)
             else:
                 verdict = trace.last_verdict
-                reason = verdict.reason if verdict and not verdict.passed else "no edge condition matched"
-                self.drop(node, trace, reason)
+                if verdict is not None and not verdict.passed:
+                    self.drop(node, trace, verdict.reason, code=f"failed {', '.join(verdict.failing)}")
+                else:
+                    self.drop(node, trace, "no edge condition matched", code="no edge matched")
 
     def finish(self) -> ItemFinished:
         passthrough = self.spec.output.passthrough
@@ -207,13 +217,14 @@ class ItemRun:
             return self._end("kept", node=None, reason=None, rows=rows)
         if not self.drops:
             return self._end("rejected", node=None, reason="no trace reached a final node")
-        by_node = Counter(n for n, _ in self.drops)
-        node = max(
-            by_node, key=lambda n: (by_node[n], max(i for i, (m, _) in enumerate(self.drops) if m == n))
-        )
-        reasons = Counter(r for n, r in self.drops if n == node)
+        by_node = Counter(n for n, _, _ in self.drops)
+        last_at = {n: i for i, (n, _, _) in enumerate(self.drops)}
+        node = max(by_node, key=lambda n: (by_node[n], last_at[n]))
+        codes = Counter(c for n, _, c in self.drops if n == node)
+        reasons = Counter(r for n, r, _ in self.drops if n == node)
         summary = " | ".join(f"{r} (×{c})" if c > 1 else r for r, c in reasons.most_common(3))
-        return self._end("rejected", node=node, reason=summary)
+        end = self._end("rejected", node=node, reason=summary)
+        return end.model_copy(update={"reason_code": codes.most_common(1)[0][0]})
 
     def _end(
         self,

@@ -44,7 +44,7 @@ def write_outputs(run: RunDir) -> datasets.Dataset:
             ds = datasets.Dataset.from_dict({k: [] for k in ROW_FEATURES}, features=ROW_FEATURES)
         if run.dataset_dir.exists():
             shutil.rmtree(run.dataset_dir)
-        ds.save_to_disk(str(run.dataset_dir))
+        ds.save_to_disk(str(run.dataset_dir), num_shards=1 if len(ds) == 0 else None)
         ds.to_parquet(str(run.parquet_path))
         ds.to_json(str(run.jsonl_path), lines=True, force_ascii=False)
     return datasets.load_from_disk(str(run.dataset_dir))

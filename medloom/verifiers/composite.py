@@ -48,4 +48,5 @@ class Composite:
             reasons=[f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts],
             verifier=self.name,
             node=ctx.node,
+            failed_by=[v.verifier for v in verdicts if not v.passed],
         )

