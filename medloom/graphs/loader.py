@@ -76,7 +76,7 @@ def validate_spec(data: dict[str, Any], *, file: str | Path | None = None) -> Gr
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
-        key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        key = _key_of(tuple(first["loc"]))
         message = first["msg"]
         if first["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the config reference in README.md)"

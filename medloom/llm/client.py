@@ -47,6 +47,7 @@ class LLMClient:
         self.cache = cache
         self.ledger = TokenLedger(self.settings.prices)
         self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
         self._throttler: Throttler | None = None
         if self.settings.rate_limit_rps:
             rps = self.settings.rate_limit_rps
@@ -72,7 +73,40 @@ class LLMClient:
     # -- public API -------------------------------------------------------------------------
 
     async def generate(self, request: LLMRequest, *, endpoints: list[str] | None = None) -> LLMResponse:
-        """All ``request.n`` samples: cached ones from the cache, the rest from an endpoint."""
+        """All ``request.n`` samples: cached ones from the cache, the rest from an endpoint.
+
+        With the cache on, identical requests in flight at the same time are sent once.
+        """
+        if self.cache is None:
+            return await self._generate(request, endpoints)
+        key = f"{request.cache_key(request.n)}:{request.n}:{endpoints}"
+        pending = self._inflight.get(key)
+        if pending is not None:
+            first = await asyncio.shield(pending)
+            shared = first.model_copy(
+                update={
+                    "choices": [c.model_copy(update={"cache_hit": True}) for c in first.choices],
+                    "usage": Usage(),
+                    "latency_s": 0.0,
+                }
+            )
+            self.ledger.record(shared)
+            return shared
+        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            response = await self._generate(request, endpoints)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(response)
+            return response
+        finally:
+            del self._inflight[key]
+
+    async def _generate(self, request: LLMRequest, endpoints: list[str] | None) -> LLMResponse:
         started = time.perf_counter()
         cached = self.cache.get_many(request, request.n) if self.cache else {}
         missing = [i for i in range(request.n) if i not in cached]

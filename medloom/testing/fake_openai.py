@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -354,7 +355,7 @@ class FakeOpenAIServer:
         self._request_count = 0
         self._completion_tokens = 0
         self._rejected = 0
-        self._seen: dict[str, int] = {}
+        self._seen: dict[bytes, int] = {}  # body digest → times seen
         self._down: DownMode | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -617,7 +618,7 @@ class FakeOpenAIServer:
         if self.strict_models and model not in self.models:
             return _json_response(_error_body(404, f"model {model!r} not found"), 404)
         n = int(body.get("n") or 1)
-        key = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        key = hashlib.blake2b(raw, digest_size=16).digest()
         with self._lock:
             index = self._request_count
             self._request_count += 1
@@ -631,7 +632,7 @@ class FakeOpenAIServer:
                 n=n,
                 index_in_run=index,
                 attempt=attempt,
-                headers=dict(request.headers),
+                headers=request.headers,
             )
             if self.record_requests:
                 self._requests.append(req)

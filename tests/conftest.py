@@ -1,0 +1,17 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.mcq_student import McqStudent
+
+
+@pytest.fixture
+def student_server() -> Iterator[FakeOpenAIServer]:
+    """A fake endpoint playing a deterministic MCQ student (generator, judge, refiner)."""
+    with FakeOpenAIServer(McqStudent()) as srv:
+        yield srv
