@@ -13,6 +13,10 @@ _ANSWER_LINE = re.compile(
     r"^\s*(?:\*\*)?(?:final\s+answer|answer)(?:\*\*)?\s*[:\-–]\s*(?:\*\*)?\s*(.+?)\s*$", re.I
 )
 _ANSWER_IS = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s+is\s*[:\-]?\s*(.+?)(?:[.\n]|$)", re.I)
+# A line that states the answer in prose ("Therefore, the answer is (C).") ends the steps too.
+_ANSWER_IS_LINE = re.compile(
+    r"^\s*(?:\*\*)?(?:(?:so|thus|hence|therefore),?\s+)?(?:the\s+)?(?:final\s+)?answer\s+is\b", re.I
+)
 
 
 def parse_steps(text: str) -> list[Step]:
@@ -22,7 +26,7 @@ def parse_steps(text: str) -> list[Step]:
         m = _STEP.match(line)
         if m:
             steps.append(Step(index=int(m.group(1)), text=m.group(2).strip()))
-        elif _ANSWER_LINE.match(line):
+        elif _ANSWER_LINE.match(line) or _ANSWER_IS_LINE.match(line):
             break
         elif steps and line.strip():
             steps[-1] = Step(index=steps[-1].index, text=f"{steps[-1].text} {line.strip()}".strip())
@@ -63,11 +67,11 @@ def parse_reasoning(
 
 
 _LETTER_PATTERNS = [
-    r"^\(?([A-Z])\)?\s*$",
-    r"^\(?([A-Z])\)?[.):\s]",
-    r"answer\s+is\s*:?\s*\(?([A-Z])\)?\b",
-    r"\boption\s*\(?([A-Z])\)?\b",
-    r"^\**\(?([A-Z])\)?\**\b",
+    (r"^\(?([A-Z])\)?\s*$", re.I),  # a lone letter, any case: "b", "(B)"
+    (r"^\(?([A-Z])\)?[.):\s]", 0),
+    (r"answer\s+is\s*:?\s*\(?([A-Z])\)?\b", re.I),
+    (r"\boption\s*\(?([A-Z])\)?\b", re.I),
+    (r"^\**\(?([A-Z])\)?\**\b", 0),
 ]
 
 
@@ -77,8 +81,8 @@ def extract_choice(text: str | None, options: dict[str, str]) -> str | None:
         return None
     letters = {k.upper(): k for k in options}
     candidate = text.strip().strip("*").strip()
-    for pattern in _LETTER_PATTERNS:
-        m = re.search(pattern, candidate, re.I if "answer" in pattern or "option" in pattern else 0)
+    for pattern, flags in _LETTER_PATTERNS:
+        m = re.search(pattern, candidate, flags)
         if m and m.group(1).upper() in letters:
             letter = letters[m.group(1).upper()]
             # "A 45-year-old..." must not count as letter A when it matches no option text better.

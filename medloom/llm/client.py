@@ -143,8 +143,9 @@ class LLMClient:
             if ep.config.models is not None:
                 found[ep.name] = list(ep.config.models)
                 continue
+            client = self._client(ep)  # outside the try: a missing API key stays a ValueError
             try:
-                page = await self._client(ep).models.list()
+                page = await client.models.list()
                 ep.discovered_models = [m.id for m in page.data]
             except Exception as exc:
                 raise classify(exc, ep.name) from exc
@@ -209,12 +210,16 @@ class LLMClient:
         self, request: LLMRequest, count: int, only: list[str] | None
     ) -> tuple[list[Choice], Usage, str]:
         ep = await self.pool.acquire(request.model, only)
+        try:
+            client = self._client(ep)  # a missing API key is a config error: raise it unretried
+        except BaseException:
+            await self.pool.release(ep, healthy=None)
+            raise
         healthy: bool | None = None
         try:
             if self._throttler is not None:
                 async with self._throttler:
                     pass
-            client = self._client(ep)
             if ep.config.supports_n or count == 1:
                 choices, usage = await self._create(client, request, count, ep.config)
             else:

@@ -80,7 +80,7 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FakeRequest:
     """One completion/chat request as the responder sees it."""
 
@@ -142,6 +142,7 @@ class Reply:
         return cls(drop_connection=True)
 
 
+_PLAIN = Reply()
 ReplyLike: TypeAlias = Reply | str | Sequence[str]
 Responder: TypeAlias = Callable[[FakeRequest], ReplyLike | Awaitable[ReplyLike]]
 Matcher: TypeAlias = str | Callable[[FakeRequest], bool]
@@ -646,7 +647,7 @@ class FakeOpenAIServer:
             log.exception("FakeOpenAIServer responder failed on request %d", index)
             message = f"responder raised {type(exc).__name__}: {exc}"
             return _json_response(_error_body(500, message), 500, {"x-request-id": request_id})
-        reply = out if isinstance(out, Reply) else Reply(texts=out)
+        reply, texts = (out, out.texts) if isinstance(out, Reply) else (_PLAIN, out)
 
         if reply.delay_s > 0:
             await asyncio.sleep(reply.delay_s)
@@ -656,7 +657,7 @@ class FakeOpenAIServer:
         if reply.status >= 400:
             return _json_response(_error_body(reply.status, reply.error_message), reply.status, headers)
 
-        payload, completion_tokens = self._build(req, reply, request_id)
+        payload, completion_tokens = self._build(req, texts, reply, request_id)
         data = json.dumps(payload, separators=(",", ":")).encode()
         if reply.malformed:
             return web.Response(body=data[: len(data) // 2], headers=headers, content_type=_JSON)
@@ -664,9 +665,12 @@ class FakeOpenAIServer:
             self._completion_tokens += completion_tokens
         return web.Response(body=data, status=reply.status, headers=headers, content_type=_JSON)
 
-    def _build(self, req: FakeRequest, reply: Reply, request_id: str) -> tuple[dict[str, Any], int]:
+    @staticmethod
+    def _build(
+        req: FakeRequest, out: str | Sequence[str], reply: Reply, request_id: str
+    ) -> tuple[dict[str, Any], int]:
         body = req.body
-        texts = [reply.texts] if isinstance(reply.texts, str) else list(reply.texts) or [""]
+        texts = [out] if isinstance(out, str) else list(out) or [""]
         stop = body.get("stop")
         stops: list[str] = [stop] if isinstance(stop, str) else list(stop or [])
         max_tokens = body.get("max_completion_tokens")

@@ -444,6 +444,8 @@ async def test_missing_api_key_env_raises_clear_value_error(
     assert snap["outstanding"] == 0
     assert snap["failures"] == 0
     assert snap["in_rotation"] is True
+    with pytest.raises(ValueError, match="MEDLOOM_TEST_LLM_KEY_MISSING"):
+        await client.discover_models()
 
 
 # -- accounting -----------------------------------------------------------------------------------------
