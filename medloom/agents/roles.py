@@ -104,7 +104,8 @@ class Generator:
             traces.append(trace)
         return traces
 
-    async def generate(self, item: Item, ctx: AgentContext) -> list[Trace]:
+    async def generate(self, item: Item, ctx: AgentContext | None = None) -> list[Trace]:
+        ctx = ctx or AgentContext(item_id=item.id)
         batches = await asyncio.gather(*(self._at(item, t, ctx) for t in self.temperatures))
         return [t for batch in batches for t in batch]
 
@@ -121,9 +122,10 @@ class Refiner:
         item: Item,
         trace: Trace,
         verdict: Verdict,
-        ctx: AgentContext,
+        ctx: AgentContext | None = None,
         other_reasons: list[str] | None = None,
     ) -> Trace:
+        ctx = ctx or AgentContext(item_id=item.id)
         flagged = sorted(i for i in verdict.step_flags if any(s.index == i for s in trace.steps))
         if not flagged:
             flagged = [s.index for s in trace.steps] or [1]

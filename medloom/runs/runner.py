@@ -102,7 +102,7 @@ def default_embedded_provider() -> EmbeddedProvider:
 
 
 async def arun(
-    config: str | Path | None = None,
+    config: str | Path | GraphSpec | dict[str, Any] | None = None,
     *,
     overrides: list[str] | None = None,
     endpoints: list[str] | None = None,
@@ -116,7 +116,12 @@ async def arun(
     embedded: EmbeddedProvider | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows."""
-    base_dir = Path(config).resolve().parent if config else None
+    config_file: str | None = None
+    if isinstance(config, GraphSpec):
+        config = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(config, str | Path):
+        config_file = str(Path(config).resolve())
+    base_dir = Path(config_file).parent if config_file else None
     if resume:
         base = Path(runs_dir) if runs_dir else Path("runs")
         run = RunDir.open(base, resume)
@@ -128,8 +133,8 @@ async def arun(
     else:
         if config is None:
             raise ConfigError("give a config file (or --resume RUN_ID)")
-        raw = load_raw(config)
-        file = str(config)
+        raw = config if isinstance(config, dict) else load_raw(config)
+        file = str(config) if config_file else "<config>"
     data = prepare_config(
         raw,
         file=file,
@@ -150,7 +155,7 @@ async def arun(
             compiled = build_graph(spec, file=file, templates=templates)
     root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)
     if not resume:
-        run = RunDir.create(root, spec.name, data, str(Path(config).resolve()) if config else None)
+        run = RunDir.create(root, spec.name, data, config_file)
     provider = embedded or default_embedded_provider()
     async with contextlib.AsyncExitStack() as stack:
         if not spec.endpoints:
@@ -242,6 +247,6 @@ def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
     return handler
 
 
-def run(config: str | Path | None = None, **kwargs: Any) -> RunResult:
+def run(config: str | Path | GraphSpec | dict[str, Any] | None = None, **kwargs: Any) -> RunResult:
     """Synchronous :func:`arun`."""
     return asyncio.run(arun(config, **kwargs))

@@ -16,9 +16,9 @@ class Check(ABC):
     @abstractmethod
     def check(self, item: Item, trace: Trace) -> Verdict: ...
 
-    async def verify(self, item: Item, trace: Trace, ctx: AgentContext) -> Verdict:
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
         verdict = self.check(item, trace)
-        return verdict.model_copy(update={"node": ctx.node}) if ctx.node else verdict
+        return verdict.model_copy(update={"node": ctx.node}) if ctx and ctx.node else verdict
 
     def verdict(
         self,

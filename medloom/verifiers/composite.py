@@ -27,7 +27,8 @@ class Composite:
         self.threshold = threshold
         self.name = name
 
-    async def verify(self, item: Item, trace: Trace, ctx: AgentContext) -> Verdict:
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
+        ctx = ctx or AgentContext(item_id=item.id)
         verdicts = await asyncio.gather(*(v.verify(item, trace, ctx) for v in self.verifiers))
         passes = [v.passed for v in verdicts]
         if self.mode == "all":

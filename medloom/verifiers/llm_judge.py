@@ -101,7 +101,8 @@ class LLMJudge:
         self.parse_retries = parse_retries
         self.structured = structured
 
-    async def verify(self, item: Item, trace: Trace, ctx: AgentContext) -> Verdict:
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
+        ctx = ctx or AgentContext(item_id=item.id)
         variables = {**item_variables(item), **trace_variables(trace)}
         schema = JUDGE_SCHEMA if self.structured else None
         texts, _ = await self.agent.call(variables, ctx, schema=schema)

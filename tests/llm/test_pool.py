@@ -13,7 +13,7 @@ from medloom.llm import LLMClient, LLMRequest, LLMResponse
 from medloom.llm.pool import EndpointPool
 from medloom.llm.settings import EndpointConfig, HealthSettings
 from medloom.testing.fake_openai import FakeRequest, Reply
-from tests.llm._support import endpoint
+from tests.llm._support import endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
 
 MODEL = "fake-model"
@@ -174,12 +174,13 @@ async def test_503_endpoint_is_ejected_after_consecutive_failures(
 ) -> None:
     bad = make_server(lambda req: Reply.error(503))
     good = make_server(lambda req: "good")
-    client = make_client([endpoint(bad, name="bad"), endpoint(good, name="good")])
+    no_probes = fast_settings(health=HealthSettings(failures_to_eject=3, probe_after_s=60))
+    client = make_client([endpoint(bad, name="bad"), endpoint(good, name="good")], settings=no_probes)
 
     responses = [await client.generate(request(i)) for i in range(10)]
 
     assert all(r.text == "good" for r in responses)
-    # Sequential requests: exactly failures_to_eject (3) hits before ejection, none during the rest.
+    # Exactly failures_to_eject (3) hits before ejection; no probe within the 60 s rest.
     assert bad.request_count == 3
     assert snapshot_of(client, "bad")["in_rotation"] is False
     assert snapshot_of(client, "bad")["failures"] == 3
