@@ -32,9 +32,9 @@ def apply_override(data: dict[str, Any], assignment: str, *, file: str | None = 
             continue
         if not isinstance(target, dict):
             raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
-        target = target.setdefault(part, {})
-        if target is None:
-            target = {}
+        if target.get(part) is None:  # missing, or an empty YAML mapping ("output:")
+            target[part] = {}
+        target = target[part]
     last = parts[-1]
     if isinstance(target, list):
         index = int(last) if last.isdigit() else -1

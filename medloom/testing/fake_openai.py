@@ -7,6 +7,7 @@ thread, so both in-process clients and other processes can reach it::
     with FakeOpenAIServer(lambda req: "hello world") as srv:
         client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="x", max_retries=0)
 
+``GET /_fake/stats`` returns the request/token counters as JSON (handy across processes).
 Replies are scripted by a *responder*: ``responder(req: FakeRequest) -> Reply | str |
 list[str]`` (or an awaitable of one). It runs on the server's event loop, so it must not
 block. Tokens are whitespace-separated words everywhere (usage, ``max_tokens``, logprobs).
@@ -133,7 +134,7 @@ class Reply:
 
     @classmethod
     def garbage(cls) -> Reply:
-        """HTTP 200 with a truncated, invalid JSON body."""
+        """HTTP 200 with a truncated JSON body (the openai SDK raises ``json.JSONDecodeError``)."""
         return cls(texts="garbage", malformed=True)
 
     @classmethod
@@ -174,10 +175,10 @@ class Rule:
 
 
 class ScriptedResponder:
-    """A responder from ordered rules (prompt substring or predicate → reply or callable).
+    """A responder from ordered rules (prompt substring or predicate → reply or callable)::
 
-    >>> r = ScriptedResponder(default="fallback")
-    >>> r.add("capital of France", "Paris").add(lambda q: q.attempt == 0, Reply.error(503))
+    script = ScriptedResponder(default="fallback").add("capital of France", "Paris")
+    script.add(lambda q: q.attempt == 0, Reply.error(503), times=1)
     """
 
     def __init__(

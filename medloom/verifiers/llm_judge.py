@@ -72,7 +72,8 @@ def parse_judge(text: str) -> JudgeOutput | None:
     fields: dict[str, Any] = {}
     for key, value in _LINE.findall(text):
         key = key.lower()
-        if key in fields and key != "reason":
+        # The first line of each kind wins ("wrong steps" is stored as "wrong_steps").
+        if ("wrong_steps" if key in ("wrong steps", "flagged steps") else key) in fields:
             continue
         if key == "verdict":
             fields["verdict"] = value

@@ -57,7 +57,7 @@ class StringMatch(Check):
         return self.verdict(False, [f"answer '{trace.answer}' != gold '{item.answer}'"])
 
 
-_NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def first_number(text: str) -> float | None:

@@ -14,6 +14,7 @@ from tests.llm._support import endpoint, fast_settings
 ServerFactory = Callable[..., FakeOpenAIServer]
 ClientFactory = Callable[..., LLMClient]
 
+
 @pytest.fixture
 def make_server() -> Iterator[ServerFactory]:
     """Start fake servers on demand; all are stopped at teardown."""

@@ -188,6 +188,45 @@ async def test_identical_concurrent_requests_share_one_call(
     assert client.ledger.by_model[MODEL].cached_samples == 8
 
 
+async def test_cancelling_the_first_of_shared_requests_does_not_cancel_the_others(
+    make_server: ServerFactory, make_client: ClientFactory, cache: RequestCache
+) -> None:
+    srv = make_server(lambda req: Reply.slow(0.2, "still wanted"))
+    client = make_client(srv, cache=cache)
+
+    leader = asyncio.create_task(client.generate(completion()))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(client.generate(completion()))
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    results = await asyncio.gather(leader, follower, return_exceptions=True)
+
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert not follower.cancelled()
+    response = follower.result()
+    assert response.text == "still wanted"
+    assert response.cache_hit is False  # it had to make the call itself
+    assert srv.request_count == 2
+
+
+async def test_cancelling_a_follower_leaves_the_shared_call_running(
+    make_server: ServerFactory, make_client: ClientFactory, cache: RequestCache
+) -> None:
+    srv = make_server(lambda req: Reply.slow(0.2, "for the leader"))
+    client = make_client(srv, cache=cache)
+
+    leader = asyncio.create_task(client.generate(completion()))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(client.generate(completion()))
+    await asyncio.sleep(0.05)
+    follower.cancel()
+    results = await asyncio.gather(leader, follower, return_exceptions=True)
+
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[0].text == "for the leader"  # type: ignore[union-attr]
+    assert srv.request_count == 1
+
+
 # -- the cache on its own -----------------------------------------------------------------------------------
 
 

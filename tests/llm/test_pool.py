@@ -88,9 +88,7 @@ async def test_max_concurrency_per_endpoint_is_never_exceeded(
 ) -> None:
     tracker_a, tracker_b = InFlight(0.03), InFlight(0.03)
     a, b = make_server(tracker_a), make_server(tracker_b)
-    client = make_client(
-        [endpoint(a, name="a", max_concurrency=2), endpoint(b, name="b", max_concurrency=2)]
-    )
+    client = make_client([endpoint(a, name="a", max_concurrency=2), endpoint(b, name="b", max_concurrency=2)])
 
     started = time.monotonic()
     responses = await asyncio.gather(*(client.generate(request(i)) for i in range(40)))
