@@ -121,7 +121,7 @@ def count_rows(spec: DatasetSpec, base_dir: Path | None = None) -> int | None:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     index = 0
-    with path.open("r", encoding="utf-8") as fh:
+    with path.open("r", encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -145,7 +145,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
 
 def _csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # spreadsheets often write a BOM
         reader = csv.DictReader(fh, delimiter=delimiter)
         for index, row in enumerate(reader):
             if None in row:

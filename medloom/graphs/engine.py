@@ -55,6 +55,8 @@ class ItemRun:
         self.final: list[Trace] = []
         self.drops: list[tuple[str, str, str]] = []
         self.failed_reasons: dict[str, list[str]] = {}
+        self.lineage: dict[str, str] = {}
+        """Refined trace id → the id of the generated trace it descends from."""
 
     def count_call(self, event: LLMCall) -> None:
         if event.node is None or event.response is None:
@@ -148,10 +150,19 @@ class ItemRun:
             async def one(trace: Trace) -> Trace:
                 assert trace.last_verdict is not None
                 others: list[str] = []
+                root = self.lineage.get(trace.id, trace.id)
                 if cfg.share_reasons:
-                    others = [r for tid, rs in self.failed_reasons.items() if tid != trace.id for r in rs]
+                    # Other attempts only: not this trace, nor the earlier rounds it was refined from.
+                    others = [
+                        r
+                        for tid, rs in self.failed_reasons.items()
+                        if self.lineage.get(tid, tid) != root
+                        for r in rs
+                    ]
                     others = list(dict.fromkeys(others))[:5]
-                return await refiner.refine(self.item, trace, trace.last_verdict, ctx, others)
+                new = await refiner.refine(self.item, trace, trace.last_verdict, ctx, others)
+                self.lineage[new.id] = root
+                return new
 
             return list(await asyncio.gather(*(one(t) for t in todo)))
         selector = self.rt.selectors[node]

@@ -53,7 +53,7 @@ class LLMClient:
             rps = self.settings.rate_limit_rps
             self._throttler = (
                 Throttler(rate_limit=int(rps), period=1.0)
-                if rps >= 1
+                if float(rps).is_integer()
                 else Throttler(rate_limit=1, period=1.0 / rps)
             )
 
@@ -82,7 +82,13 @@ class LLMClient:
         key = f"{request.cache_key(request.n)}:{request.n}:{endpoints}"
         pending = self._inflight.get(key)
         if pending is not None:
-            first = await asyncio.shield(pending)
+            try:
+                first = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this caller was cancelled, not the one it waited for
+                return await self.generate(request, endpoints=endpoints)  # leader cancelled: go again
             shared = first.model_copy(
                 update={
                     "choices": [c.model_copy(update={"cache_hit": True}) for c in first.choices],
@@ -97,8 +103,11 @@ class LLMClient:
         try:
             response = await self._generate(request, endpoints)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()  # waiters were not cancelled themselves: they retry
+            else:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         else:
             future.set_result(response)
@@ -108,7 +117,7 @@ class LLMClient:
 
     async def _generate(self, request: LLMRequest, endpoints: list[str] | None) -> LLMResponse:
         started = time.perf_counter()
-        cached = self.cache.get_many(request, request.n) if self.cache else {}
+        cached = self.cache.get_many(request, request.n) if self.cache is not None else {}
         missing = [i for i in range(request.n) if i not in cached]
         choices: dict[int, Choice] = dict(cached)
         usage = Usage()
@@ -116,7 +125,7 @@ class LLMClient:
         attempts = 0
         errors: list[str] = []
         if missing:
-            fresh, usage, endpoint_name, attempts, errors = await self._fetch(
+            fresh, usage, endpoint_name, attempts, errors = await self._fetch_samples(
                 request, len(missing), endpoints
             )
             for index, choice in zip(missing, fresh, strict=False):
@@ -180,6 +189,19 @@ class LLMClient:
         backoff = wait_exponential_jitter(initial=retry.initial_backoff_s, max=retry.max_backoff_s)
         return float(backoff(state))
 
+    async def _fetch_samples(
+        self, request: LLMRequest, count: int, only: list[str] | None
+    ) -> tuple[list[Choice], Usage, str | None, int, list[str]]:
+        """``count`` samples: one request with ``n`` where every candidate endpoint supports it,
+        otherwise ``count`` requests that each take their own slot (and retry on their own)."""
+        if count == 1 or all(ep.config.supports_n for ep in self.pool.candidates(request.model, only)):
+            return await self._fetch(request, count, only)
+        parts = await asyncio.gather(*(self._fetch(request, 1, only) for _ in range(count)))
+        choices = [c for part in parts for c in part[0]]
+        usage = sum((part[1] for part in parts), Usage())
+        errors = [e for part in parts for e in part[4]]
+        return choices, usage, parts[0][2], max(part[3] for part in parts), errors
+
     async def _fetch(
         self, request: LLMRequest, count: int, only: list[str] | None
     ) -> tuple[list[Choice], Usage, str | None, int, list[str]]:
@@ -210,10 +232,11 @@ class LLMClient:
         self, request: LLMRequest, count: int, only: list[str] | None
     ) -> tuple[list[Choice], Usage, str]:
         ep = await self.pool.acquire(request.model, only)
+        probe = ep.ejected  # only a probe may take a slot on an endpoint out of rotation
         try:
             client = self._client(ep)  # a missing API key is a config error: raise it unretried
         except BaseException:
-            await self.pool.release(ep, healthy=None)
+            await self.pool.release(ep, healthy=None, probe=probe)
             raise
         healthy: bool | None = None
         try:
@@ -223,11 +246,12 @@ class LLMClient:
             if ep.config.supports_n or count == 1:
                 choices, usage = await self._create(client, request, count, ep.config)
             else:
-                parts = await asyncio.gather(
-                    *(self._create(client, request, 1, ep.config) for _ in range(count))
-                )
-                choices = [c for part in parts for c in part[0]]
-                usage = sum((part[1] for part in parts), Usage())
+                # One slot, one request at a time: never more in flight than max_concurrency.
+                choices, usage = [], Usage()
+                for _ in range(count):
+                    part, part_usage = await self._create(client, request, 1, ep.config)
+                    choices += part
+                    usage += part_usage
             if len(choices) < count:
                 raise RetryableLLMError(
                     f"{ep.name} returned {len(choices)} of {count} samples", endpoint=ep.name
@@ -241,7 +265,7 @@ class LLMClient:
             healthy = False if is_endpoint_fault(err) else None
             raise err from exc
         finally:
-            await self.pool.release(ep, healthy=healthy)
+            await self.pool.release(ep, healthy=healthy, probe=probe)
 
     @staticmethod
     async def _create(

@@ -43,7 +43,6 @@ class EndpointPool:
         self.health = health or HealthSettings()
         self.endpoints = [EndpointState(e) for e in endpoints]
         self._cond = asyncio.Condition()
-        self._rr = 0
 
     def candidates(self, model: str, only: list[str] | None = None) -> list[EndpointState]:
         chosen = [e for e in self.endpoints if e.serves(model) and (only is None or e.name in only)]
@@ -57,7 +56,10 @@ class EndpointPool:
         return chosen
 
     async def acquire(self, model: str, only: list[str] | None = None) -> EndpointState:
-        """Wait for a healthy endpoint with spare capacity, least outstanding first."""
+        """Wait for a healthy endpoint with spare capacity, least outstanding first.
+
+        When every endpoint is out of rotation this waits for the first probe time (the
+        client's retry budget bounds how long a call waits in total)."""
         candidates = self.candidates(model, only)
         async with self._cond:
             while True:
@@ -81,8 +83,9 @@ class EndpointPool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cond.wait(), timeout)
 
-    async def release(self, ep: EndpointState, *, healthy: bool | None) -> None:
-        """Return a slot. ``healthy``: True (success), False (endpoint fault), None (neither)."""
+    async def release(self, ep: EndpointState, *, healthy: bool | None, probe: bool = False) -> None:
+        """Return a slot. ``healthy``: True (success), False (endpoint fault), None (neither);
+        ``probe``: this call was the one probe let through to an endpoint out of rotation."""
         async with self._cond:
             ep.outstanding -= 1
             if healthy is True:
@@ -92,11 +95,10 @@ class EndpointPool:
             elif healthy is False:
                 ep.failures += 1
                 ep.consecutive_failures += 1
-                if ep.probing or ep.consecutive_failures >= self.health.failures_to_eject:
+                if probe or ep.consecutive_failures >= self.health.failures_to_eject:
                     ep.ejected = True
                     ep.down_until = time.monotonic() + self.health.probe_after_s
-                ep.probing = False
-            else:
+            if probe:
                 ep.probing = False
             self._cond.notify_all()
 

@@ -109,6 +109,8 @@ class ItemFinished(_Event):
     status: ItemStatus
     reason: str | None = None
     """Why it was rejected or failed (the node is in ``node``)."""
+    reason_code: str | None = None
+    """A short category of a rejection's reason, for reports ("failed mcq_answer")."""
     rows: list[dict[str, Any]] = Field(default_factory=list)
     stats: dict[str, NodeStats] = Field(default_factory=dict)
     wall_s: float = 0.0

@@ -106,7 +106,7 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             report.rows += len(item.rows)
         elif item.status == "rejected":
             report.rejected += 1
-            rejections[f"{item.node}: {_first_reason(item.reason)}"] += 1
+            rejections[f"{item.node}: {item.reason_code or _first_reason(item.reason)}"] += 1
         else:
             report.failed += 1
             failures[f"{item.node}: {_first_reason(item.reason)}"] += 1

@@ -46,7 +46,13 @@ class Composite:
             passed=passed,
             score=sum(scores) / len(scores) if scores else None,
             step_flags=flags,
-            reasons=[f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts],
+            # A failing composite gives the failing parts' reasons only: they are what a refiner
+            # must fix and what a rejection reports.
+            reasons=[
+                f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})"
+                for v in verdicts
+                if passed or not v.passed
+            ],
             verifier=self.name,
             node=ctx.node,
             failed_by=[v.verifier for v in verdicts if not v.passed],

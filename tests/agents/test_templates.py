@@ -27,7 +27,7 @@ TRACE_TEXT = (
 
 
 def _trace() -> Trace:
-    steps, answer, error = parse_reasoning(TRACE_TEXT, ITEM.options)
+    steps, answer, _ = parse_reasoning(TRACE_TEXT, ITEM.options)
     return Trace(id="q1/gen/m/t0/0", item_id="q1", node="gen", text=TRACE_TEXT, steps=steps, answer=answer)
 
 
@@ -147,7 +147,8 @@ def test_missing_mode_names_the_other_variant(tmp_path: Path) -> None:
 
 def test_user_directory_overrides_a_builtin(tmp_path: Path) -> None:
     (tmp_path / "mcq_cot.chat.j2").write_text(
-        '{% import "_mcq_macros.j2" as m %}--- user ---\nCUSTOM {{ question }}\n{{ m.options_block(options) }}'
+        '{% import "_mcq_macros.j2" as m %}--- user ---\n'
+        "CUSTOM {{ question }}\n{{ m.options_block(options) }}"
     )
     lib = TemplateLibrary([tmp_path])
     messages = lib.render("mcq_cot", "chat", item_variables(ITEM))

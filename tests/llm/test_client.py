@@ -7,7 +7,7 @@ import time
 import pytest
 
 from medloom.errors import FatalLLMError, NoEndpointAvailable, RetryableLLMError
-from medloom.llm import ChatMessage, LLMRequest, Price, RetrySettings
+from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
 from medloom.llm.accounting import cost_of
 from medloom.llm.types import Usage
 from medloom.testing.fake_openai import FakeRequest, Reply
@@ -452,11 +452,11 @@ async def test_missing_api_key_env_raises_clear_value_error(
 
 
 async def test_ledger_totals_match_usage_of_fresh_responses(
-    make_server: ServerFactory, make_client: ClientFactory, cache: object
+    make_server: ServerFactory, make_client: ClientFactory, cache: RequestCache
 ) -> None:
     srv = make_server(lambda req: "two words")
     price = Price(prompt=2.0, completion=10.0)
-    client = make_client(srv, settings=fast_settings(prices={MODEL: price}), cache=cache)  # type: ignore[arg-type]
+    client = make_client(srv, settings=fast_settings(prices={MODEL: price}), cache=cache)
 
     requests = [completion("a b c"), chat("x y", n=2), completion("a b c"), completion("d", n=3)]
     responses = [await client.generate(r) for r in requests]

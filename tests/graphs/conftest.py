@@ -1,0 +1,34 @@
+"""A fake OpenAI server and an LLMClient pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from medloom.llm.client import LLMClient
+from medloom.llm.settings import EndpointConfig, LLMSettings, RetrySettings
+from medloom.testing import FakeOpenAIServer
+
+FakeFactory = Callable[..., tuple[FakeOpenAIServer, LLMClient]]
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeFactory]:
+    """``fake_llm(responder)`` → (server, client); both are closed after the test."""
+    servers: list[FakeOpenAIServer] = []
+    clients: list[LLMClient] = []
+
+    def start(responder, **server_kwargs) -> tuple[FakeOpenAIServer, LLMClient]:  # type: ignore[no-untyped-def]
+        server = FakeOpenAIServer(responder, **server_kwargs).start()
+        servers.append(server)
+        settings = LLMSettings(retry=RetrySettings(max_attempts=2, initial_backoff_s=0, max_backoff_s=0))
+        client = LLMClient([EndpointConfig(name="fake", base_url=server.base_url)], settings)
+        clients.append(client)
+        return server, client
+
+    yield start
+    for client in clients:
+        await client.aclose()
+    for server in servers:
+        server.stop()
