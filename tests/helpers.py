@@ -14,7 +14,9 @@ RECIPE = REPO / "configs" / "mcq_refine.yaml"
 MEDLOOM = [sys.executable, "-m", "medloom.cli.main"]
 
 
-def medloom_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def medloom_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real `medloom` entry point in a subprocess."""
     full_env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(

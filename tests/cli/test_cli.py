@@ -84,7 +84,15 @@ def test_run_against_fake_endpoint_writes_the_run_directory(
     )
     assert result.returncode == 0, result.stderr
     run_dir = only_run(tmp_path)
-    for name in ("config.yaml", "run.json", "trajectories.jsonl", "report.json", "data.parquet", "data.jsonl", "README.md"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "trajectories.jsonl",
+        "report.json",
+        "data.parquet",
+        "data.jsonl",
+        "README.md",
+    ):
         assert (run_dir / name).exists(), name
     assert (run_dir / "dataset" / "dataset_info.json").exists()
     report = read_report(run_dir)
@@ -100,11 +108,26 @@ def test_bad_rows_are_reported_with_their_index_and_skipped(
     tmp_path: Path, student_server: FakeOpenAIServer
 ) -> None:
     rows = [
-        {"id": "a", "question": "Which organ makes insulin?", "options": {"A": "Liver", "B": "Pancreas"}, "answer": "B"},
+        {
+            "id": "a",
+            "question": "Which organ makes insulin?",
+            "options": {"A": "Liver", "B": "Pancreas"},
+            "answer": "B",
+        },
         {"id": "b", "question": "", "options": {"A": "x", "B": "y"}, "answer": "A"},
         "not json at all",
-        {"id": "d", "question": "Which vitamin is made in the skin with sunlight?", "options": {"A": "D", "B": "C"}, "answer": "Z"},
-        {"id": "e", "question": "Which cell makes antibodies?", "options": {"A": "Plasma cell", "B": "Neutrophil"}, "answer": "A"},
+        {
+            "id": "d",
+            "question": "Which vitamin is made in the skin with sunlight?",
+            "options": {"A": "D", "B": "C"},
+            "answer": "Z",
+        },
+        {
+            "id": "e",
+            "question": "Which cell makes antibodies?",
+            "options": {"A": "Plasma cell", "B": "Neutrophil"},
+            "answer": "A",
+        },
     ]
     data_file = tmp_path / "items.jsonl"
     data_file.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
@@ -132,7 +155,9 @@ def test_bad_rows_are_reported_with_their_index_and_skipped(
 
 
 def test_dead_endpoint_fails_items_with_reasons_not_the_run(tmp_path: Path) -> None:
-    recipe = _recipe_copy(tmp_path, llm={"retry": {"max_attempts": 2, "initial_backoff_s": 0.01, "max_backoff_s": 0.02}})
+    recipe = _recipe_copy(
+        tmp_path, llm={"retry": {"max_attempts": 2, "initial_backoff_s": 0.01, "max_backoff_s": 0.02}}
+    )
     result = medloom_cli(
         "run",
         str(recipe),
