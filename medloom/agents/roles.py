@@ -145,7 +145,9 @@ class Refiner:
         new_steps = merge_steps(trace.steps, parse_steps(text), set(flagged))
         body = "\n".join(f"Step {s.index}: {s.text}" for s in new_steps)
         _, answer_in_fix, _ = parse_reasoning(text, item.options)
-        answer_line = f"\nAnswer: {answer_in_fix}" if answer_in_fix else ""
+        # A fix that states no answer keeps the original one (the verifier judges it again).
+        final_answer = answer_in_fix or trace.answer
+        answer_line = f"\nAnswer: {final_answer}" if final_answer else ""
         merged_text = f"{body}{answer_line}"
         node = ctx.node or self.name
         new = make_trace(
