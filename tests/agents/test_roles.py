@@ -265,14 +265,16 @@ async def test_refiner_ignores_flags_on_steps_the_trace_lacks(fake_llm) -> None:
     assert new.steps[2].text == "Ferritin confirms it."
 
 
-async def test_refiner_without_an_answer_in_the_fix_has_no_answer(fake_llm) -> None:
+async def test_refiner_without_an_answer_in_the_fix_keeps_the_original_answer(fake_llm) -> None:
     _, client = fake_llm(lambda req: "Step 2: Heavy periods cause iron deficiency.")
+    original = _original()
     new = await Refiner(Agent("refine", CHAT, "mcq_refine", client)).refine(
-        ITEM, _original(), FLAGGED, AgentContext()
+        ITEM, original, FLAGGED, AgentContext()
     )
-    assert new.answer is None
-    assert new.parse_error is not None
-    assert "Answer:" not in new.text
+    assert original.answer is not None
+    assert new.answer == original.answer
+    assert new.steps[1].text == "Heavy periods cause iron deficiency."
+    assert new.text.endswith(f"Answer: {original.answer}")
 
 
 async def test_completion_refiner_continues_the_first_flagged_step(fake_llm) -> None:
