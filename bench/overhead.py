@@ -146,9 +146,8 @@ def main() -> None:
             proc.wait()
     print(f"{args.items} items × (generate + judge) = {calls} calls, concurrency {args.concurrency}")
     print(f"raw openai client      {base:7.2f} s  {calls / base:7.0f} calls/s")
-    print(
-        f"medloom (engine only)  {engine:7.2f} s  {calls / engine:7.0f} calls/s  ({engine / base - 1:+.0%} vs raw)"
-    )
+    overhead = engine / base - 1
+    print(f"medloom (engine only)  {engine:7.2f} s  {calls / engine:7.0f} calls/s  ({overhead:+.0%} vs raw)")
     print(f"medloom (incl. setup, report, dataset writing) {total:7.2f} s")
 
 

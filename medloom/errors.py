@@ -61,7 +61,12 @@ class FatalLLMError(LLMError):
 
 
 class NoEndpointAvailable(LLMError):
-    """No endpoint serves the requested model, or all of them are out of rotation."""
+    """No endpoint serves the requested model."""
+
+
+class EndpointsResting(RetryableLLMError):
+    """Every endpoint for the model is out of rotation after repeated failures (retryable:
+    a later attempt may find one probed back in)."""
 
 
 class RunError(MedloomError):

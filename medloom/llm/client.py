@@ -239,6 +239,7 @@ class LLMClient:
             await self.pool.release(ep, healthy=None, probe=probe)
             raise
         healthy: bool | None = None
+        error: str | None = None
         try:
             if self._throttler is not None:
                 async with self._throttler:
@@ -263,9 +264,10 @@ class LLMClient:
                 raise
             err = classify(exc, ep.name)
             healthy = False if is_endpoint_fault(err) else None
+            error = str(err)
             raise err from exc
         finally:
-            await self.pool.release(ep, healthy=healthy, probe=probe)
+            await self.pool.release(ep, healthy=healthy, probe=probe, error=error)
 
     @staticmethod
     async def _create(

@@ -7,7 +7,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from medloom.errors import NoEndpointAvailable
+from medloom.errors import EndpointsResting, NoEndpointAvailable
 from medloom.llm.settings import EndpointConfig, HealthSettings
 
 
@@ -23,6 +23,7 @@ class EndpointState:
     probing: bool = False
     calls: int = 0
     failures: int = 0
+    last_error: str | None = None
     discovered_models: list[str] = field(default_factory=list)
 
     @property
@@ -58,8 +59,8 @@ class EndpointPool:
     async def acquire(self, model: str, only: list[str] | None = None) -> EndpointState:
         """Wait for a healthy endpoint with spare capacity, least outstanding first.
 
-        When every endpoint is out of rotation this waits for the first probe time (the
-        client's retry budget bounds how long a call waits in total)."""
+        When every endpoint is out of rotation and none is due for a probe, raises
+        EndpointsResting (retryable) instead of queueing behind the single probe."""
         candidates = self.candidates(model, only)
         async with self._cond:
             while True:
@@ -78,12 +79,20 @@ class EndpointPool:
                     if best.ejected:
                         best.probing = True
                     return best
+                if all(ep.ejected for ep in candidates):
+                    last = next((ep.last_error for ep in candidates if ep.last_error), None)
+                    raise EndpointsResting(
+                        f"every endpoint serving '{model}' is out of rotation after repeated "
+                        f"failures (last: {last or 'unknown'})"
+                    )
                 resting = [ep.down_until - now for ep in candidates if ep.ejected]
                 timeout = max(0.01, min(resting)) if resting else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cond.wait(), timeout)
 
-    async def release(self, ep: EndpointState, *, healthy: bool | None, probe: bool = False) -> None:
+    async def release(
+        self, ep: EndpointState, *, healthy: bool | None, probe: bool = False, error: str | None = None
+    ) -> None:
         """Return a slot. ``healthy``: True (success), False (endpoint fault), None (neither);
         ``probe``: this call was the one probe let through to an endpoint out of rotation."""
         async with self._cond:
@@ -93,6 +102,7 @@ class EndpointPool:
                 ep.ejected = False
                 ep.probing = False
             elif healthy is False:
+                ep.last_error = error
                 ep.failures += 1
                 ep.consecutive_failures += 1
                 if probe or ep.consecutive_failures >= self.health.failures_to_eject:

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from medloom.errors import NoEndpointAvailable
+from medloom.errors import EndpointsResting, NoEndpointAvailable
 from medloom.llm import LLMClient, LLMRequest, LLMResponse
 from medloom.llm.pool import EndpointPool
 from medloom.llm.settings import EndpointConfig, HealthSettings
@@ -264,20 +264,22 @@ async def test_pool_ejects_after_consecutive_failures_and_probes_once() -> None:
 
     # While resting, everything goes to y.
     assert (await pool.acquire(MODEL)).name == "y"
-    # Pinned to x only, a caller waits for the rest period, then gets the single probe slot.
-    started = time.monotonic()
+    # Pinned to x only: while x rests, a caller is told at once (a retryable error) instead
+    # of queueing; after the rest period it gets the single probe slot.
+    with pytest.raises(EndpointsResting, match="out of rotation"):
+        await pool.acquire(MODEL, only=["x"])
+    await asyncio.sleep(0.12)
     probe = await asyncio.wait_for(pool.acquire(MODEL, only=["x"]), 1.0)
     assert probe is x
-    assert time.monotonic() - started >= 0.05
     assert x.probing
-    second = asyncio.create_task(pool.acquire(MODEL, only=["x"]))
-    await asyncio.sleep(0.15)
-    assert not second.done()  # one probe at a time
+    with pytest.raises(EndpointsResting):
+        await pool.acquire(MODEL, only=["x"])  # one probe at a time
 
     # A failed probe re-ejects at once; a successful one restores the endpoint.
     await pool.release(probe, healthy=False, probe=True)
     assert x.ejected and not x.probing
-    probe2 = await asyncio.wait_for(second, 1.0)
+    await asyncio.sleep(0.12)
+    probe2 = await asyncio.wait_for(pool.acquire(MODEL, only=["x"]), 1.0)
     await pool.release(probe2, healthy=True, probe=True)
     assert not x.ejected
     assert x.consecutive_failures == 0
