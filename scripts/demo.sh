@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh --local
+if [ "$#" -eq 0 ]; then set -- --limit 6; fi   # the whole demo set: pass --limit 20
 exec .venv/bin/medloom run configs/mcq_refine.yaml "$@"

@@ -8,6 +8,10 @@ import pytest
 
 from medloom.testing.fake_openai import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
+from tests.vllm_fixtures import prepared_model_dir, vllm_server
+
+# One real vLLM server per test session, shared by every integration test.
+__all__ = ["prepared_model_dir", "student_server", "vllm_server"]
 
 
 @pytest.fixture
