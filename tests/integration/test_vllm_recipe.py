@@ -18,6 +18,7 @@ from medloom.llm import EndpointConfig, LLMClient, LLMRequest
 from medloom.llm.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer
 from medloom.runs.runner import arun
 from tests.helpers import RECIPE, read_report
+from tests.vllm_fixtures import TEST_KV_CACHE_GIB
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -112,7 +113,13 @@ async def test_server_killed_mid_run_fails_items_with_reasons_then_resume_finish
     prepared_model_dir: Path, vllm_server: VLLMServer, tmp_path: Path
 ) -> None:
     doomed = VLLMServer(
-        ServerConfig(model=str(prepared_model_dir), served_model_name=DEFAULT_MODEL_NAME, device="cpu")
+        ServerConfig(
+            model=str(prepared_model_dir),
+            served_model_name=DEFAULT_MODEL_NAME,
+            device="cpu",
+            kv_cache_gib=TEST_KV_CACHE_GIB,
+            extra_args=["--enforce-eager"],  # skips torch.compile: ready sooner
+        )
     )
     await asyncio.to_thread(doomed.start)
     await asyncio.to_thread(doomed.wait_ready)

@@ -86,7 +86,8 @@ class ServerConfig:
 
     ``None`` fields get device-dependent defaults from :meth:`resolved`: on CPU a 4 GiB KV cache
     (``VLLM_CPU_KVCACHE_SPACE``), ``max_model_len`` 2048 and float32 (vLLM would otherwise
-    downcast to bfloat16, which is several times slower on CPUs without AVX512-BF16).
+    downcast to bfloat16, which is several times slower on CPUs without AVX512-BF16). CPU
+    servers also run without chunked prefill (see :meth:`VLLMServer.command`).
     """
 
     model: str
@@ -287,6 +288,10 @@ class VLLMServer:
             cmd += ["--dtype", cfg.dtype]
         if cfg.chat_template is not None:
             cmd += ["--chat-template", str(cfg.chat_template)]
+        if cfg.device == "cpu":
+            # vLLM 0.32 on CPU: a request with a `seed` whose prompt is chunked across steps kills
+            # the engine ("CPU Generator does not use offset"); without chunking it cannot happen.
+            cmd.append("--no-enable-chunked-prefill")
         return cmd + list(cfg.extra_args)
 
     def environment(self) -> dict[str, str]:

@@ -68,6 +68,8 @@ def test_cpu_defaults_and_command(tmp_path: Path) -> None:
     for flag, value in [("--port", "8123"), ("--host", "127.0.0.1"), ("--max-model-len", "2048")]:
         assert cmd[cmd.index(flag) + 1] == value
     assert cmd[-2:] == ["--seed", "1"]
+    assert "--no-enable-chunked-prefill" in cmd  # seeded requests crash vLLM 0.32's CPU engine otherwise
+    assert cmd[cmd.index("--dtype") + 1] in ("float32", "bfloat16") or "--dtype" not in cmd
     env = server.environment()
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "4"
     assert env["VLLM_NO_USAGE_STATS"] == "1"
@@ -81,6 +83,7 @@ def test_hub_names_gpu_and_env_overrides() -> None:
     )
     assert server.model_name == "org/model"
     assert "--max-model-len" not in server.command()
+    assert "--no-enable-chunked-prefill" not in server.command()
     env = server.environment()
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["X"] == "1"
     assert "VLLM_CPU_KVCACHE_SPACE" not in env
