@@ -38,10 +38,18 @@ async def embedded_endpoints(spec: Any = None) -> AsyncIterator[list[str]]:
         _say(f"preparing the embedded model {DEFAULT_MODEL_NAME} (only the first time)...")
         model = str(await asyncio.to_thread(prepare_default_model))
     served = DEFAULT_MODEL_NAME if "MEDLOOM_EMBEDDED_MODEL" not in os.environ else None
-    server = VLLMServer(ServerConfig(model=model, served_model_name=served, device="cpu"))
-    _say("starting vLLM on the CPU (about a minute)...")
+    server = VLLMServer(
+        ServerConfig(
+            model=model,
+            served_model_name=served,
+            device="cpu",
+            kv_cache_gib=2,  # ~55k tokens: plenty for a 2048-token context at 32 requests
+            ready_timeout_s=float(os.environ.get("MEDLOOM_VLLM_READY_TIMEOUT", "900")),
+        )
+    )
+    _say("starting vLLM on the CPU (a few minutes on 2 cores)...")
     try:
-        await asyncio.to_thread(server.start)
+        server.start()  # from this thread: the parent-death signal is tied to the forking thread
         await asyncio.to_thread(server.wait_ready)
         _say(f"vLLM ready at {server.base_url} (log: {server.log_path})")
         yield [server.base_url]
