@@ -83,6 +83,16 @@ def prepare_config(
     return data
 
 
+def _localize_dataset_path(data: dict[str, Any], base_dir: Path | None) -> None:
+    """A relative dataset path that exists beside the config file (and not here) points there."""
+    dataset = data.get("dataset")
+    if base_dir is None or not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str):
+        return
+    path = Path(dataset["path"])
+    if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
+        dataset["path"] = str((base_dir / path).resolve())
+
+
 @contextlib.asynccontextmanager
 async def _no_embedded(spec: GraphSpec) -> AsyncIterator[list[str]]:
     raise ConfigError(
@@ -144,15 +154,10 @@ async def arun(
         concurrency=concurrency,
         no_cache=no_cache,
     )
+    _localize_dataset_path(data, base_dir)
     spec = validate_spec(data, file=file)
     templates = template_library(spec, base_dir)
     compiled = build_graph(spec, file=file, templates=templates)
-    if spec.dataset.path and base_dir is not None and not Path(spec.dataset.path).is_absolute():
-        local = base_dir / spec.dataset.path
-        if not Path(spec.dataset.path).exists() and local.exists():
-            data["dataset"]["path"] = str(local.resolve())
-            spec = validate_spec(data, file=file)
-            compiled = build_graph(spec, file=file, templates=templates)
     root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)
     if not resume:
         run = RunDir.create(root, spec.name, data, config_file)
