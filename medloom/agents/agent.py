@@ -50,7 +50,7 @@ class Agent:
         name: str,
         model: ModelRef,
         template: str,
-        client: LLMClient,
+        client: LLMClient | None,
         *,
         sampling: Sampling | None = None,
         templates: TemplateLibrary | None = None,
@@ -101,6 +101,8 @@ class Agent:
     ) -> tuple[list[str], LLMResponse]:
         """Sample ``n`` outputs; returns their full texts (prefix included) and the response."""
         ctx = ctx or AgentContext()
+        if self.client is None:
+            raise RuntimeError(f"agent '{self.name}' is not bound to an LLM client")
         request, prefix = self.build_request(variables, n=n, temperature=temperature, schema=schema)
         endpoints = list(self.model.endpoints) if self.model.endpoints else None
         try:

@@ -18,7 +18,9 @@ class GeneratorRole(Protocol):
 
     name: str
 
-    async def generate(self, item: Item, ctx: AgentContext) -> list[Trace]: ...
+    async def generate(
+        self, item: Item, ctx: AgentContext, *, inputs: list[Trace] | None = None
+    ) -> list[Trace]: ...
 
 
 @runtime_checkable
@@ -83,10 +85,11 @@ class Generator:
         self.samples = samples
         self.temperatures = temperatures or [agent.sampling.temperature]
 
-    async def _at(self, item: Item, temperature: float, ctx: AgentContext) -> list[Trace]:
-        texts, response = await self.agent.call(
-            item_variables(item), ctx, n=self.samples, temperature=temperature
-        )
+    async def _at(
+        self, item: Item, temperature: float, ctx: AgentContext, inputs: list[Trace]
+    ) -> list[Trace]:
+        variables = {**item_variables(item), "inputs": inputs}
+        texts, response = await self.agent.call(variables, ctx, n=self.samples, temperature=temperature)
         node = ctx.node or self.name
         traces = []
         for choice, text in zip(response.choices, texts, strict=True):
@@ -104,9 +107,12 @@ class Generator:
             traces.append(trace)
         return traces
 
-    async def generate(self, item: Item, ctx: AgentContext | None = None) -> list[Trace]:
+    async def generate(
+        self, item: Item, ctx: AgentContext | None = None, *, inputs: list[Trace] | None = None
+    ) -> list[Trace]:
+        """Traces for ``item``; ``inputs`` (traces routed into the node) reach the template."""
         ctx = ctx or AgentContext(item_id=item.id)
-        batches = await asyncio.gather(*(self._at(item, t, ctx) for t in self.temperatures))
+        batches = await asyncio.gather(*(self._at(item, t, ctx, inputs or []) for t in self.temperatures))
         return [t for batch in batches for t in batch]
 
 

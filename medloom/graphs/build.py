@@ -16,8 +16,10 @@ from medloom.graphs.spec import (
     JudgeSpec,
     RefinerNode,
     SelectorNode,
+    StepNode,
     VerifierNode,
 )
+from medloom.graphs.steps import StepBuild, step_ops
 from medloom.verifiers import CHECKS
 
 
@@ -66,23 +68,19 @@ def build_graph(
             graph.add_edge(edge.source, edge.target, conditions=[edge.when])
 
     _check_models_and_templates(spec, templates, fail)
+    _check_steps(spec, templates, file, fail)
 
     entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
     if not entries:
         raise fail("no entry node: every node has an incoming edge; start with a generator", "edges")
     for name in entries:
-        if not isinstance(spec.nodes[name], GeneratorNode):
+        if not isinstance(spec.nodes[name], GeneratorNode | StepNode):
             raise fail(
                 f"node '{name}' has no incoming edge, so it would never receive traces; "
-                "only generators can start a graph (add an edge into it)",
+                "only generators and steps can start a graph (add an edge into it)",
                 f"nodes.{name}",
             )
     for name, node in spec.nodes.items():
-        if isinstance(node, GeneratorNode) and graph.in_degree(name) > 0:
-            raise fail(
-                f"generator '{name}' has incoming edges; generators start the graph",
-                f"nodes.{name}",
-            )
         if isinstance(node, RefinerNode):
             preds = list(graph.predecessors(name))
             if not any(isinstance(spec.nodes[p], VerifierNode) for p in preds):
@@ -114,11 +112,12 @@ def build_graph(
                     "(its max_rounds bounds the loop)",
                     "edges",
                 )
-            selectors = [n for n in members if isinstance(spec.nodes[n], SelectorNode)]
-            if selectors:
+            inside = [n for n in members if isinstance(spec.nodes[n], SelectorNode | GeneratorNode)]
+            if inside:
+                kind = "selector" if isinstance(spec.nodes[inside[0]], SelectorNode) else "generator"
                 raise fail(
-                    f"selector '{selectors[0]}' cannot sit inside the loop {cycle}",
-                    f"nodes.{selectors[0]}",
+                    f"{kind} '{inside[0]}' cannot sit inside the loop {cycle}",
+                    f"nodes.{inside[0]}",
                 )
         components.append(_order_component(graph, members))
 
@@ -193,3 +192,24 @@ def _check_models_and_templates(
                             f"bad parameters for check '{v.check}': {exc}",
                             f"nodes.{name}.verifiers.{i}.params",
                         ) from None
+
+
+def _check_steps(
+    spec: GraphSpec,
+    templates: TemplateLibrary,
+    file: str | Path | None,
+    fail: Callable[[str, str], GraphError],
+) -> None:
+    """Each step's op exists and accepts its params, models and templates (built unbound)."""
+    ops = step_ops()
+    for name, node in spec.nodes.items():
+        if not isinstance(node, StepNode):
+            continue
+        if node.op not in ops:
+            raise fail(f"unknown op '{node.op}' (ops: {', '.join(sorted(ops))})", f"nodes.{name}.op")
+        for i, alias in enumerate(node.models or []):
+            if alias not in spec.models:
+                raise fail(
+                    f"unknown model '{alias}' (models: {', '.join(spec.models)})", f"nodes.{name}.models.{i}"
+                )
+        ops[node.op](StepBuild(node=name, spec=node, graph=spec, templates=templates, models={}, file=file))

@@ -57,6 +57,9 @@ class ItemRun:
         self.failed_reasons: dict[str, list[str]] = {}
         self.lineage: dict[str, str] = {}
         """Refined trace id → the id of the generated trace it descends from."""
+        self.entries = set(rt.compiled.entries)
+        self.rejected: tuple[str, str, str] | None = None
+        """An item-level rejection by a step: (node, reason, code)."""
 
     def count_call(self, event: LLMCall) -> None:
         if event.node is None or event.response is None:
@@ -72,12 +75,15 @@ class ItemRun:
             while True:
                 progressed = False
                 for node in component:
-                    if node in self.rt.generators:
+                    if node in self.entries:
                         if node in self.stats:
                             continue
                         progressed = True
-                        out = await self._guard(node, self._generate(node))
-                        self.route(node, out)
+                        self.stats[node]
+                        work = (
+                            self._generate(node, []) if node in self.rt.generators else self._step(node, [])
+                        )
+                        self.route(node, await self._guard(node, work))
                         continue
                     batch = self.pending.pop(node, [])
                     if not batch:
@@ -86,8 +92,10 @@ class ItemRun:
                     self.stats[node].traces_in += len(batch)
                     out = await self._guard(node, self._process(node, batch))
                     self.route(node, out)
-                if not progressed or not any(self.pending.get(n) for n in component):
+                if self.rejected or not progressed or not any(self.pending.get(n) for n in component):
                     break
+            if self.rejected:
+                break
         return self.finish()
 
     async def _guard(self, node: str, work: Awaitable[list[Trace]]) -> list[Trace]:
@@ -96,12 +104,31 @@ class ItemRun:
         except Exception as exc:
             raise NodeFailure(node, exc) from exc
 
-    async def _generate(self, node: str) -> list[Trace]:
+    async def _generate(self, node: str, inputs: list[Trace]) -> list[Trace]:
         ctx = self.ctx.at(node)
-        batches = await asyncio.gather(*(g.generate(self.item, ctx) for g in self.rt.generators[node]))
+        batches = await asyncio.gather(
+            *(g.generate(self.item, ctx, inputs=inputs) for g in self.rt.generators[node])
+        )
         return [t for b in batches for t in b]
 
+    async def _step(self, node: str, batch: list[Trace]) -> list[Trace]:
+        out = await self.rt.steps[node].run(self.item, batch, self.ctx.at(node))
+        if out.item is not None:
+            self.item = out.item
+        for drop in out.drops:
+            self.drop(node, drop.trace, drop.reason, code=drop.code)
+        if out.reject is not None:
+            self.rejected = (node, out.reject, out.reject_code or f"rejected by {node}")
+            self.pending.clear()
+            self.stats[node].dropped += 1
+            return []
+        return out.traces
+
     async def _process(self, node: str, batch: list[Trace]) -> list[Trace]:
+        if node in self.rt.generators:
+            return await self._generate(node, batch)
+        if node in self.rt.steps:
+            return await self._step(node, batch)
         ctx = self.ctx.at(node)
         if node in self.rt.verifiers:
             verifier = self.rt.verifiers[node]
@@ -222,9 +249,13 @@ class ItemRun:
                     self.drop(node, trace, "no edge condition matched", code="no edge matched")
 
     def finish(self) -> ItemFinished:
-        passthrough = self.spec.output.passthrough
+        out = self.spec.output
+        if self.rejected:
+            node, reason, code = self.rejected
+            end = self._end("rejected", node=node, reason=reason)
+            return end.model_copy(update={"reason_code": code})
         if self.final:
-            rows = [trace_row(self.item, t, self.run_id, passthrough) for t in self.final]
+            rows = [trace_row(self.item, t, self.run_id, out.passthrough, out.columns) for t in self.final]
             return self._end("kept", node=None, reason=None, rows=rows)
         if not self.drops:
             return self._end("rejected", node=None, reason="no trace reached a final node")

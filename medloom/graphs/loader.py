@@ -71,6 +71,13 @@ def load_raw(path: str | Path) -> dict[str, Any]:
 
 def validate_spec(data: dict[str, Any], *, file: str | Path | None = None) -> GraphSpec:
     """A GraphSpec, or a ConfigError naming the first bad key (and how many more there are)."""
+    if ("dataset" in data) == ("source" in data):
+        raise ConfigError(
+            "give exactly one of 'dataset' (read items from a file or the Hub) or 'source' "
+            "(make items, e.g. from a knowledge graph)",
+            file=file,
+            key="dataset",
+        )
     try:
         return GraphSpec.model_validate(data)
     except ValidationError as exc:
@@ -98,7 +105,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> GraphSpec
     return validate_spec(data, file=path)
 
 
-_NODE_TAGS = {"generator", "verifier", "refiner", "selector"}
+_NODE_TAGS = {"generator", "verifier", "refiner", "selector", "step"}
 
 
 def _key_of(loc: tuple[Any, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from medloom.agents.agent import Agent, ModelRef
 from medloom.agents.roles import Generator, Refiner, VerifierRole
@@ -15,8 +16,10 @@ from medloom.graphs.spec import (
     JudgeSpec,
     RefinerNode,
     SelectorNode,
+    StepNode,
     VerifierNode,
 )
+from medloom.graphs.steps import StepBuild, StepOp, step_ops
 from medloom.llm.client import LLMClient
 from medloom.verifiers import CHECKS, Composite, LLMJudge
 
@@ -30,6 +33,7 @@ class Runtime:
     verifiers: dict[str, VerifierRole] = field(default_factory=dict)
     refiners: dict[str, tuple[Refiner, RefinerNode]] = field(default_factory=dict)
     selectors: dict[str, SelectorNode] = field(default_factory=dict)
+    steps: dict[str, StepOp] = field(default_factory=dict)
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
@@ -64,6 +68,9 @@ def instantiate(
     client: LLMClient,
     models: dict[str, ModelRef],
     templates: TemplateLibrary,
+    *,
+    file: str | Path | None = None,
+    base_dir: Path | None = None,
 ) -> Runtime:
     rt = Runtime(compiled=compiled)
     for name, node in compiled.spec.nodes.items():
@@ -108,4 +115,16 @@ def instantiate(
             rt.refiners[name] = (Refiner(agent), node)
         elif isinstance(node, SelectorNode):
             rt.selectors[name] = node
+        elif isinstance(node, StepNode):
+            build = StepBuild(
+                node=name,
+                spec=node,
+                graph=compiled.spec,
+                templates=templates,
+                models=models,
+                client=client,
+                file=file,
+                base_dir=base_dir,
+            )
+            rt.steps[name] = step_ops()[node.op](build)
     return rt

@@ -82,7 +82,21 @@ class SelectorNode(_Strict):
     k: int = Field(default=1, ge=1)
 
 
-NodeSpec = Annotated[GeneratorNode | VerifierNode | RefinerNode | SelectorNode, Field(discriminator="type")]
+class StepNode(_Strict):
+    """A registered operation (see ``medloom.graphs.steps``), e.g. ``op: decontaminate``."""
+
+    type: Literal["step"]
+    op: str
+    model: str | None = None
+    models: list[str] | None = None
+    template: str | None = None
+    sampling: Sampling = Field(default_factory=Sampling)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+NodeSpec = Annotated[
+    GeneratorNode | VerifierNode | RefinerNode | SelectorNode | StepNode, Field(discriminator="type")
+]
 
 _CONDITION = re.compile(r"^(always|passed|failed|score\s*(>=|>|<=|<|==)\s*-?\d+(\.\d+)?)$")
 
@@ -113,10 +127,30 @@ class EdgeSpec(_Strict):
         return data
 
 
+class SourceSpec(_Strict):
+    """Items made by a registered source (see ``medloom.data.sources``) instead of read from a
+    dataset, e.g. chains sampled from a knowledge graph."""
+
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, ge=1)
+
+
 class OutputSpec(_Strict):
     passthrough: list[str] = Field(default_factory=list)
-    """Input fields copied into every output row."""
+    """Input fields copied into every output row (as JSON in ``source_fields``)."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Extra output columns: name → ``meta.KEY`` (from the kept trace) or ``data.KEY`` (from the
+    item, after any step updated it). Text is stored as is, anything else as JSON text."""
     push_to_hub: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _column_sources(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not source.startswith(("meta.", "data.")) or len(source.split(".", 1)[1]) == 0:
+                raise ValueError(f"column '{name}': source '{source}' must be meta.KEY or data.KEY")
+        return value
 
 
 class RunSettings(_Strict):
@@ -131,9 +165,16 @@ class GraphSpec(_Strict):
     models: dict[str, ModelSpec] = Field(min_length=1)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
-    dataset: DatasetSpec
+    dataset: DatasetSpec | None = None
+    source: SourceSpec | None = None
     run: RunSettings = Field(default_factory=RunSettings)
     templates_dir: str | None = None
     nodes: dict[str, NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="after")
+    def _one_item_source(self) -> GraphSpec:
+        if (self.dataset is None) == (self.source is None):
+            raise ValueError("give exactly one of 'dataset' (read items) or 'source' (make items)")
+        return self

@@ -12,7 +12,7 @@ import datasets
 
 from medloom.runs.events import ItemFinished
 from medloom.runs.report import Report
-from medloom.runs.rows import ROW_FEATURES
+from medloom.runs.rows import column_features
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import final_items, read_event_at
 
@@ -25,8 +25,11 @@ def _kept_rows(path: str, offsets: list[int], stamp: str) -> Iterator[dict[str, 
         yield from event.rows
 
 
-def write_outputs(run: RunDir) -> datasets.Dataset:
-    """Rebuild the outputs from the trajectories: each item's last outcome, no duplicates."""
+def write_outputs(run: RunDir, columns: list[str] | dict[str, str] | None = None) -> datasets.Dataset:
+    """Rebuild the outputs from the trajectories: each item's last outcome, no duplicates.
+
+    ``columns`` names the recipe's extra output columns (``output.columns``)."""
+    features = column_features(columns or [])
     finals = final_items(run.trajectories)
     offsets = sorted(off for off, ev in finals.values() if ev.status == "kept")
     stat = run.trajectories.stat() if run.trajectories.exists() else None
@@ -37,11 +40,11 @@ def write_outputs(run: RunDir) -> datasets.Dataset:
             ds = datasets.Dataset.from_generator(
                 _kept_rows,
                 gen_kwargs={"path": str(run.trajectories), "offsets": offsets, "stamp": stamp},
-                features=ROW_FEATURES,
+                features=features,
                 cache_dir=cache,
             )
         else:
-            ds = datasets.Dataset.from_dict({k: [] for k in ROW_FEATURES}, features=ROW_FEATURES)
+            ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
         if run.dataset_dir.exists():
             shutil.rmtree(run.dataset_dir)
         ds.save_to_disk(str(run.dataset_dir), num_shards=1 if len(ds) == 0 else None)

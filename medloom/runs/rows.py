@@ -40,9 +40,30 @@ ROW_FEATURES = datasets.Features(
 )
 
 
-def trace_row(item: Item, trace: Trace, run_id: str, passthrough: list[str]) -> dict[str, Any]:
+def column_features(columns: list[str] | dict[str, str]) -> datasets.Features:
+    """The row features plus a text column for each extra column."""
+    extra = {name: datasets.Value("string") for name in columns if name not in ROW_FEATURES}
+    return datasets.Features({**ROW_FEATURES, **extra})
+
+
+def _column_value(item: Item, trace: Trace, source: str) -> str | None:
+    scope, key = source.split(".", 1)
+    value = (trace.meta if scope == "meta" else item.data).get(key)
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def trace_row(
+    item: Item,
+    trace: Trace,
+    run_id: str,
+    passthrough: list[str],
+    columns: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The output row of a kept trace. ``trajectory`` names the events behind it."""
-    return {
+    extra = {name: _column_value(item, trace, src) for name, src in (columns or {}).items()}
+    return extra | {
         "item_id": item.id,
         "question": item.question,
         "options": [{"key": k, "text": v} for k, v in (item.options or {}).items()],

@@ -16,8 +16,7 @@ from typing import Any, Protocol
 
 import datasets
 
-from medloom.data.items import iter_items
-from medloom.data.readers import count_rows
+from medloom.data.sources import item_source
 from medloom.errors import ConfigError
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
@@ -75,7 +74,7 @@ def prepare_config(
             if isinstance(model, dict):
                 model.pop("endpoints", None)
     if limit is not None:
-        data.setdefault("dataset", {})["limit"] = limit
+        data.setdefault("source" if "source" in data else "dataset", {})["limit"] = limit
     if concurrency is not None:
         data.setdefault("run", {})["concurrency"] = concurrency
     if no_cache:
@@ -168,7 +167,8 @@ async def arun(
             data_live = prepare_config(data, file=file, endpoints=urls)
             spec = validate_spec(data_live, file=file)
             compiled = build_graph(spec, file=file, templates=templates)
-        return await _execute(run, spec, compiled, templates, root, data, retry_failed, progress)
+        where = (file, base_dir)
+        return await _execute(run, spec, compiled, templates, root, data, where, retry_failed, progress)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -179,9 +179,11 @@ async def _execute(
     templates: Any,
     root: Path,
     data: dict[str, Any],
+    where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
 ) -> RunResult:
+    file, base_dir = where
     meta = run.read_meta()
     session = Session(
         started=time.time(),
@@ -200,10 +202,11 @@ async def _execute(
     status = "crashed"
     try:
         models = await resolve_models(spec, client)
-        rt = instantiate(compiled, client, models, templates)
+        rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_items(run.trajectories)
         done = {i for i, (_, ev) in finals.items() if not (retry_failed and ev.status == "failed")}
-        total = count_rows(spec.dataset)
+        items = item_source(spec, base_dir)
+        total = items.count()
         if progress:
             progress.on_start(total, len(done), client)
         engine = Engine(
@@ -215,7 +218,7 @@ async def _execute(
             on_item_done=progress.on_item if progress else None,
         )
         log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
-        await engine.run(iter_items(spec.dataset), done=done)
+        await engine.run(items, done=done)
         status = "completed"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
@@ -233,7 +236,7 @@ async def _execute(
         run.write_meta(meta)
         report = build_report(run, spec.llm.prices)
         write_report(run, report)
-        dataset = write_outputs(run)
+        dataset = write_outputs(run, spec.output.columns)
         write_card(run, report, data)
         logging.getLogger("medloom").removeHandler(handler)
         handler.close()

@@ -189,7 +189,7 @@ def test_non_generator_entry() -> None:
     nodes = {"gen": GEN, "verify": VER, "extra": VER, "select": SEL}
     err = graph_error(make(nodes, ["gen -> verify", "verify -> select", "extra -> select"]))
     assert err.key == "nodes.extra"
-    assert "only generators can start a graph" in str(err)
+    assert "only generators and steps can start a graph" in str(err)
 
 
 def test_no_entry_at_all() -> None:
@@ -198,10 +198,22 @@ def test_no_entry_at_all() -> None:
     assert err.key == "edges" and "no entry node" in str(err)
 
 
-def test_generator_with_an_incoming_edge() -> None:
+def test_generator_after_another_node_is_allowed() -> None:
     nodes = {"gen": GEN, "gen2": GEN, "verify": VER}
-    err = graph_error(make(nodes, ["gen -> gen2", "gen2 -> verify"]))
-    assert err.key == "nodes.gen2" and "generators start the graph" in str(err)
+    compiled = build_graph(make(nodes, ["gen -> gen2", "gen2 -> verify"]))
+    assert compiled.entries == ["gen"]
+
+
+def test_generator_inside_a_loop() -> None:
+    nodes = {"gen": GEN, "verify": VER, "refine": REF, "gen2": GEN}
+    edges = [
+        "gen -> verify",
+        {"from": "verify", "to": "refine", "when": "failed"},
+        "refine -> gen2",
+        "gen2 -> verify",
+    ]
+    err = graph_error(make(nodes, edges))
+    assert err.key == "nodes.gen2" and "generator 'gen2' cannot sit inside the loop" in str(err)
 
 
 def test_refiner_must_follow_a_verifier() -> None:

@@ -110,10 +110,18 @@ def test_missing_required_node_key(tmp_path: Path) -> None:
 
 def test_missing_required_top_level_key(tmp_path: Path) -> None:
     data = recipe()
+    del data["nodes"]
+    err = load_error(write(tmp_path, data))
+    assert err.key == "nodes"
+    assert "required key is missing" in str(err)
+
+
+def test_items_need_a_dataset_or_a_source(tmp_path: Path) -> None:
+    data = recipe()
     del data["dataset"]
     err = load_error(write(tmp_path, data))
     assert err.key == "dataset"
-    assert "required key is missing" in str(err)
+    assert "give exactly one of 'dataset'" in str(err)
 
 
 def test_unknown_node_type(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""Where a run's items come from: a dataset (``dataset:``) or a registered source (``source:``).
+
+A source makes items instead of reading them, e.g. chains sampled from a knowledge graph.
+Register one with :func:`register_source`; it must be deterministic for a given config (a
+resumed run skips the items it already finished by id). Plugins can expose sources through
+the ``medloom.sources`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from medloom.data.items import iter_items
+from medloom.data.readers import count_rows
+from medloom.errors import ConfigError
+from medloom.records import Item
+
+if TYPE_CHECKING:
+    from medloom.graphs.spec import GraphSpec
+
+ItemStream = Iterable[tuple[int, Item | Exception]]
+
+
+class ItemSource(Protocol):
+    def count(self) -> int | None:
+        """How many items it will make, when known."""
+        ...
+
+    def __iter__(self) -> Iterator[tuple[int, Item | Exception]]: ...
+
+
+SourceFactory = Callable[["GraphSpec", Path | None], ItemSource]
+"""Called with the recipe (``spec.source.params`` holds the op's settings) and its directory."""
+
+SOURCES: dict[str, SourceFactory] = {}
+BUILTIN_SOURCE_MODULES: tuple[str, ...] = ()
+_loaded = False
+
+
+def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
+    def wrap(factory: SourceFactory) -> SourceFactory:
+        SOURCES[name] = factory
+        return factory
+
+    return wrap
+
+
+def source_ops() -> dict[str, SourceFactory]:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in BUILTIN_SOURCE_MODULES:
+            importlib.import_module(module)
+        for ep in entry_points(group="medloom.sources"):
+            SOURCES.setdefault(ep.name, ep.load())
+    return SOURCES
+
+
+@dataclass
+class _Limited:
+    inner: ItemSource
+    limit: int | None
+
+    def count(self) -> int | None:
+        total = self.inner.count()
+        if self.limit is None:
+            return total
+        return self.limit if total is None else min(total, self.limit)
+
+    def __iter__(self) -> Iterator[tuple[int, Item | Exception]]:
+        return islice(iter(self.inner), self.limit)
+
+
+@dataclass
+class _DatasetSource:
+    spec: GraphSpec
+
+    def count(self) -> int | None:
+        assert self.spec.dataset is not None
+        return count_rows(self.spec.dataset)
+
+    def __iter__(self) -> Iterator[tuple[int, Item | Exception]]:
+        assert self.spec.dataset is not None
+        return iter_items(self.spec.dataset)
+
+
+def item_source(spec: GraphSpec, base_dir: Path | None = None) -> ItemSource:
+    """The items of a run, as the recipe says."""
+    if spec.source is None:
+        return _DatasetSource(spec)
+    ops = source_ops()
+    if spec.source.op not in ops:
+        known = ", ".join(sorted(ops)) or "none installed"
+        raise ConfigError(f"unknown source '{spec.source.op}' (sources: {known})", key="source.op")
+    return _Limited(ops[spec.source.op](spec, base_dir), spec.source.limit)
