@@ -12,6 +12,8 @@ Register an op with :func:`register_step`; third-party packages can expose ops t
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -136,8 +138,11 @@ StepFactory = Callable[[StepBuild], StepOp]
 STEPS: dict[str, StepFactory] = {}
 """Registered ops by name."""
 
-BUILTIN_STEP_MODULES: tuple[str, ...] = ()
-"""Modules that register the built-in ops when imported (loaded on first lookup)."""
+BUILTIN_STEP_PACKAGE = "medloom.steps"
+"""Every module in this package registers built-in ops when imported (loaded on first lookup)."""
+
+BUILTIN_STEP_MODULES: tuple[str, ...] = ("medloom.kg.steps",)
+"""Further modules outside that package that register built-in ops (skipped when absent)."""
 
 _loaded = False
 
@@ -153,13 +158,22 @@ def register_step(name: str) -> Callable[[type[Any]], type[Any]]:
     return wrap
 
 
+def _module_exists(name: str) -> bool:
+    parent = name.rpartition(".")[0]
+    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(name) is not None
+
+
 def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
+    package = importlib.import_module(BUILTIN_STEP_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{BUILTIN_STEP_PACKAGE}.{info.name}")
     for module in BUILTIN_STEP_MODULES:
-        importlib.import_module(module)
+        if _module_exists(module):
+            importlib.import_module(module)
     for ep in entry_points(group="medloom.steps"):
         STEPS.setdefault(ep.name, ep.load())
 
