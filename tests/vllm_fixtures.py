@@ -5,7 +5,9 @@ Without the ``local`` extra the tests using them skip, unless ``MEDLOOM_REQUIRE_
 (CI sets it): then they fail, so a broken installation cannot pass as a skip.
 
 Environment knobs: ``MEDLOOM_HOME`` (model cache, default ``~/.cache/medloom``),
-``MEDLOOM_VLLM_READY_TIMEOUT`` (seconds, default 900).
+``MEDLOOM_VLLM_READY_TIMEOUT`` (seconds, default 900), ``MEDLOOM_TEST_VLLM_URL`` (use an already
+running server serving the default model, e.g. ``http://127.0.0.1:8100/v1``, instead of starting one:
+for developing beside a shared server; CI leaves it unset).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,9 +60,20 @@ def prepared_model_dir() -> Path:
     return prepare_default_model()
 
 
+@dataclass(frozen=True)
+class ExternalServer:
+    """A server someone else started (``MEDLOOM_TEST_VLLM_URL``)."""
+
+    base_url: str
+
+
 @pytest.fixture(scope="session")
 def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
     """One vLLM server for the session, serving the default model as ``gemma3-270m`` on CPU."""
+    external = os.environ.get("MEDLOOM_TEST_VLLM_URL", "").strip()
+    if external:
+        yield ExternalServer(external.rstrip("/"))  # type: ignore[misc]
+        return
     server = VLLMServer(
         ServerConfig(
             model=str(prepared_model_dir),
