@@ -189,6 +189,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     out.print_json(json.dumps(json.loads(path.read_text())))
 
 
+from medloom.cli import stats_cmd  # noqa: E402
+
+app.command()(stats_cmd.stats)
+
+
 def main() -> None:
     try:
         app()
