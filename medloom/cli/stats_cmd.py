@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group
 from rich.table import Table
 
 from medloom.errors import MedloomError, RunError
-from medloom.runs.rundir import RunDir
-from medloom.runs.stats import RunStats, compute_stats, stats_json
+
+if TYPE_CHECKING:
+    from medloom.runs.rundir import RunDir
+    from medloom.runs.stats import RunStats
 
 RunArg = Annotated[str, typer.Argument(help="A run id (in --runs-dir) or a run directory.")]
 RunsDirOpt = Annotated[Path, typer.Option(help="Where run directories are.")]
@@ -20,6 +22,8 @@ RunsDirOpt = Annotated[Path, typer.Option(help="Where run directories are.")]
 
 def open_run(run: str, runs_dir: Path) -> RunDir:
     """The run directory named by an id or a path; a clear error when there is none."""
+    from medloom.runs.rundir import RunDir
+
     found = RunDir.open(runs_dir, run)
     if not found.trajectories.exists():
         raise RunError(f"{found.trajectories} does not exist: the run has not started writing events yet")
@@ -34,6 +38,8 @@ def stats(
     ] = False,
 ) -> None:
     """Counts, pass rates per node and round, tokens and cost, latency, throughput, rejection reasons."""
+    from medloom.runs.stats import compute_stats, stats_json
+
     out, err = Console(), Console(stderr=True)
     try:
         result = compute_stats(open_run(run, runs_dir))

@@ -88,9 +88,12 @@ def bucket_size(span_s: float, max_buckets: int = 12) -> float:
     return float(NICE_BUCKETS_S[-1])
 
 
-def compute_stats(run: RunDir, prices: dict[str, Price] | None = None) -> RunStats:
+def compute_stats(
+    run: RunDir, prices: dict[str, Price] | None = None, report: Report | None = None
+) -> RunStats:
+    """Statistics of ``run``; pass ``report`` when it was just built, to save a pass over the file."""
     prices = run_prices(run) if prices is None else prices
-    report = build_report(run, prices)
+    report = report or build_report(run, prices)
     usage: dict[tuple[str, str], UsageRow] = {}
     latencies: dict[str, array[float]] = {}
     token_times: list[tuple[float, int]] = []
