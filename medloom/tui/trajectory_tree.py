@@ -65,7 +65,9 @@ def group_events(events: list[Event]) -> list[Step]:
 
 
 def _short(trace_id: str, item_id: str) -> str:
-    return trace_id.removeprefix(item_id + "/")
+    """The distinctive tail of a trace id ("t0.7/0+r1" of "item/generate/gen/t0.7/0+r1")."""
+    parts = trace_id.removeprefix(item_id + "/").split("/")
+    return "/".join(parts[-2:])
 
 
 def event_label(event: Event) -> Text:
@@ -74,11 +76,10 @@ def event_label(event: Event) -> Text:
     if isinstance(event, LLMCall):
         resp = event.response
         if resp is None:
-            return Text.assemble(("call ", "bold"), (f"{event.request.model} ", ""), ("error", "red"))
+            return Text.assemble(("call ", "bold"), ("error", "red"))
         cache = " cached" if resp.cache_hit else ""
         return Text.assemble(
             ("call ", "bold"),
-            f"{event.request.model} ",
             (f"{resp.usage.prompt_tokens}+{resp.usage.completion_tokens} tok {resp.latency_s:.2f}s", "dim"),
             (cache, "cyan"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,33 @@ def make_run(runs_dir: Path, limit: int = 8) -> Path:
 def mcq_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run of 8 items with kept, rejected and failed ones (shared: do not modify)."""
     return make_run(tmp_path_factory.mktemp("runs"))
+
+
+def normalise_for_snapshots(run_dir: Path) -> None:
+    """Pin what varies between runs (times, latencies, the fake's port) so screens are reproducible."""
+    lines = (run_dir / "trajectories.jsonl").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        event["ts"] = 1_800_000_000.0 + i
+        if event.get("type") == "item_end":
+            event["wall_s"] = 1.5
+        response = event.get("response")
+        if response:
+            response["latency_s"] = 0.25
+            response["endpoint"] = "http://fake/v1"
+        out.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+    (run_dir / "trajectories.jsonl").write_text("\n".join(out) + "\n")
+
+
+@pytest.fixture(scope="session")
+def snapshot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sequential (concurrency 1) run with pinned times, in a directory named ``snapshot-run``."""
+    runs = tmp_path_factory.mktemp("snap")
+    overrides = ["nodes.generate.samples=1", "nodes.generate.temperatures=[0.7]", "run.concurrency=1"]
+    with FakeOpenAIServer(FlakyStudent()) as srv:
+        made = run(RECIPE, endpoints=[srv.base_url], runs_dir=runs, limit=6, overrides=overrides).run_dir
+    target = runs / "snapshot-run"
+    made.rename(target)
+    normalise_for_snapshots(target)
+    return target
