@@ -69,8 +69,7 @@ class InspectApp(App[None]):
     def update_bar(self) -> None:
         counts = self.index.counts()
         items = self.query_one(ItemList)
-        parts = [f"[b]{self.run_dir.name}[/]"]
-        parts += [
+        parts = [
             f"{'[reverse]' if items.status_filter == name else ''}{name} "
             f"{len(self.index.items) if name == 'all' else counts.get(name, 0)}"
             f"{'[/reverse]' if items.status_filter == name else ''}"
@@ -78,6 +77,7 @@ class InspectApp(App[None]):
         ]
         if items.search:
             parts.append(f"search “{items.search}”: {len(items.view)}")
+        parts.append(f"[dim]{self.run_dir.name}[/]")
         self.query_one("#bar", Static).update("  ".join(parts))
 
     # -- actions ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from medloom.records import Trace, Verdict
 from medloom.runs.events import (
     Event,
     ItemFinished,
+    ItemStarted,
     LLMCall,
     Selection,
     TraceCreated,
@@ -79,6 +80,8 @@ class ItemScreen(Screen[None]):
         if event is None:
             entry = self.index.by_id[self.item_id]
             return Text(f"{self.item_id}: {entry.status} ({entry.events} events so far)")
+        if isinstance(event, ItemStarted):
+            return self.item_summary(event)
         if isinstance(event, LLMCall):
             return render_call(event)
         if isinstance(event, TraceCreated):
@@ -104,6 +107,29 @@ class ItemScreen(Screen[None]):
                 )
             return text
         return Pretty(event.model_dump())
+
+    def item_summary(self, event: ItemStarted) -> RenderableType:
+        """The item's input (question, options, gold) and how it ended."""
+        entry = self.index.by_id[self.item_id]
+        data = event.input
+        text = Text()
+        text.append(f"{self.item_id}", style="bold")
+        text.append(f"  #{event.index}  {entry.status}", style="bold")
+        if entry.node:
+            text.append(f" at {entry.node}")
+        text.append("\n")
+        if entry.reason:
+            text.append(entry.reason + "\n", style="yellow")
+        text.append("\n")
+        for key, value in data.items():
+            if isinstance(value, dict):
+                text.append(f"{key}:\n", style="bold")
+                for k, v in value.items():
+                    text.append(f"  {k}) {v}\n")
+            else:
+                text.append(f"{key}: ", style="bold")
+                text.append(f"{value}\n")
+        return text
 
     def action_next(self, kind: str) -> None:
         """Move the tree cursor to the next revision, or the next verdict with step flags."""

@@ -104,7 +104,7 @@ class TrajectoryTree(Tree[Event]):
     def show_item(self, item_id: str, status: str, events: list[Event]) -> None:
         self.clear()
         self.root.set_label(Text.assemble((item_id, "bold"), f"  {status}"))
-        self.root.data = next((e for e in events if isinstance(e, ItemFinished)), None)
+        self.root.data = next((e for e in events if isinstance(e, ItemStarted)), None)
         for step in group_events(events):
             label = step.node if step.round == 0 else f"{step.node} · round {step.round}"
             branch = self.root.add(Text(label, style="bold"), expand=True)

@@ -86,6 +86,8 @@ async def test_navigate_open_an_item_and_read_a_call(mcq_run: Path) -> None:
         tree = screen.query_one(TrajectoryTree)
         branches = [str(child.label) for child in tree.root.children]
         assert branches[0] == "generate"
+        summary = text_of(screen.query_one("#detail", Static))
+        assert "question:" in summary and "kept" in summary and "options:" in summary
         await pilot.press("down", "down")  # generate → its first call
         detail = text_of(screen.query_one("#detail", Static))
         assert "prompt" in detail and "endpoint" in detail and "cache" in detail
