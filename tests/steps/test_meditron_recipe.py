@@ -51,5 +51,10 @@ def test_contaminated_item_is_removed_and_resampling_finds_gold(tmp_path: Path) 
     (row,) = ends["demo-001"]["rows"]
     assert (row["predicted"], row["tries"], row["trace_id"]) == ("C", "2", "demo-001/teacher/try2")
     assert ends["demo-002"]["reason_code"] == "no gold match in 3 tries"
-    reasons = json.dumps(report)
-    assert "contaminated" in reasons
+    assert ["decontaminate: contaminated", 1] in report["rejection_reasons"]
+    (removed,) = report["contamination"]
+    assert (removed["item_id"], removed["eval_set"], removed["closest_eval_id"]) == (
+        "demo-000",
+        "demo-eval",
+        "eval-001",
+    )
