@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medloom.cli.eval_cmd import eval_command
 from medloom.errors import ConfigError, MedloomError
 
 app = typer.Typer(
@@ -187,6 +188,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     if not path.exists():
         raise _fail(MedloomError(f"{path} does not exist"))
     out.print_json(json.dumps(json.loads(path.read_text())))
+
+
+app.command("eval")(eval_command)
 
 
 def main() -> None:
