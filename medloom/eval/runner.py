@@ -112,7 +112,7 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
     return out
 
 
-_DETAIL_COLUMNS = ("votes", "permutations", "fewshot_ids")
+_DETAIL_COLUMNS = ("votes", "agreement", "fewshot_ids")
 """Output columns copied into predictions when a solver's rows have them (medprompt's)."""
 
 

@@ -63,8 +63,11 @@ class KnnFewshot(BaseStep):
         super().__init__(build)
         p: KnnFewshotParams = self.params
         path = Path(p.bank).expanduser()
-        if not path.is_absolute() and build.base_dir is not None:
-            path = build.base_dir / path
+        base = build.base_dir
+        if base is None and build.file is not None and Path(build.file).is_file():
+            base = Path(build.file).resolve().parent  # at check time only the recipe file is known
+        if not path.is_absolute() and base is not None and (base / path).exists():
+            path = base / path
         try:
             self.bank: list[BankExample] = load_bank(path)
         except ConfigError as exc:
