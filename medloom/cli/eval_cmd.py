@@ -67,6 +67,10 @@ def eval_command(
     from medloom.cli.progress import RichProgress
     from medloom.eval.runner import aevaluate
 
+    def _progress(label: str) -> RichProgress:
+        err.rule(f"solver {label}")
+        return RichProgress(err)
+
     try:
         paths = [resolve_config(c) for c in configs]
         silent = quiet or as_json
@@ -81,7 +85,7 @@ def eval_command(
                 out_dir=out_dir,
                 concurrency=concurrency,
                 no_cache=no_cache,
-                progress=None if silent else (lambda label: RichProgress(err)),
+                progress=None if silent else _progress,
             )
         )
         files = write_results(result)

@@ -69,27 +69,34 @@ def _has_own_endpoints(solver: Solver, overrides: list[str] | None) -> bool:
     return bool(data.get("endpoints"))
 
 
+@dataclass
+class _Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    calls: int = 0
+
+
 def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Prediction]:
     """One prediction per benchmark item from a finished run's trajectories."""
-    config = json.loads(json.dumps(_read_yaml(run_dir / "config.yaml")))
-    prices = LLMSettings.model_validate(config.get("llm") or {}).prices
+    prices = LLMSettings.model_validate(_read_yaml(run_dir / "config.yaml").get("llm") or {}).prices
     ends: dict[str, ItemFinished] = {}
-    usage: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0])
+    usage: dict[str, _Usage] = defaultdict(_Usage)
     for _, event in iter_events(run_dir / "trajectories.jsonl", {"llm_call", "item_end"}):
         if isinstance(event, ItemFinished):
             ends[event.item_id] = event
         elif isinstance(event, LLMCall) and event.response is not None:
             tally = usage[event.item_id]
-            tally[0] += event.response.usage.prompt_tokens
-            tally[1] += event.response.usage.completion_tokens
-            tally[2] += cost_of(event.response.usage, prices.get(event.request.model))
-            tally[3] += 1
+            tally.prompt_tokens += event.response.usage.prompt_tokens
+            tally.completion_tokens += event.response.usage.completion_tokens
+            tally.cost += cost_of(event.response.usage, prices.get(event.request.model))
+            tally.calls += 1
     out = []
     for item in items:
         end = ends.get(item.id)
         row = end.rows[0] if end is not None and end.status == "kept" and end.rows else {}
         predicted = row.get("predicted") or None
-        prompt, completion, cost, calls = usage.get(item.id, [0, 0, 0.0, 0])
+        spent = usage.get(item.id, _Usage())
         detail = {k: str(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
         out.append(
             Prediction(
@@ -101,11 +108,11 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
                 correct=predicted is not None and predicted == item.answer,
                 status=end.status if end is not None else "missing",
                 reason=end.reason if end is not None else "the run did not finish this item",
-                prompt_tokens=int(prompt),
-                completion_tokens=int(completion),
-                cost=round(float(cost), 8),
+                prompt_tokens=spent.prompt_tokens,
+                completion_tokens=spent.completion_tokens,
+                cost=round(spent.cost, 8),
                 wall_s=end.wall_s if end is not None else 0.0,
-                calls=int(calls),
+                calls=spent.calls,
                 detail=detail,
             )
         )
