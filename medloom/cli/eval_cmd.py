@@ -36,10 +36,16 @@ def _fields(assignments: list[str] | None) -> dict[str, str]:
 
 
 def eval_command(
-    configs: Annotated[list[str], typer.Argument(help="Solver configs (YAML files or recipe names).")],
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="MCQ benchmark (JSONL, CSV, Parquet, saved dataset).")
     ],
+    configs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Solver configs (YAML files or recipe names); default: configs/eval/direct.yaml, "
+            "configs/eval/cot.yaml, configs/medprompt.yaml and configs/medagents.yaml, where present."
+        ),
+    ] = None,
     endpoint: Annotated[
         list[str] | None,
         typer.Option("--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool)."),
@@ -65,14 +71,14 @@ def eval_command(
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
     from medloom.cli.main import _fail, err, out, resolve_config
     from medloom.cli.progress import RichProgress
-    from medloom.eval.runner import aevaluate
+    from medloom.eval.runner import aevaluate, default_solvers
 
     def _progress(label: str) -> RichProgress:
         err.rule(f"solver {label}")
         return RichProgress(err)
 
     try:
-        paths = [resolve_config(c) for c in configs]
+        paths = [resolve_config(c) for c in configs] if configs else default_solvers()
         silent = quiet or as_json
         result = asyncio.run(
             aevaluate(

@@ -45,6 +45,27 @@ class Solver:
     raw: dict[str, Any]
 
 
+DEFAULT_SOLVERS = (
+    "configs/eval/direct.yaml",
+    "configs/eval/cot.yaml",
+    "configs/medprompt.yaml",
+    "configs/medagents.yaml",
+)
+"""What ``medloom eval`` compares when given no configs: those of these that exist (relative to
+the current directory), as MedAgentsBench compares direct answers, CoT and agent methods."""
+
+
+def default_solvers(root: Path | None = None) -> list[Path]:
+    base = root or Path.cwd()
+    found = [base / p for p in DEFAULT_SOLVERS if (base / p).is_file()]
+    if not found:
+        raise ConfigError(
+            f"no solver configs given and none of {', '.join(DEFAULT_SOLVERS)} exist under {base}; "
+            "pass CONFIG files to evaluate"
+        )
+    return found
+
+
 def solvers_from(paths: Sequence[str | Path]) -> list[Solver]:
     """Load the configs; labels are recipe names, disambiguated by file stem when repeated."""
     if not paths:

@@ -6,7 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from medloom.eval.runner import aevaluate
+import pytest
+
+from medloom.errors import ConfigError
+from medloom.eval.runner import aevaluate, default_solvers
 from medloom.graphs.spec import GraphSpec
 from medloom.testing.fake_openai import FakeOpenAIServer
 from tests.eval.test_eval_cli import _benchmark, _solver
@@ -32,3 +35,15 @@ async def test_one_embedded_server_serves_every_solver(tmp_path: Path) -> None:
     assert started == ["direct"]
     assert [(s.solver, s.correct, s.n) for s in result.solvers] == [("direct", 3, 4), ("cot", 2, 4)]
     assert {p.solver for p in result.predictions} == {"direct", "cot"}
+
+
+def test_default_solvers_are_the_shipped_ones_that_exist(tmp_path: Path) -> None:
+    found = default_solvers(REPO)
+    assert [p.relative_to(REPO).as_posix() for p in found][:3] == [
+        "configs/eval/direct.yaml",
+        "configs/eval/cot.yaml",
+        "configs/medprompt.yaml",
+    ]
+    assert (REPO / "configs/medagents.yaml" in found) == (REPO / "configs/medagents.yaml").is_file()
+    with pytest.raises(ConfigError, match="pass CONFIG files"):
+        default_solvers(tmp_path)
