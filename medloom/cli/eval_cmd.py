@@ -106,4 +106,10 @@ def eval_command(
         out.print_json(json.dumps(payload))
         return
     out.print(comparison_table(result))
+    for solver in result.solvers:
+        if solver.failed:
+            err.print(
+                f"[yellow]{solver.solver}: {solver.failed} of {solver.n} items failed (counted as wrong); "
+                f"see their reasons in predictions.jsonl and {solver.run_dir}/report.json[/]"
+            )
     out.print(f"predictions: {files['predictions_jsonl']}  results: {files['results_md']}")

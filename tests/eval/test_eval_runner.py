@@ -11,7 +11,7 @@ import pytest
 from medloom.errors import ConfigError
 from medloom.eval.runner import aevaluate, default_solvers
 from medloom.graphs.spec import GraphSpec
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
 from tests.eval.test_eval_cli import _benchmark, _solver
 from tests.helpers import REPO
 
@@ -47,3 +47,24 @@ def test_default_solvers_are_the_shipped_ones_that_exist(tmp_path: Path) -> None
     assert (REPO / "configs/medagents.yaml" in found) == (REPO / "configs/medagents.yaml").is_file()
     with pytest.raises(ConfigError, match="pass CONFIG files"):
         default_solvers(tmp_path)
+
+
+async def test_a_failed_item_counts_as_wrong_and_keeps_its_reason(tmp_path: Path) -> None:
+    def flaky(req: FakeRequest) -> Reply | str:
+        if "bravo" in req.prompt_text.rsplit("Question:", 1)[-1]:
+            return Reply.error(400, message="prompt too long")
+        return _solver(req)
+
+    with FakeOpenAIServer(flaky) as server:
+        result = await aevaluate(
+            [REPO / "configs/eval/direct.yaml"],
+            _benchmark(tmp_path),
+            endpoints=[server.base_url],
+            out_dir=tmp_path / "out",
+            no_cache=True,
+        )
+    (solver,) = result.solvers
+    assert (solver.n, solver.correct, solver.answered, solver.failed) == (4, 2, 3, 1)
+    failed = next(p for p in result.predictions if p.status == "failed")
+    assert failed.item_id == "101" and failed.predicted is None and not failed.correct
+    assert "prompt too long" in (failed.reason or "")
