@@ -60,6 +60,17 @@ class KGPath(BaseModel):
         return len(self.hops)
 
 
+def reverse_path(path: KGPath) -> KGPath:
+    """The same walk taken from its other end."""
+    return KGPath(
+        nodes=list(reversed(path.nodes)),
+        hops=[
+            h.model_copy(update={"source": h.target, "target": h.source, "forward": not h.forward})
+            for h in reversed(path.hops)
+        ],
+    )
+
+
 def path_node(kg: KnowledgeGraph, node: int) -> PathNode:
     return PathNode(id=kg.ids[node], name=kg.names[node], type=kg.type_of(node))
 

@@ -16,7 +16,7 @@ from itertools import islice
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medloom.kg.model import KnowledgeGraph
-from medloom.kg.paths import KGPath, PathNode, make_path, path_node
+from medloom.kg.paths import KGPath, PathNode, make_path, path_node, reverse_path
 from medloom.kg.verbalise import verbalise_hop
 
 
@@ -260,15 +260,7 @@ def mask_subgraph(
     kg: KnowledgeGraph, chain: Chain, *, end: str = "tail", mask: str = "[ANSWER]", max_context: int = 6
 ) -> MaskedSubgraph:
     """Hide the chain's ``end`` ("tail": the far end, "head": the seed) as the answer."""
-    path = chain.path
-    if end == "head":
-        path = KGPath(
-            nodes=list(reversed(path.nodes)),
-            hops=[
-                h.model_copy(update={"source": h.target, "target": h.source, "forward": not h.forward})
-                for h in reversed(path.hops)
-            ],
-        )
+    path = reverse_path(chain.path) if end == "head" else chain.path
     answer = path.end
     facts = [verbalise_hop(h, mask=mask, masked_id=answer.id) for h in path.hops]
     on_path = {(h.head.id, h.relation, h.tail.id) for h in path.hops}
