@@ -180,19 +180,24 @@ class LinkEntities(_KGStep):
         q_names, a_names = parse_entity_lists(texts[0] if texts else "")
         question = await self._link_all(loaded, q_names, ctx)
         answer = await self._link_all(loaded, a_names, ctx)
+        in_question = [
+            linked(loaded.index, m, n, 100.0, "mention")
+            for m, n in text_mentions(loaded.index, item.question)
+        ]
+        in_gold = [
+            linked(loaded.index, m, n, 100.0, "mention")
+            for m, n in text_mentions(loaded.index, item.gold_text or "")
+        ]
         if self.params.use_text_mentions:
-            option_text = item.gold_text or ""
-            question += [
-                linked(loaded.index, m, n, 100.0, "mention")
-                for m, n in text_mentions(loaded.index, item.question)
-            ]
-            answer += [
-                linked(loaded.index, m, n, 100.0, "mention")
-                for m, n in text_mentions(loaded.index, option_text)
-            ]
-        question, answer = _unique(question), _unique(answer)
+            question, answer = question + in_question, answer + in_gold
+        # A name written in the question (and not in the gold answer) is a question entity,
+        # whichever list the extractor put it in.
+        gold_keys = {(e.id, e.type) for e in in_gold}
+        question_keys = {(e.id, e.type) for e in in_question} - gold_keys
+        moved = [e for e in answer if (e.id, e.type) in question_keys]
+        answer = _unique([e for e in answer if (e.id, e.type) not in question_keys])
         answer_ids = {(e.id, e.type) for e in answer}
-        question = [e for e in question if (e.id, e.type) not in answer_ids]
+        question = _unique([e for e in question + moved if (e.id, e.type) not in answer_ids])
         data = {
             **item.data,
             "kg_question_entities": [e.model_dump() for e in question],
