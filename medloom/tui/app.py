@@ -40,8 +40,8 @@ class InspectApp(App[None]):
         self.run_dir = run_dir
         self.poll_s = poll_s
         self.index = TrajectoryIndex(run_dir, use_cache=use_cache)
-        self.index.refresh()
-        self.index.save()
+        if self.index.refresh():
+            self.index.save()
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
