@@ -75,6 +75,8 @@ class InspectApp(App[None]):
             f"{'[/reverse]' if items.status_filter == name else ''}"
             for name in FILTERS
         ]
+        if self.index.skipped_rows:
+            parts.append(f"[red]skipped rows {self.index.skipped_rows}[/]")
         if items.search:
             parts.append(f"search “{items.search}”: {len(items.view)}")
         parts.append(f"[dim]{self.run_dir.name}[/]")

@@ -18,7 +18,7 @@ from medloom.runs.events import Event, parse_event
 from medloom.runs.store import TRAJECTORIES
 
 INDEX_FILE = ".medloom-index.json"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 HEAD_BYTES = 512
 """How much of a line the scanner looks at (ids, type, node and status come first)."""
 
@@ -27,6 +27,7 @@ _TYPE = re.compile(rb'"type":"(\w+)"')
 _NODE = re.compile(rb'"node":"((?:[^"\\]|\\.)*)"')
 _STATUS = re.compile(rb'"status":"(kept|rejected|failed)"')
 _REASON = re.compile(rb'"reason":"((?:[^"\\]|\\.)*)"')
+_PREDICTED = re.compile(rb'"predicted":"((?:[^"\\]|\\.)*)"(?:,"score":(-?[\d.eE+]+))?')
 
 
 def _unescape(raw: bytes) -> str:
@@ -50,6 +51,9 @@ class ItemEntry:
     node: str | None = None
     reason: str | None = None
     llm_calls: int = 0
+    rows: int = 0
+    answer: str | None = None
+    """A kept item's first row: its predicted answer and score ("B, score 4")."""
 
 
 class TrajectoryIndex:
@@ -129,6 +133,14 @@ class TrajectoryIndex:
             # A kept item has no reason of its own; the first "reason" would be a row's verdict.
             reason = _REASON.search(line) if entry.status != "kept" else None
             entry.reason = _unescape(reason.group(1)) if reason else None
+            entry.rows = line.count(b'"trace_id":') if entry.status == "kept" else 0
+            entry.answer = None
+            rows_at = line.find(b'"rows":[{')
+            if rows_at != -1:
+                row = _PREDICTED.search(line, rows_at)
+                if row:
+                    score = row.group(2)
+                    entry.answer = _unescape(row.group(1)) + (f", score {score.decode()}" if score else "")
 
     def _file_head(self) -> bytes:
         with self.path.open("rb") as fh:
