@@ -186,7 +186,7 @@ def _check_models_and_templates(
                     )
                 else:
                     try:
-                        CHECKS[v.check](**v.params)
+                        CHECKS[v.check].from_params(v.params, spec)
                     except TypeError as exc:
                         raise fail(
                             f"bad parameters for check '{v.check}': {exc}",

@@ -125,7 +125,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     decided = report.kept + report.rejected
     report.pass_rate = round(report.kept / decided, 4) if decided else None
     report.skipped_rows = len(skipped)
-    report.skipped = [{"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)][:1000]
+    report.skipped = [
+        {"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)
+    ][:1000]
     for usage in report.models.values():
         report.calls += usage.calls
         report.cached_calls += usage.cached_calls
