@@ -226,3 +226,10 @@ async def aevaluate(
             result.predictions.extend(preds)
             result.solvers.append(summarize(solver, run.run_dir, preds, wall, confidence))
     return result
+
+
+def evaluate(configs: Sequence[str | Path], benchmark: str | Path, **kwargs: Any) -> EvalResult:
+    """Synchronous :func:`aevaluate`; write the files with ``medloom.eval.outputs.write_results``."""
+    import asyncio
+
+    return asyncio.run(aevaluate(configs, benchmark, **kwargs))
