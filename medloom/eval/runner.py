@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +98,17 @@ class _Usage:
     calls: int = 0
 
 
+def row_vote(rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, int]]:
+    """The answer of a solver that kept several rows for an item: the most common ``predicted``
+    (self-consistency); a tie goes to the answer of the earliest row."""
+    answers = [str(r["predicted"]) for r in rows if r.get("predicted")]
+    counts = Counter(answers)
+    if not counts:
+        return None, {}
+    top = max(counts.values())
+    return next(a for a in answers if counts[a] == top), dict(sorted(counts.items()))
+
+
 def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Prediction]:
     """One prediction per benchmark item from a finished run's trajectories."""
     prices = LLMSettings.model_validate(_read_yaml(run_dir / "config.yaml").get("llm") or {}).prices
@@ -115,10 +126,13 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
     out = []
     for item in items:
         end = ends.get(item.id)
-        row = end.rows[0] if end is not None and end.status == "kept" and end.rows else {}
-        predicted = row.get("predicted") or None
+        rows = end.rows if end is not None and end.status == "kept" else []
+        predicted, votes = row_vote(rows)
+        row = next((r for r in rows if r.get("predicted") == predicted), rows[0] if rows else {})
         spent = usage.get(item.id, _Usage())
         detail = {k: str(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
+        if len(rows) > 1:
+            detail["row_votes"] = json.dumps(votes)
         out.append(
             Prediction(
                 solver=solver,
