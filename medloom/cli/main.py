@@ -190,6 +190,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     out.print_json(json.dumps(json.loads(path.read_text())))
 
 
+from medloom.cli import export_cmd, stats_cmd, view_cmd  # noqa: E402
+
+app.command()(view_cmd.view)
+app.command()(stats_cmd.stats)
+app.command()(export_cmd.export)
 app.command("eval")(eval_command)
 
 

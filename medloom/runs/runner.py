@@ -25,8 +25,9 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.runs.card import write_card
 from medloom.runs.events import ItemFinished
-from medloom.runs.outputs import write_card, write_outputs
+from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session
 from medloom.runs.secrets import SecretFilter
