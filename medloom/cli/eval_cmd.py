@@ -19,7 +19,12 @@ def comparison_table(result: EvalResult) -> Table:
     table = Table(title=f"eval on {Path(result.benchmark).name}", header_style="bold")
     for column in COLUMNS:
         name = f"{result.confidence:.0%} CI" if column == "CI" else column
-        table.add_column(name, justify="left" if column == "solver" else "right")
+        if column == "solver":
+            table.add_column(name, no_wrap=True, min_width=max(len(s.solver) for s in result.solvers))
+        elif column in ("CI", "accuracy"):  # the figures that matter: never truncated
+            table.add_column(name, justify="right", no_wrap=True, min_width=11 if column == "CI" else 6)
+        else:
+            table.add_column(name, justify="right")
     for solver in result.solvers:
         table.add_row(*row_cells(solver))
     return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +24,8 @@ from medloom.eval.stats import wilson_interval
 from medloom.graphs.loader import load_raw, validate_spec
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import LLMSettings
-from medloom.records import Item
-from medloom.runs.events import ItemFinished, LLMCall
+from medloom.records import Item, Trace
+from medloom.runs.events import ItemFinished, LLMCall, TraceCreated
 from medloom.runs.runner import (
     EmbeddedProvider,
     ProgressHook,
@@ -98,14 +98,28 @@ class _Usage:
     calls: int = 0
 
 
+def row_vote(rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, int]]:
+    """The answer of a solver that kept several rows for an item: the most common ``predicted``
+    (self-consistency); a tie goes to the answer of the earliest row."""
+    answers = [str(r["predicted"]) for r in rows if r.get("predicted")]
+    counts = Counter(answers)
+    if not counts:
+        return None, {}
+    top = max(counts.values())
+    return next(a for a in answers if counts[a] == top), dict(sorted(counts.items()))
+
+
 def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Prediction]:
     """One prediction per benchmark item from a finished run's trajectories."""
     prices = LLMSettings.model_validate(_read_yaml(run_dir / "config.yaml").get("llm") or {}).prices
     ends: dict[str, ItemFinished] = {}
     usage: dict[str, _Usage] = defaultdict(_Usage)
-    for _, event in iter_events(run_dir / "trajectories.jsonl", {"llm_call", "item_end"}):
+    last_trace: dict[str, Trace] = {}
+    for _, event in iter_events(run_dir / "trajectories.jsonl", {"llm_call", "item_end", "trace"}):
         if isinstance(event, ItemFinished):
             ends[event.item_id] = event
+        elif isinstance(event, TraceCreated):
+            last_trace[event.item_id] = event.trace
         elif isinstance(event, LLMCall) and event.response is not None:
             tally = usage[event.item_id]
             tally.prompt_tokens += event.response.usage.prompt_tokens
@@ -115,10 +129,21 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
     out = []
     for item in items:
         end = ends.get(item.id)
-        row = end.rows[0] if end is not None and end.status == "kept" and end.rows else {}
-        predicted = row.get("predicted") or None
+        rows = end.rows if end is not None and end.status == "kept" else []
+        predicted, votes = row_vote(rows)
+        row = next((r for r in rows if r.get("predicted") == predicted), rows[0] if rows else {})
+        fallback = None
+        if end is not None and end.status == "rejected" and item.id in last_trace:
+            # Rejected after answering (e.g. by a recipe's own final gold check): the solver's
+            # answer is still its last trace's.
+            fallback = last_trace[item.id]
+            predicted = fallback.answer
         spent = usage.get(item.id, _Usage())
         detail = {k: str(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
+        if len(rows) > 1:
+            detail["row_votes"] = json.dumps(votes)
+        if fallback is not None:
+            detail["answer_from"] = f"last trace {fallback.id} (item rejected at {end.node if end else '?'})"
         out.append(
             Prediction(
                 solver=solver,
@@ -226,3 +251,10 @@ async def aevaluate(
             result.predictions.extend(preds)
             result.solvers.append(summarize(solver, run.run_dir, preds, wall, confidence))
     return result
+
+
+def evaluate(configs: Sequence[str | Path], benchmark: str | Path, **kwargs: Any) -> EvalResult:
+    """Synchronous :func:`aevaluate`; write the files with ``medloom.eval.outputs.write_results``."""
+    import asyncio
+
+    return asyncio.run(aevaluate(configs, benchmark, **kwargs))

@@ -75,41 +75,34 @@ class KnnFewshot(BaseStep):
         self.lexical = TfidfIndex([e.text for e in self.bank]) if p.embedding is None else None
         self._bank_vectors: list[list[float]] | None = None
         self._lock = asyncio.Lock()
-        self._client: openai.AsyncOpenAI | None = None
 
-    def _embedding_client(self) -> openai.AsyncOpenAI:
-        emb = self.params.embedding
-        assert emb is not None
-        if self._client is None:
-            if emb.base_url:
-                endpoint = EndpointConfig(base_url=emb.base_url, api_key_env=emb.api_key_env)
-            else:
-                if self.build.client is None or not self.build.client.pool.endpoints:
-                    raise self.build.fail(
-                        "embedding similarity needs an endpoint: set params.embedding.base_url",
-                        "params.embedding.base_url",
-                    )
-                endpoint = self.build.client.pool.endpoints[0].config
-                if emb.api_key_env:
-                    endpoint = endpoint.model_copy(update={"api_key_env": emb.api_key_env})
-            self._client = openai.AsyncOpenAI(
-                base_url=endpoint.base_url,
-                api_key=endpoint.api_key(),
-                timeout=endpoint.timeout_s,
-                max_retries=2,
+    def _embedding_endpoint(self) -> EndpointConfig:
+        emb: EmbeddingParams = self.params.embedding
+        if emb.base_url:
+            return EndpointConfig(base_url=emb.base_url, api_key_env=emb.api_key_env)
+        if self.build.client is None or not self.build.client.pool.endpoints:
+            raise self.build.fail(
+                "embedding similarity needs an endpoint: set params.embedding.base_url",
+                "params.embedding.base_url",
             )
-        return self._client
+        endpoint = self.build.client.pool.endpoints[0].config
+        if emb.api_key_env:
+            endpoint = endpoint.model_copy(update={"api_key_env": emb.api_key_env})
+        return endpoint
 
     async def _scores(self, item: Item) -> list[float]:
         if self.lexical is not None:
             return self.lexical.scores(item_text(item))
-        emb = self.params.embedding
-        client = self._embedding_client()
-        async with self._lock:  # the bank is embedded once, by the first item that needs it
-            if self._bank_vectors is None:
-                texts = [e.text for e in self.bank]
-                self._bank_vectors = await embed_texts(client, emb.model, texts, emb.batch_size)
-        (query,) = await embed_texts(client, emb.model, [item_text(item)])
+        emb: EmbeddingParams = self.params.embedding
+        endpoint = self._embedding_endpoint()
+        async with openai.AsyncOpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key(), timeout=endpoint.timeout_s, max_retries=2
+        ) as client:
+            async with self._lock:  # the bank is embedded once, by the first item that needs it
+                if self._bank_vectors is None:
+                    texts = [e.text for e in self.bank]
+                    self._bank_vectors = await embed_texts(client, emb.model, texts, emb.batch_size)
+            (query,) = await embed_texts(client, emb.model, [item_text(item)])
         return [cosine(query, v) for v in self._bank_vectors]
 
     def nearest(self, item: Item, scores: list[float]) -> list[tuple[BankExample, float]]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from medloom.errors import ConfigError
 from medloom.eval.runner import aevaluate, default_solvers
@@ -68,3 +69,46 @@ async def test_a_failed_item_counts_as_wrong_and_keeps_its_reason(tmp_path: Path
     failed = next(p for p in result.predictions if p.status == "failed")
     assert failed.item_id == "101" and failed.predicted is None and not failed.correct
     assert "prompt too long" in (failed.reason or "")
+
+
+async def test_a_solver_keeping_several_rows_answers_by_majority(tmp_path: Path) -> None:
+    def samples(req: FakeRequest) -> Reply | str:
+        last = req.prompt_text.rsplit("Question:", 1)[-1]
+        if "alpha" in last:  # a 2-2 tie between A and B: the earlier sample (A) wins
+            return Reply(texts=[" A", " B", " B", " A"])
+        return Reply(texts=[" C", " D", " D", " A"])
+
+    with FakeOpenAIServer(samples) as server:
+        result = await aevaluate(
+            [REPO / "configs/eval/direct.yaml"],
+            _benchmark(tmp_path),
+            endpoints=[server.base_url],
+            overrides=["nodes.answer.samples=4"],
+            out_dir=tmp_path / "out",
+            no_cache=True,
+        )
+    predicted = {p.item_id: (p.predicted, p.detail["row_votes"]) for p in result.predictions}
+    assert predicted["100"] == ("A", '{"A": 2, "B": 2}')
+    assert predicted["101"] == ("D", '{"A": 1, "C": 1, "D": 2}')
+    assert result.solvers[0].correct == 1  # only charlie's gold is D
+
+
+async def test_an_item_rejected_by_the_recipes_own_gold_check_keeps_its_answer(tmp_path: Path) -> None:
+    # A recipe that ends in a gold check (like medagents.yaml): wrong answers are rejected there,
+    # but they are still the solver's answers, not "no answer".
+    config = yaml.safe_load((REPO / "configs/eval/direct.yaml").read_text())
+    config["dataset"]["path"] = str(REPO / "configs/data/demo_mcq.jsonl")
+    config["nodes"]["check"] = {"type": "verifier", "verifiers": [{"check": "mcq_answer"}]}
+    config["nodes"]["keep"] = {"type": "selector", "method": "all"}
+    config["edges"] = ["answer -> check", {"from": "check", "to": "keep", "when": "passed"}]
+    path = tmp_path / "gold_checked.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with FakeOpenAIServer(_solver) as server:
+        result = await aevaluate(
+            [path], _benchmark(tmp_path), endpoints=[server.base_url], out_dir=tmp_path / "out", no_cache=True
+        )
+    (solver,) = result.solvers
+    assert (solver.correct, solver.answered) == (3, 4)
+    charlie = next(p for p in result.predictions if p.item_id == "102")
+    assert (charlie.status, charlie.predicted, charlie.correct) == ("rejected", "C", False)
+    assert "rejected at check" in charlie.detail["answer_from"]
