@@ -62,15 +62,17 @@ def write_graph(path: Path, edges: int, seed: int) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         w = csv.writer(handle)
         w.writerow(["relation", "display_relation", "x_id", "x_type", "x_name", "y_id", "y_type", "y_name"])
-        rels = rng.choices(RELATIONS, weights=weights, k=edges)
-        for xt, yt, rel in rels:
-            # paretovariate: a few hubs, many rare entities (as in real KGs)
-            x = (
-                min(int(rng.paretovariate(1.2)) - 1, counts[xt] - 1)
-                if rng.random() < 0.5
-                else rng.randrange(counts[xt])
-            )
+        seen: set[int] = set()
+        while len(seen) < edges:
+            r = rng.choices(range(len(RELATIONS)), weights=weights)[0]
+            xt, yt, rel = RELATIONS[r]
+            # skewed heads (a few hubs, many rare entities, as in real KGs), uniform tails
+            x = int(counts[xt] * rng.random() ** 4)
             y = rng.randrange(counts[yt])
+            key = (r * 100_000 + x) * 100_000 + y
+            if key in seen:  # one edge per (head, relation, tail), as the loader stores them
+                continue
+            seen.add(key)
             w.writerow(
                 [
                     rel.replace(" ", "_"),

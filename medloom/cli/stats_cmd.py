@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from medloom.errors import MedloomError, RunError
@@ -66,7 +66,7 @@ def _table(title: str, *columns: str) -> Table:
 def render_stats(stats: RunStats) -> Group:
     """All tables of ``medloom stats`` (also used by the terminal viewer's statistics screen)."""
     rep = stats.report
-    parts: list[Table] = []
+    parts: list[RenderableType] = []
     overview = _table(
         f"run {rep.run_id} ({rep.recipe}){' — live' if stats.live else ''}",
         "items",
@@ -76,17 +76,16 @@ def render_stats(stats: RunStats) -> Group:
         "skipped rows",
         "rows",
         "pass rate",
-        "wall s",
-        "items/s",
-        "out tok/s",
     )
     overview.add_row(
         *map(str, (rep.items, rep.kept, rep.rejected, rep.failed, rep.skipped_rows, rep.rows)),
         _pct(rep.pass_rate),
-        f"{rep.wall_time_s:.1f}",
-        f"{rep.items_per_s:.2f}",
-        f"{rep.output_tokens_per_s:.1f}",
     )
+    overview.caption = (
+        f"wall {rep.wall_time_s:.1f} s · {rep.items_per_s:.2f} items/s · "
+        f"{rep.output_tokens_per_s:.1f} output tok/s · {rep.sessions} session(s)"
+    )
+    overview.caption_justify = "left"
     parts.append(overview)
     nodes = _table(
         "nodes", "node", "in", "out", "passed", "failed", "pass rate", "dropped", "calls", "cached"

@@ -158,6 +158,7 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
     fallback_rel = col.get("relation")
     width = len(header)
     xid, yid, xt, yt = (col.get(k) for k in ("x_id", "y_id", "x_type", "y_type"))
+    known: dict[tuple[str, str], int] = {}
     report.files.append(str(path))
     rows_read = 0
     for line, row in rows:
@@ -177,7 +178,14 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
         y_type = row[yt].strip() if yt is not None and row[yt].strip() else "entity"
         x_id = row[xid].strip() if xid is not None and row[xid].strip() else x
         y_id = row[yid].strip() if yid is not None and row[yid].strip() else y
-        kg.add_edge(kg.add_node(x_id, x, x_type), relation, kg.add_node(y_id, y, y_type))
+        # a local (type, id) → node cache: most rows name nodes already seen
+        head = known.get((x_type, x_id))
+        if head is None:
+            head = known[(x_type, x_id)] = kg.add_node(x_id, x, x_type)
+        tail = known.get((y_type, y_id))
+        if tail is None:
+            tail = known[(y_type, y_id)] = kg.add_node(y_id, y, y_type)
+        kg.add_edge(head, relation, tail)
 
     report.rows += rows_read
 
@@ -318,6 +326,7 @@ def load_into(kg: KnowledgeGraph, path: Path, fmt: KGFormat, report: LoadReport)
         load_primekg(path, kg, report)
     else:
         load_triples(path, kg, report)
+    kg.finish_loading()
 
 
 def load_text(text: str, fmt: KGFormat = "triples") -> tuple[KnowledgeGraph, LoadReport]:

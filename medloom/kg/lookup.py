@@ -66,6 +66,8 @@ class EntityIndex:
         for key, score, _ in process.extract(
             query, self._keys, scorer=fuzz.WRatio, limit=limit * 4, score_cutoff=min_score
         ):
+            if min(len(key), len(query)) < 0.5 * max(len(key), len(query)):
+                continue  # WRatio scores substrings high: "lung" is not "cancer of the lung"
             for node in self.by_name[key]:
                 if type_name is None or self.kg.type_of(node) == type_name:
                     found.append(Match(node, key, float(score)))

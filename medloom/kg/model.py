@@ -80,7 +80,10 @@ class KnowledgeGraph:
             self.ids.append(node_id)
             self.names.append(name or node_id)
             self.type_codes.append(code)
-            self.graph.add_node(node)
+            # what DiGraph.add_node does, minus its per-call overhead (see add_edge)
+            self.graph._succ[node] = {}
+            self.graph._pred[node] = {}
+            self.graph._node[node] = {}
         elif name and self.names[node] == node_id:
             self.names[node] = name
         return node
@@ -100,6 +103,13 @@ class KnowledgeGraph:
         if key not in keys:
             keys[key] = _NO_ATTRS
             self._degrees = None
+
+    def finish_loading(self) -> None:
+        """Drop caches that direct adjacency writes bypass (networkx's own, and degrees)."""
+        cache = getattr(self.graph, "__networkx_cache__", None)
+        if isinstance(cache, dict):
+            cache.clear()
+        self._degrees = None
 
     def add_synonym(self, node: int, name: str) -> None:
         if name and name != self.names[node]:

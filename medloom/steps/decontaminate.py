@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.context import AgentContext
 from medloom.data.items import iter_items
-from medloom.data.readers import DatasetSpec, FieldMap
+from medloom.data.readers import DatasetSpec, FieldMap, Format
 from medloom.errors import MedloomError
 from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
 from medloom.records import Item, Trace
@@ -33,7 +33,12 @@ class EvalSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str
-    """JSONL, CSV, Parquet or a saved dataset; relative paths are resolved from the recipe."""
+    """JSONL, CSV, Parquet, a saved dataset or a Hub name; relative paths are resolved from the
+    recipe's directory."""
+    format: Format = "auto"
+    split: str = "test"
+    """For a Hub dataset or a saved DatasetDict: evaluation sets are usually the test split."""
+    config_name: str | None = None
     name: str | None = None
     """Shown in reports (default: the file name)."""
     fields: FieldMap = Field(default_factory=lambda: FieldMap(answer=None))
@@ -94,7 +99,13 @@ class NgramIndex:
     def build(cls, spec: EvalSet, n: int, include_options: bool, base_dir: Path | None) -> NgramIndex:
         postings: dict[tuple[str, ...], list[str]] = defaultdict(list)
         size = 0
-        data = DatasetSpec(path=spec.path, fields=spec.fields)
+        data = DatasetSpec(
+            path=spec.path,
+            format=spec.format,
+            split=spec.split,
+            config_name=spec.config_name,
+            fields=spec.fields,
+        )
         for _, entry in iter_items(data, base_dir):
             if isinstance(entry, Exception):
                 continue

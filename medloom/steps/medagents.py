@@ -57,6 +57,7 @@ def parse_fields(text: str) -> list[str]:
     names: list[str] = []
     for part in re.split(r"[,;\n]", first_block):
         name = re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", part).strip().strip(".").strip()
+        name = re.sub(r"^(?:and|or)\s+", "", name, flags=re.I)
         if _FIELD.match(name) and len(name.split()) <= 5 and name.lower() not in {n.lower() for n in names}:
             names.append(name)
     return names

@@ -40,8 +40,8 @@ class InspectApp(App[None]):
         self.run_dir = run_dir
         self.poll_s = poll_s
         self.index = TrajectoryIndex(run_dir, use_cache=use_cache)
-        self.index.refresh()
-        self.index.save()
+        if self.index.refresh():
+            self.index.save()
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
@@ -75,6 +75,8 @@ class InspectApp(App[None]):
             f"{'[/reverse]' if items.status_filter == name else ''}"
             for name in FILTERS
         ]
+        if self.index.skipped_rows:
+            parts.append(f"[red]skipped rows {self.index.skipped_rows}[/]")
         if items.search:
             parts.append(f"search “{items.search}”: {len(items.view)}")
         parts.append(f"[dim]{self.run_dir.name}[/]")

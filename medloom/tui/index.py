@@ -1,6 +1,7 @@
 """A byte-offset index of trajectories.jsonl by item, cached in the run dir and extended incrementally.
 
-Scanning reads each line's head with regular expressions (no JSON parsing of prompts or rows), so
+The cache is two lines: a header (bytes scanned, the file's first bytes) and one JSON array of
+items. Scanning reads each line's head with regular expressions (no JSON parsing of prompts or rows), so
 a 100k-item run indexes quickly once, and reopening it reads only the lines appended since.
 An item's events are read on demand from its byte span (``first``..``last``).
 """
@@ -10,14 +11,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from medloom.runs.events import Event, parse_event
 from medloom.runs.store import TRAJECTORIES
 
-INDEX_FILE = ".medloom-index.jsonl"
-INDEX_VERSION = 1
+INDEX_FILE = ".medloom-index.json"
+INDEX_VERSION = 3
 HEAD_BYTES = 512
 """How much of a line the scanner looks at (ids, type, node and status come first)."""
 
@@ -26,13 +27,14 @@ _TYPE = re.compile(rb'"type":"(\w+)"')
 _NODE = re.compile(rb'"node":"((?:[^"\\]|\\.)*)"')
 _STATUS = re.compile(rb'"status":"(kept|rejected|failed)"')
 _REASON = re.compile(rb'"reason":"((?:[^"\\]|\\.)*)"')
+_PREDICTED = re.compile(rb'"predicted":"((?:[^"\\]|\\.)*)"(?:,"score":(-?[\d.eE+]+))?')
 
 
 def _unescape(raw: bytes) -> str:
     return str(json.loads(b'"' + raw + b'"'))
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemEntry:
     """What the index knows about one item without reading its events."""
 
@@ -49,6 +51,9 @@ class ItemEntry:
     node: str | None = None
     reason: str | None = None
     llm_calls: int = 0
+    rows: int = 0
+    answer: str | None = None
+    """A kept item's first row: its predicted answer and score ("B, score 4")."""
 
 
 class TrajectoryIndex:
@@ -128,6 +133,14 @@ class TrajectoryIndex:
             # A kept item has no reason of its own; the first "reason" would be a row's verdict.
             reason = _REASON.search(line) if entry.status != "kept" else None
             entry.reason = _unescape(reason.group(1)) if reason else None
+            entry.rows = line.count(b'"trace_id":') if entry.status == "kept" else 0
+            entry.answer = None
+            rows_at = line.find(b'"rows":[{')
+            if rows_at != -1:
+                row = _PREDICTED.search(line, rows_at)
+                if row:
+                    score = row.group(2)
+                    entry.answer = _unescape(row.group(1)) + (f", score {score.decode()}" if score else "")
 
     def _file_head(self) -> bytes:
         with self.path.open("rb") as fh:
@@ -177,8 +190,7 @@ class TrajectoryIndex:
         try:
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps(header) + "\n")
-                for entry in self.items:
-                    fh.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
+                fh.write(json.dumps([astuple(e) for e in self.items], ensure_ascii=False) + "\n")
             tmp.replace(self.cache_path)
         except OSError:
             return False  # a read-only run directory: the index just stays in memory
@@ -196,7 +208,7 @@ class TrajectoryIndex:
                 head = bytes.fromhex(header["head"])
                 if self.path.stat().st_size < header["scanned"] or self._file_head() != head:
                     return  # a different or truncated file: rebuild
-                items = [ItemEntry(**json.loads(line)) for line in fh]
+                items = [ItemEntry(*row) for row in json.loads(fh.readline())]
         except (OSError, ValueError, KeyError, TypeError):
             return
         self.items = items

@@ -136,6 +136,8 @@ class ItemList(ScrollView, can_focus=True):
         if row == self.cursor and not self.has_focus:
             base = Style(underline=True)
         reason = (entry.reason or "").replace("\n", " ")
+        if entry.status == "kept" and entry.answer:
+            reason = f"answer {entry.answer}" + (f" ({entry.rows} rows)" if entry.rows > 1 else "")
         id_w = min(28, max(12, width // 3))
         segments = [
             Segment(f"{entry.ordinal + 1:>6} ", base + Style(dim=True)),

@@ -70,7 +70,15 @@ class ItemScreen(Screen[None]):
         self.show(tree.root.data)
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted[Event]) -> None:
-        self.show(message.node.data)
+        node, tree = message.node, self.query_one(TrajectoryTree)
+        if node.parent is None and node is not tree.root:
+            return  # the root the tree had before show_item replaced it
+        if node.data is None and node is not tree.root:
+            self.query_one("#detail", Static).update(
+                Text.assemble(node.label, f"\n{len(node.children)} event(s)")
+            )
+            return
+        self.show(node.data)
 
     def show(self, event: Event | None) -> None:
         self.query_one("#detail", Static).update(self.detail(event))

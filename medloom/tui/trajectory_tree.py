@@ -105,11 +105,15 @@ class TrajectoryTree(Tree[Event]):
         self.clear()
         self.root.set_label(Text.assemble((item_id, "bold"), f"  {status}"))
         self.root.data = next((e for e in events if isinstance(e, ItemStarted)), None)
+        kept = {row.get("trace_id") for e in events if isinstance(e, ItemFinished) for row in e.rows}
         for step in group_events(events):
             label = step.node if step.round == 0 else f"{step.node} · round {step.round}"
             branch = self.root.add(Text(label, style="bold"), expand=True)
             for event in step.events:
-                branch.add_leaf(event_label(event), data=event)
+                text = event_label(event)
+                if isinstance(event, TraceCreated) and event.trace.id in kept:
+                    text.append(" ★ kept", style="bold green")
+                branch.add_leaf(text, data=event)
         ends = [e for e in events if isinstance(e, ItemFinished)]
         if ends:
             self.root.add_leaf(Text(f"end: {ends[-1].status}", style="bold"), data=ends[-1])

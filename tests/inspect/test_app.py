@@ -86,6 +86,9 @@ async def test_navigate_open_an_item_and_read_a_call(mcq_run: Path) -> None:
         tree = screen.query_one(TrajectoryTree)
         branches = [str(child.label) for child in tree.root.children]
         assert branches[0] == "generate"
+        leaves = [str(leaf.label) for branch in tree.root.children for leaf in branch.children]
+        assert sum("★ kept" in label for label in leaves) == 1  # the trace that became the row
+        assert first_kept.answer and first_kept.answer.split(",")[0] in {"A", "B", "C", "D"}
         summary = text_of(screen.query_one("#detail", Static))
         assert "question:" in summary and "kept" in summary and "options:" in summary
         await pilot.press("down", "down")  # generate → its first call

@@ -89,3 +89,11 @@ def test_stats_cli_names_an_unknown_run(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no run 'no-such-run'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_inspection_commands_and_view_names_an_unknown_run(tmp_path: Path) -> None:
+    helped = medloom_cli("--help")
+    for command in ("view", "stats", "export"):
+        assert command in helped.stdout
+    result = medloom_cli("view", "nope", "--runs-dir", str(tmp_path))
+    assert result.returncode == 1 and "no run 'nope'" in result.stderr

@@ -58,3 +58,23 @@ def test_a_question_naming_an_intermediate_is_rejected_for_leakage(tmp_path: Pat
     ]
     named = {it.data["intermediates"][0] for it in oracle.items}
     assert all(any(n in e["reason"] for n in named) and "the question names" in e["reason"] for e in ends)
+
+
+def test_kg_source_override_switches_the_graph_items_come_from(tmp_path: Path) -> None:
+    from medloom.data.sources import item_source
+    from medloom.graphs.loader import load_spec
+
+    kg_file = tmp_path / "tiny.tsv"
+    rows = ["head\trelation\ttail\thead_type\ttail_type"]
+    rows += [f"Drug{i}\ttreats\tDisease{i}\tCompound\tDisease" for i in range(8)]
+    rows += [f"Disease{i}\tassociates\tGENE{i}\tDisease\tGene" for i in range(8)]
+    kg_file.write_text("\n".join(rows) + "\n")
+    spec = load_spec(RECIPE, [f"kg.source={kg_file}", "source.params.n=2", "source.params.options=4"])
+    items = [it for _, it in item_source(spec, RECIPE.parent)]
+    assert len(items) == 2
+    for it in items:
+        assert not isinstance(it, Exception)
+        path = KGPath.model_validate(it.data["path"])
+        names = {n.name for n in path.nodes} | set((it.options or {}).values())
+        assert all(n.startswith(("Drug", "Disease", "GENE")) for n in names)
+        assert it.options and it.answer and it.options[it.answer] == path.end.name

@@ -114,3 +114,8 @@ def test_demo_kg_loads_offline_with_typed_nodes() -> None:
     assert loaded.report.skipped == 0
     assert {"Compound", "Disease", "Anatomy", "Gene"} <= set(kg.types)
     assert 2000 <= kg.edge_count <= 20000
+
+
+def test_fuzzy_does_not_match_a_much_shorter_substring() -> None:
+    index = load_kg().index
+    assert all(index.kg.names[m.node] != "lung" for m in index.fuzzy("cancer of the lung"))

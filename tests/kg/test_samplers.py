@@ -128,3 +128,32 @@ def test_mask_and_distractors_do_not_satisfy_the_chain() -> None:
 def test_bad_constraints_are_rejected() -> None:
     with pytest.raises(ValueError, match="min_hops"):
         ChainConstraints(min_hops=5, max_hops=3)
+
+
+def test_kg_chains_can_mask_the_rare_seed_instead_of_the_far_end() -> None:
+    from medloom.graphs.spec import GraphSpec
+    from medloom.kg.source import ChainSource
+
+    def items(mask: str) -> list:  # type: ignore[type-arg]
+        spec = GraphSpec.model_validate(
+            {
+                "name": "m",
+                "models": {"m": {}},
+                "source": {"op": "kg_chains", "params": {"n": 3, "mask": mask, "seed": 4}},
+                "nodes": {
+                    "s": {"type": "step", "op": "kg_question", "model": "m", "template": "kg_question"}
+                },
+            }
+        )
+        return [it for _, it in ChainSource(spec, None)]
+
+    tails, heads = items("tail"), items("head")
+    kg = load_kg().kg
+    for tail_item, head_item in zip(tails, heads, strict=True):
+        seed = tail_item.data["path"]["nodes"][0]
+        assert head_item.data["answer_entity"] == seed  # the rare seed is now the answer
+        assert head_item.options[head_item.answer] == seed["name"]
+        assert head_item.data["path"]["nodes"] == list(reversed(tail_item.data["path"]["nodes"]))
+        assert head_item.data["facts"][-1].count("[ANSWER]") == 1
+        assert seed["name"] not in " ".join(head_item.data["facts"])
+        assert kg.degree(kg.node_by_id(seed["id"], seed["type"]) or 0) == tail_item.data["seed_degree"]

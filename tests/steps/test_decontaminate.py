@@ -97,3 +97,22 @@ def test_missing_eval_set_names_the_key(tmp_path: Path) -> None:
         build_graph(spec)
     assert err.value.key == "nodes.decon.params.eval_sets.0.path"
     assert "nope.jsonl" in str(err.value)
+
+
+async def test_eval_set_from_a_saved_dataset_uses_its_test_split(fake_llm, tmp_path: Path) -> None:
+    import datasets
+
+    leaked = item(1)
+    rows = {"id": ["t0"], "question": [leaked.question], "options": [{"A": "x", "B": "y"}]}
+    other = {"id": ["tr0"], "question": ["A training question about the spleen."], "options": [{"A": "x"}]}
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(other), "test": datasets.Dataset.from_dict(rows)}
+    ).save_to_disk(str(tmp_path / "evalset"))
+    _server, client = fake_llm(lambda req: RIGHT)
+    spec = make_spec(
+        {"decon": decon(tmp_path / "evalset", include_options=False), "gen": GEN, "out": SELECT},
+        ["decon -> gen", "gen -> out"],
+    )
+    end = ends(await run(await runtime(spec, client), [leaked]))["q1"]
+    assert (end.status, end.reason_code) == ("rejected", "contaminated")
+    assert end.reason is not None and "closest: t0" in end.reason

@@ -137,6 +137,7 @@ def test_parse_fields_and_votes() -> None:
         "Pharmacology",
     ]
     assert parse_fields("The The The The The The The The The The The The") == []
+    assert parse_fields("Insulin, thyroid, and parathyroid") == ["Insulin", "thyroid", "parathyroid"]
     assert parse_vote("Vote: no\nAdvice: fix step 2") == (False, "fix step 2")
     assert parse_vote("yes, I agree") == (True, "")
     assert parse_vote("maybe") == (None, "")

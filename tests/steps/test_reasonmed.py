@@ -8,7 +8,7 @@ from medloom.runs.events import Selection, TraceDropped, TraceRevised, VerdictGi
 from medloom.steps.difficulty import tier
 from medloom.steps.ranking import parse_quality
 from medloom.testing import FakeRequest
-from tests.graphs.test_engine import RIGHT, WRONG, ends, item, run
+from tests.graphs.test_engine import OPTIONS, RIGHT, WRONG, ends, item, run
 from tests.steps.recipes import recipe_runtime, tail
 
 RIGHT_2 = "Step 1: Thyrotoxicosis causes adrenergic symptoms.\nStep 2: Propranolol blunts them.\nAnswer: A"
@@ -18,9 +18,10 @@ ONE_TRACE_PER_TEMPERATURE = ("models.gen.model=fake-model", "nodes.generate.samp
 class ReasonMedScript:
     """Plays generator, verifier, refiner, ranker and summariser; records the refiner prompts."""
 
-    def __init__(self, by_temperature: dict[float, str], quality: dict[str, int]):
+    def __init__(self, by_temperature: dict[float, str], quality: dict[str, int], summary_answer: str = "A"):
         self.by_temperature = by_temperature
         self.quality = quality
+        self.summary_answer = summary_answer
         self.refine_prompts: list[str] = []
 
     def __call__(self, req: FakeRequest) -> str:
@@ -39,7 +40,8 @@ class ReasonMedScript:
             score = next((s for key, s in self.quality.items() if key in case), 1)
             return f" {score}\nReason: rated {score}."
         if "followed by a concise summary" in prompt:
-            return " Beta blockade controls thyrotoxic symptoms. Answer: A) Propranolol"
+            letter = self.summary_answer if "blunts" in case else "A"
+            return f" Beta blockade controls thyrotoxic symptoms.\nAnswer: {letter}) {OPTIONS[letter]}"
         raise AssertionError(f"unexpected prompt: {prompt[:200]}")
 
 
@@ -71,7 +73,7 @@ async def test_failed_trace_is_refined_verified_again_and_ranked(fake_llm) -> No
     assert [r["trace_id"] for r in rows] == ranking.selected
     assert [r["quality"] for r in rows] == ["5.0", "4.0"]
     assert all(
-        r["summary"] == "Beta blockade controls thyrotoxic symptoms. Answer: A) Propranolol" for r in rows
+        r["summary"] == "Beta blockade controls thyrotoxic symptoms.\nAnswer: A) Propranolol" for r in rows
     )
     assert rows[0]["reasoning"].startswith("Step 1: The thyroid is overactive.")  # the long CoT
     assert {(r["difficulty"], r["first_pass_failed"]) for r in rows} == {("easy", "1")}
@@ -107,6 +109,20 @@ async def test_refinement_that_still_fails_rejects_the_item(fake_llm) -> None:
     end = ends(await run(rt, [item(1)]))["q1"]
     assert (end.status, end.node) == ("rejected", "refine")
     assert end.reason_code is not None and "after 1 refinement rounds" in end.reason_code
+
+
+async def test_a_summary_contradicting_its_chain_of_thought_is_dropped(fake_llm) -> None:
+    script = ReasonMedScript(
+        {0.7: RIGHT, 0.9: RIGHT_2, 1.0: RIGHT}, quality={"blunts": 5, "beta blocker": 3}, summary_answer="B"
+    )
+    _server, client = fake_llm(script)
+    rt = await recipe_runtime("reasonmed", client, *ONE_TRACE_PER_TEMPERATURE)
+    events = await run(rt, [item(1)])
+    end = ends(events)["q1"]
+    assert end.status == "kept" and [r["trace_id"] for r in end.rows] == ["q1/generate/gen/t0.7/0"]
+    (dropped,) = [e for e in events if isinstance(e, TraceDropped) and e.node == "summarise"]
+    assert dropped.trace_id == "q1/generate/gen/t0.9/0"
+    assert dropped.reason == "the summary answers B but the chain of thought answers A"
 
 
 @pytest.mark.parametrize(
