@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -20,8 +21,14 @@ def _kept_ids(run_dir: Path) -> set[str]:
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl", "hf"])
 def test_export_cli_writes_rows_and_card(mcq_run: Path, tmp_path: Path, fmt: str) -> None:
-    out = tmp_path / fmt
-    result = medloom_cli("export", str(mcq_run), "--format", fmt, "--out", str(out))
+    if fmt == "jsonl":  # by run id, into the default place inside the run directory
+        run = tmp_path / mcq_run.name
+        shutil.copytree(mcq_run, run)
+        result = medloom_cli("export", run.name, "--runs-dir", str(tmp_path), "--format", fmt)
+        out = run / "export" / "jsonl"
+    else:
+        out = tmp_path / fmt
+        result = medloom_cli("export", str(mcq_run), "--format", fmt, "--out", str(out))
     assert result.returncode == 0, result.stderr
     expected = _kept_ids(mcq_run)
     if fmt == "parquet":
@@ -35,9 +42,12 @@ def test_export_cli_writes_rows_and_card(mcq_run: Path, tmp_path: Path, fmt: str
     assert f"exported {len(expected)} rows" in result.stdout
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlicense: other")
-    assert {"parquet": "data_files: data.parquet", "jsonl": "data_files: data.jsonl", "hf": "data/*.arrow"}[
-        fmt
-    ] in card
+    data_files = {
+        "parquet": "data_files: data.parquet",
+        "jsonl": "data_files: data.jsonl",
+        "hf": "data/*.arrow",
+    }
+    assert data_files[fmt] in card
 
 
 def test_card_names_recipe_models_sampling_verifiers_counts_and_licences(
@@ -56,17 +66,6 @@ def test_card_names_recipe_models_sampling_verifiers_counts_and_licences(
     assert "verify round 0:" in card  # pass rate per round
     assert f"{report['rejected']} × refine: still failing" in card
     assert "licence: the project's own, Apache-2.0" in card  # from configs/data/README.md
-
-
-def test_default_output_goes_into_the_run_directory(mcq_run: Path, tmp_path: Path) -> None:
-    import shutil
-
-    copy = tmp_path / mcq_run.name
-    shutil.copytree(mcq_run, copy)
-    result = medloom_cli("export", copy.name, "--runs-dir", str(tmp_path), "--format", "jsonl")
-    assert result.returncode == 0, result.stderr
-    assert (copy / "export" / "jsonl" / "data.jsonl").exists()
-    assert (copy / "export" / "jsonl" / "README.md").exists()
 
 
 def test_push_to_hub_passes_repo_rows_card_and_token(
