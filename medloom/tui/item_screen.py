@@ -47,9 +47,14 @@ class ItemScreen(Screen[None]):
         super().__init__()
         self.index = index
         self.item_id = item_id
-        self.events: list[Event] = [e for _, e in index.events(item_id)]
+        self.events: list[Event] = []
         self.traces: dict[str, Trace] = {}
         self.verdicts: dict[str, list[Verdict]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        self.events = [e for _, e in self.index.events(self.item_id)]
+        self.traces, self.verdicts = {}, {}
         for event in self.events:
             if isinstance(event, TraceCreated):
                 self.traces[event.trace.id] = event.trace
@@ -68,6 +73,16 @@ class ItemScreen(Screen[None]):
         tree.show_item(self.item_id, self.index.by_id[self.item_id].status, self.events)
         tree.focus()
         self.show(tree.root.data)
+
+    def reload_if_grown(self) -> None:
+        """On a live run: redraw the tree when the item has new events, keeping the cursor line."""
+        if self.index.by_id[self.item_id].events == len(self.events):
+            return
+        self._load()
+        tree = self.query_one(TrajectoryTree)
+        line = tree.cursor_line
+        tree.show_item(self.item_id, self.index.by_id[self.item_id].status, self.events)
+        tree.cursor_line = line
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted[Event]) -> None:
         node, tree = message.node, self.query_one(TrajectoryTree)

@@ -170,11 +170,24 @@ async def test_a_live_run_shows_new_items_as_they_are_written(mcq_run: Path, tmp
         items = app.query_one(ItemList)
         before = app.index.counts()
         assert before["running"] > 0
+        await pilot.press("5", "enter")  # open a running item
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ItemScreen)
+        tree = screen.query_one(TrajectoryTree)
+        assert not str(tree.root.children[-1].label).startswith("end:")
+        await pilot.press("slash")  # list actions do nothing on an item's screen
+        assert isinstance(app.screen, ItemScreen)
         (run / TRAJECTORIES).write_bytes(b"".join(lines))
         for _ in range(40):
             await pilot.pause(0.05)
             if app.index.counts()["running"] == 0:
                 break
+        await pilot.pause(0.1)
+        assert str(tree.root.children[-1].label).startswith("end:"), "the open item was not updated"
+        await pilot.press("escape")
+        assert items.view == []  # still filtered on running: none left
+        await pilot.press("1")
         after = app.index.counts()
         assert after["running"] == 0 and after["kept"] == _report(mcq_run)["kept"]
         assert len(items.view) == _report(mcq_run)["items"]
