@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medloom.cli.eval_cmd import eval_command
 from medloom.errors import ConfigError, MedloomError
 
 app = typer.Typer(
@@ -194,6 +195,7 @@ from medloom.cli import export_cmd, stats_cmd, view_cmd  # noqa: E402
 app.command()(view_cmd.view)
 app.command()(stats_cmd.stats)
 app.command()(export_cmd.export)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -197,7 +197,9 @@ async def _execute(
     handler = _attach_log(run, spec)
     cache = None
     if spec.llm.cache.enabled:
-        cache = RequestCache(Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite")
+        cache = RequestCache(
+            Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
+        )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache)
     writer = TrajectoryWriter(run.trajectories)
     status = "crashed"
