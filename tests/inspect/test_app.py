@@ -134,6 +134,18 @@ async def test_verdict_flags_are_shown_on_the_steps(mcq_run: Path) -> None:
         assert "└ judge:judge: step 2 does not follow." in detail
 
 
+async def test_mouse_click_selects_and_double_click_opens(mcq_run: Path) -> None:
+    app = InspectApp(mcq_run, poll_s=0, use_cache=False)
+    async with app.run_test(size=SIZE) as pilot:
+        items = app.query_one(ItemList)
+        await pilot.click(ItemList, offset=(10, 2))
+        assert items.cursor == 2
+        await pilot.click(ItemList, offset=(10, 3), times=2)
+        await pilot.pause()
+        assert isinstance(app.screen, ItemScreen)
+        assert app.screen.item_id == items.index.items[items.view[3]].item_id
+
+
 async def test_a_failed_item_shows_the_error(mcq_run: Path) -> None:
     app = InspectApp(mcq_run, poll_s=0, use_cache=False)
     async with app.run_test(size=SIZE) as pilot:
