@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.pretty import Pretty
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -30,6 +31,20 @@ from medloom.tui.diff_view import render_revision
 from medloom.tui.index import TrajectoryIndex
 from medloom.tui.trajectory_tree import TrajectoryTree
 from medloom.tui.verdict_view import render_trace, render_verdict
+
+
+def node_table(event: ItemFinished) -> Table:
+    """What each node did for this item: traces in and out, verdicts, calls and tokens."""
+    table = Table(title="per node", title_justify="left", header_style="bold", box=None)
+    for name in ("node", "in", "out", "pass", "fail", "drop", "calls", "tokens"):
+        table.add_column(name, justify="left" if name == "node" else "right")
+    for node, st in event.stats.items():
+        table.add_row(
+            node,
+            *map(str, (st.traces_in, st.traces_out, st.passed, st.failed, st.dropped, st.calls)),
+            str(st.prompt_tokens + st.completion_tokens),
+        )
+    return table
 
 
 class ItemScreen(Screen[None]):
@@ -128,7 +143,7 @@ class ItemScreen(Screen[None]):
                 text.append(
                     f"• {row.get('trace_id')}: answer {row.get('predicted')} score {row.get('score')}\n"
                 )
-            return text
+            return Group(text, node_table(event))
         return Pretty(event.model_dump())
 
     def item_summary(self, event: ItemStarted) -> RenderableType:

@@ -109,6 +109,10 @@ async def test_rejected_item_shows_rounds_a_diff_and_the_rejection(mcq_run: Path
         labels = [str(child.label) for child in tree.root.children]
         assert "refine · round 1" in labels and "verify · round 2" in labels
         assert labels[-1] == "end: rejected"
+        await pilot.press("end")  # the item's end: its outcome and what each node did
+        end = text_of(screen.query_one("#detail", Static))
+        assert "status rejected" in end and "per node" in end and "refine" in end
+        await pilot.press("home")
         await pilot.press("d")
         detail = text_of(screen.query_one("#detail", Static))
         assert "revision round 1 by refine" in detail
