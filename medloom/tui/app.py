@@ -65,6 +65,8 @@ class InspectApp(App[None]):
             self.query_one(ItemList).sync()
             self.update_bar()
             self.index.save(min_interval_s=30)
+            if isinstance(self.screen, ItemScreen):
+                self.screen.reload_if_grown()
 
     def update_bar(self) -> None:
         counts = self.index.counts()
@@ -83,6 +85,10 @@ class InspectApp(App[None]):
         self.query_one("#bar", Static).update("  ".join(parts))
 
     # -- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """List actions (search, filters) only apply on the list screen."""
+        return not (action in ("search", "filter", "cycle_filter") and len(self.screen_stack) > 1)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

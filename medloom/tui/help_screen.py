@@ -14,7 +14,7 @@ from textual.widgets import Static
 KEYS = [
     ("Item list", ""),
     ("↑/↓ j/k, PgUp/PgDn, g/G", "move, page, first/last"),
-    ("Enter", "open the item's trajectory"),
+    ("Enter, double click", "open the item's trajectory"),
     ("/", "search ids, nodes and reasons (Enter keeps it, Esc clears)"),
     ("1 2 3 4 5 / t", "show all / kept / rejected / failed / running; t cycles"),
     ("s", "run statistics (per node, round, model)"),

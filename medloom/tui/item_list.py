@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -122,6 +123,12 @@ class ItemList(ScrollView, can_focus=True):
     def action_open(self) -> None:
         if self.current is not None:
             self.post_message(self.Opened(self.current.item_id))
+
+    def on_click(self, event: events.Click) -> None:
+        """A click selects a row; a double click opens it."""
+        self._set_cursor(event.y + int(self.scroll_y))
+        if event.chain >= 2:
+            self.action_open()
 
     # -- rendering --------------------------------------------------------------------------
 

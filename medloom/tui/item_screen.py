@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.pretty import Pretty
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -32,6 +33,20 @@ from medloom.tui.trajectory_tree import TrajectoryTree
 from medloom.tui.verdict_view import render_trace, render_verdict
 
 
+def node_table(event: ItemFinished) -> Table:
+    """What each node did for this item: traces in and out, verdicts, calls and tokens."""
+    table = Table(title="per node", title_justify="left", header_style="bold", box=None)
+    for name in ("node", "in", "out", "pass", "fail", "drop", "calls", "tokens"):
+        table.add_column(name, justify="left" if name == "node" else "right")
+    for node, st in event.stats.items():
+        table.add_row(
+            node,
+            *map(str, (st.traces_in, st.traces_out, st.passed, st.failed, st.dropped, st.calls)),
+            str(st.prompt_tokens + st.completion_tokens),
+        )
+    return table
+
+
 class ItemScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "app.pop_screen", "back"),
@@ -47,9 +62,14 @@ class ItemScreen(Screen[None]):
         super().__init__()
         self.index = index
         self.item_id = item_id
-        self.events: list[Event] = [e for _, e in index.events(item_id)]
+        self.events: list[Event] = []
         self.traces: dict[str, Trace] = {}
         self.verdicts: dict[str, list[Verdict]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        self.events = [e for _, e in self.index.events(self.item_id)]
+        self.traces, self.verdicts = {}, {}
         for event in self.events:
             if isinstance(event, TraceCreated):
                 self.traces[event.trace.id] = event.trace
@@ -68,6 +88,16 @@ class ItemScreen(Screen[None]):
         tree.show_item(self.item_id, self.index.by_id[self.item_id].status, self.events)
         tree.focus()
         self.show(tree.root.data)
+
+    def reload_if_grown(self) -> None:
+        """On a live run: redraw the tree when the item has new events, keeping the cursor line."""
+        if self.index.by_id[self.item_id].events == len(self.events):
+            return
+        self._load()
+        tree = self.query_one(TrajectoryTree)
+        line = tree.cursor_line
+        tree.show_item(self.item_id, self.index.by_id[self.item_id].status, self.events)
+        tree.cursor_line = line
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted[Event]) -> None:
         node, tree = message.node, self.query_one(TrajectoryTree)
@@ -113,7 +143,7 @@ class ItemScreen(Screen[None]):
                 text.append(
                     f"• {row.get('trace_id')}: answer {row.get('predicted')} score {row.get('score')}\n"
                 )
-            return text
+            return Group(text, node_table(event))
         return Pretty(event.model_dump())
 
     def item_summary(self, event: ItemStarted) -> RenderableType:

@@ -109,6 +109,10 @@ async def test_rejected_item_shows_rounds_a_diff_and_the_rejection(mcq_run: Path
         labels = [str(child.label) for child in tree.root.children]
         assert "refine · round 1" in labels and "verify · round 2" in labels
         assert labels[-1] == "end: rejected"
+        await pilot.press("end")  # the item's end: its outcome and what each node did
+        end = text_of(screen.query_one("#detail", Static))
+        assert "status rejected" in end and "per node" in end and "refine" in end
+        await pilot.press("home")
         await pilot.press("d")
         detail = text_of(screen.query_one("#detail", Static))
         assert "revision round 1 by refine" in detail
@@ -132,6 +136,18 @@ async def test_verdict_flags_are_shown_on_the_steps(mcq_run: Path) -> None:
         flagged = [line for line in detail.splitlines() if line.startswith("⚑ Step 2:")]
         assert flagged, detail
         assert "└ judge:judge: step 2 does not follow." in detail
+
+
+async def test_mouse_click_selects_and_double_click_opens(mcq_run: Path) -> None:
+    app = InspectApp(mcq_run, poll_s=0, use_cache=False)
+    async with app.run_test(size=SIZE) as pilot:
+        items = app.query_one(ItemList)
+        await pilot.click(ItemList, offset=(10, 2))
+        assert items.cursor == 2
+        await pilot.click(ItemList, offset=(10, 3), times=2)
+        await pilot.pause()
+        assert isinstance(app.screen, ItemScreen)
+        assert app.screen.item_id == items.index.items[items.view[3]].item_id
 
 
 async def test_a_failed_item_shows_the_error(mcq_run: Path) -> None:
@@ -170,11 +186,24 @@ async def test_a_live_run_shows_new_items_as_they_are_written(mcq_run: Path, tmp
         items = app.query_one(ItemList)
         before = app.index.counts()
         assert before["running"] > 0
+        await pilot.press("5", "enter")  # open a running item
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ItemScreen)
+        tree = screen.query_one(TrajectoryTree)
+        assert not str(tree.root.children[-1].label).startswith("end:")
+        await pilot.press("slash")  # list actions do nothing on an item's screen
+        assert isinstance(app.screen, ItemScreen)
         (run / TRAJECTORIES).write_bytes(b"".join(lines))
         for _ in range(40):
             await pilot.pause(0.05)
             if app.index.counts()["running"] == 0:
                 break
+        await pilot.pause(0.1)
+        assert str(tree.root.children[-1].label).startswith("end:"), "the open item was not updated"
+        await pilot.press("escape")
+        assert items.view == []  # still filtered on running: none left
+        await pilot.press("1")
         after = app.index.counts()
         assert after["running"] == 0 and after["kept"] == _report(mcq_run)["kept"]
         assert len(items.view) == _report(mcq_run)["items"]

@@ -97,3 +97,19 @@ def test_help_lists_the_inspection_commands_and_view_names_an_unknown_run(tmp_pa
         assert command in helped.stdout
     result = medloom_cli("view", "nope", "--runs-dir", str(tmp_path))
     assert result.returncode == 1 and "no run 'nope'" in result.stderr
+
+
+def test_stats_of_a_run_still_going(mcq_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / mcq_run.name
+    shutil.copytree(mcq_run, run)
+    (run / "report.json").unlink()
+    meta = json.loads((run / "run.json").read_text())
+    meta["sessions"][-1].update(status="running", ended=None)
+    (run / "run.json").write_text(json.dumps(meta))
+    lines = (run / "trajectories.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "trajectories.jsonl").write_bytes(b"".join(lines[: len(lines) // 2]) + lines[-1][:30])
+    stats = compute_stats(RunDir(run))
+    assert stats.live
+    finished = sum(b'"type":"item_end"' in line for line in lines[: len(lines) // 2])
+    assert stats.report.items == finished < json.loads((mcq_run / "report.json").read_text())["items"]
+    assert stats.usage and sum(b.items for b in stats.throughput) == finished
