@@ -13,7 +13,7 @@ import datasets
 
 from medloom.errors import RunError
 from medloom.runs.card import dataset_card
-from medloom.runs.outputs import _kept_rows
+from medloom.runs.outputs import kept_rows
 from medloom.runs.rows import column_features
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
@@ -33,7 +33,7 @@ def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
         return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
     stat = run.trajectories.stat()
     return datasets.Dataset.from_generator(
-        _kept_rows,
+        kept_rows,
         gen_kwargs={
             "path": str(run.trajectories),
             "offsets": offsets,
