@@ -108,7 +108,7 @@ def count_rows(spec: DatasetSpec, base_dir: Path | None = None) -> int | None:
         with path.open("rb") as fh:
             total = sum(1 for line in fh if line.strip())
     elif fmt == "csv" and path.is_file():
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
             total = max(0, sum(1 for _ in csv.reader(fh)) - 1)
     elif fmt == "parquet" and path.is_file():
         import pyarrow.parquet as pq
@@ -119,10 +119,28 @@ def count_rows(spec: DatasetSpec, base_dir: Path | None = None) -> int | None:
     return total
 
 
+def _not_utf8(text: str) -> int | None:
+    """Where undecodable bytes (kept as surrogates by ``surrogateescape``) start, if any."""
+    for i, ch in enumerate(text):
+        if "\udc80" <= ch <= "\udcff":
+            return i
+    return None
+
+
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     index = 0
-    with path.open("r", encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if line_no == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a byte-order mark
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield index, BadRow(f"line {line_no}: not UTF-8 text (byte {exc.start + 1})")
+                index += 1
+                continue
             if not line.strip():
                 continue
             try:
@@ -145,9 +163,14 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
 
 def _csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="", encoding="utf-8-sig") as fh:  # spreadsheets often write a BOM
+    # -sig: spreadsheets often write a BOM; surrogateescape: a row with bad bytes is reported.
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         for index, row in enumerate(reader):
+            bad = [k for k, v in row.items() if isinstance(v, str) and _not_utf8(v) is not None]
+            if bad or any(isinstance(k, str) and _not_utf8(k) is not None for k in row):
+                yield index, BadRow(f"line {reader.line_num}: not UTF-8 text")
+                continue
             if None in row:
                 yield index, BadRow(f"line {reader.line_num}: more values than header columns")
                 continue

@@ -212,4 +212,9 @@ def _check_steps(
                 raise fail(
                     f"unknown model '{alias}' (models: {', '.join(spec.models)})", f"nodes.{name}.models.{i}"
                 )
-        ops[node.op](StepBuild(node=name, spec=node, graph=spec, templates=templates, models={}, file=file))
+        base_dir = Path(file).resolve().parent if file else None
+        ops[node.op](
+            StepBuild(
+                node=name, spec=node, graph=spec, templates=templates, models={}, file=file, base_dir=base_dir
+            )
+        )

@@ -60,6 +60,10 @@ def load_raw(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}", file=path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}); save the recipe as UTF-8 YAML", file=path
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -20,7 +20,7 @@ from medloom.llm.cache import RequestCache
 from medloom.llm.pool import EndpointPool, EndpointState
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
-from medloom.llm.wire import classify, is_endpoint_fault, parse_choices, request_kwargs
+from medloom.llm.wire import classify, is_endpoint_fault, parse_choices, redact, request_kwargs
 
 ResponseHook = Callable[[LLMRequest, LLMResponse], None]
 
@@ -264,7 +264,10 @@ class LLMClient:
                 raise
             err = classify(exc, ep.name)
             healthy = False if is_endpoint_fault(err) else None
+            leaked = redact(err, [ep.config.api_key()])  # servers may echo the key back
             error = str(err)
+            if leaked:
+                raise err from None  # the original exception still quotes the key
             raise err from exc
         finally:
             await self.pool.release(ep, healthy=healthy, probe=probe, error=error)

@@ -81,9 +81,13 @@ class EndpointPool:
                     return best
                 if all(ep.ejected for ep in candidates):
                     last = next((ep.last_error for ep in candidates if ep.last_error), None)
+                    # Retry when the next probe is due (or a probe in flight has had time to
+                    # finish), rather than spend every attempt before any probe could succeed.
+                    due = [ep.down_until - now for ep in candidates if not ep.probing]
                     raise EndpointsResting(
                         f"every endpoint serving '{model}' is out of rotation after repeated "
-                        f"failures (last: {last or 'unknown'})"
+                        f"failures (last: {last or 'unknown'})",
+                        retry_after=max(0.0, min(due)) + 0.01 if due else self.health.probe_after_s,
                     )
                 resting = [ep.down_until - now for ep in candidates if ep.ejected]
                 timeout = max(0.01, min(resting)) if resting else None

@@ -92,7 +92,13 @@ def dataset_card(run: RunDir, report: Report, config: dict[str, Any]) -> str:
             f"| {name} | {node.get('type')} | {detail} | {stats.traces_in if stats else 0} "
             f"| {stats.traces_out if stats else 0} | {_pct(stats.pass_rate if stats else None)} |"
         )
-    lines += ["", "## Models", "", "| alias | served model | mode | calls | prompt tokens | completion tokens |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Models",
+        "",
+        "| alias | served model | mode | calls | prompt tokens | completion tokens |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for alias, spec in models.items():
         served = spec.get("model") or "(first model the endpoint lists)"
         usage = report.models.get(served)
@@ -111,7 +117,8 @@ def dataset_card(run: RunDir, report: Report, config: dict[str, Any]) -> str:
         "- The questions, options and gold answers come from the input dataset and keep its licence;"
         " check it before redistributing these rows.",
         "- The reasoning was written by the models listed above; their terms of use apply to their outputs.",
-        f"- medloom run `{report.run_id}`, {report.sessions} session(s), wall time {report.wall_time_s:.1f} s.",
+        f"- medloom run `{report.run_id}`, {report.sessions} session(s),"
+        f" wall time {report.wall_time_s:.1f} s.",
         "",
     ]
     return "\n".join(lines)

@@ -14,9 +14,15 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg = message
+            record.msg = self._clean(record.getMessage())
             record.args = None
+            if record.exc_info and record.exc_info[1] is not None:
+                # Tracebacks (and their chained causes) may quote a key: render them here.
+                record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
         return True
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
