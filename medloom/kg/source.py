@@ -121,6 +121,7 @@ class ChainSource:
 
     def __iter__(self) -> Iterator[tuple[int, Item | Exception]]:
         loaded = load_kg(self.spec.kg, self.base_dir)
+        self._check_names(loaded)
         made = 0
         chains = iter_chains(loaded.kg, self.constraints, self.params.seed)
         for chain in islice(chains, self.params.n * 20):
@@ -131,6 +132,22 @@ class ChainSource:
             made += 1
             if made >= self.params.n:
                 return
+
+    def _check_names(self, loaded: LoadedKG) -> None:
+        """Relations and types the params name must exist in this KG (e.g. after switching KGs)."""
+        kg, p = loaded.kg, self.params
+        for key, wanted, known in (
+            ("relations", p.relations, kg.relations),
+            ("node_types", p.node_types, kg.types),
+            ("start_types", p.start_types, kg.types),
+            ("end_types", p.end_types, kg.types),
+        ):
+            if wanted and not set(wanted) & set(known):
+                raise ConfigError(
+                    f"none of {wanted} is in this knowledge graph ({', '.join(sorted(known))}); "
+                    f"set source.params.{key} to some of them, or to null for any",
+                    key=f"source.params.{key}",
+                )
 
 
 @register_source("kg_chains")

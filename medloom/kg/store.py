@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from medloom.errors import ConfigError
 from medloom.kg.loaders import LoadReport, load_into
 from medloom.kg.lookup import EntityIndex
 from medloom.kg.model import KnowledgeGraph
@@ -47,6 +48,13 @@ def load_kg(spec: KGSpec | None = None, base_dir: Path | None = None) -> LoadedK
     """The graph ``spec`` names (the demo graph when None), loaded once and shared."""
     spec = spec or KGSpec()
     paths = tuple(resolve_source(s, base_dir) for s in spec.sources)
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(
+                f"knowledge graph not found: {path} (use 'demo', a Hetionet directory, a PrimeKG CSV "
+                "or a triples TSV; relative paths resolve beside the recipe, then from here)",
+                key="kg.source",
+            )
     key = (paths, spec.format)
     with _lock:
         if key not in _cache:

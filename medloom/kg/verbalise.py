@@ -45,3 +45,27 @@ def verbalise_hop(hop: Hop, *, mask: str | None = None, masked_id: str | None = 
 def verbalise_path(path: KGPath, *, mask_end: str | None = None) -> list[str]:
     """One sentence per hop; with ``mask_end`` the end entity reads as that placeholder."""
     return [verbalise_hop(h, mask=mask_end, masked_id=path.end.id if mask_end else None) for h in path.hops]
+
+
+_NOT_CUES = {"is", "are", "the", "a", "an", "of", "by", "with", "to", "in", "for", "and", "not", "does"}
+_NOT_CUES |= {"protein", "encoded", "gene", "enzyme", "transporter", "carrier", "used", "has"}
+
+
+def cue(word: str) -> str:
+    """The stem a relation cue is matched by ("treats", "treated" → "trea")."""
+    return word.lower()[:4]
+
+
+@cache
+def relation_cues() -> dict[str, frozenset[str]]:
+    """relation key → cue stems: the first content word of its active and passive phrases."""
+    out: dict[str, frozenset[str]] = {}
+    for relation, forms in phrases().items():
+        stems = set()
+        for form in (forms["active"], forms["passive"]):
+            words = re.findall(r"[a-z]+", re.sub(r"\{(head|tail)\}", " ", form.lower()))
+            content = [w for w in words if w not in _NOT_CUES]
+            if content:
+                stems.add(cue(content[0]))
+        out[relation] = frozenset(stems)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
+from medloom.kg.verbalise import cue, relation_cues, relation_key
 from medloom.records import Item, Trace, Verdict
 from medloom.verifiers.base import Check
 
@@ -23,6 +25,9 @@ class KGGrounding(Check):
     others by a KG edge (in either direction), and, with ``path_field``, a path in
     ``item.data[path_field]`` whose hops are not real edges.
 
+    With ``check_relations``, a step that uses a relation's wording ("treats", "is bound by", from
+    medloom/kg/data/phrases.yaml) must name two entities the KG joins by such a relation.
+
     ``source``/``format`` choose the graph; by default the recipe's ``kg:`` block (or the demo).
     """
 
@@ -32,6 +37,7 @@ class KGGrounding(Check):
         self,
         path_field: str | None = None,
         steps: bool = True,
+        check_relations: bool = False,
         source: str | None = None,
         format: str = "auto",
         kg: KGSpec | None = None,
@@ -39,6 +45,7 @@ class KGGrounding(Check):
     ):
         self.path_field = path_field
         self.check_steps = steps
+        self.check_relations = check_relations
         try:
             self.spec = KGSpec(source=source, format=format) if source else (kg or KGSpec())  # type: ignore[arg-type]
         except ValidationError as exc:
@@ -101,11 +108,31 @@ class KGGrounding(Check):
             others = [g for j, g in enumerate(groups) if j != i and tuple(g) != tuple(nodes)]
             if not any(kg.has_edge(a, b) for g in others for a in nodes for b in g):
                 lonely.append(names[i])
-        if not lonely:
-            return None
         named = ", ".join(dict.fromkeys(names))
-        unlinked = ", ".join(repr(n) for n in dict.fromkeys(lonely))
-        return f"no KG edge links {unlinked} to the others named ({named})"
+        if lonely:
+            unlinked = ", ".join(repr(n) for n in dict.fromkeys(lonely))
+            return f"no KG edge links {unlinked} to the others named ({named})"
+        return self._wrong_relation(text, groups, names) if self.check_relations else None
+
+    def _wrong_relation(self, text: str, groups: list[list[int]], names: list[str]) -> str | None:
+        """A reason when the step's relation words match no KG relation between its entities."""
+        kg = self.loaded.kg
+        stems = {cue(w) for w in re.findall(r"[A-Za-z]+", text)}
+        cued = {rel for rel, cues in relation_cues().items() if cues & stems}
+        if not cued:
+            return None
+        found: list[str] = []
+        for i, j in combinations(range(len(groups)), 2):
+            for a in groups[i]:
+                for b in groups[j]:
+                    rels = [*kg.relations_between(a, b), *kg.relations_between(b, a)]
+                    if any(relation_key(r) in cued for r in rels):
+                        return None
+                    found += [f"{names[i]} {r} {names[j]}" for r in rels]
+        if not found:
+            return None
+        wording, facts = ", ".join(sorted(cued)), "; ".join(dict.fromkeys(found))
+        return f"the wording ({wording}) fits no KG edge between the entities named; the KG has: {facts}"
 
 
 def _spans(text: str, mentions: list[tuple[int, int, list[int]]]) -> list[list[str]]:

@@ -46,3 +46,14 @@ def test_path_field_checks_every_hop_is_a_real_edge() -> None:
     assert not verdict.passed and verdict.reasons[0].startswith("hop 2: the KG has no")
     missing = check.check(Item(id="i", index=0), trace())
     assert not missing.passed and "no 'path' path" in missing.reasons[0]
+
+
+def test_relation_wording_is_checked_when_asked() -> None:
+    item = Item(id="i", index=0)
+    strict = KGGrounding(check_relations=True)
+    assert strict.check(item, trace("Eribulin treats breast cancer.")).passed
+    assert strict.check(item, trace("Breast cancer is treated by Eribulin.")).passed
+    wrong = strict.check(item, trace("Eribulin binds breast cancer."))
+    assert not wrong.passed and "Eribulin treats breast cancer" in wrong.step_flags[1]
+    # without check_relations only adjacency is required
+    assert KGGrounding().check(item, trace("Eribulin binds breast cancer.")).passed

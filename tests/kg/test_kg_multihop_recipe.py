@@ -78,3 +78,18 @@ def test_kg_source_override_switches_the_graph_items_come_from(tmp_path: Path) -
         names = {n.name for n in path.nodes} | set((it.options or {}).values())
         assert all(n.startswith(("Drug", "Disease", "GENE")) for n in names)
         assert it.options and it.answer and it.options[it.answer] == path.end.name
+
+
+def test_relations_missing_from_a_switched_kg_are_a_config_error(tmp_path: Path) -> None:
+    from medloom.data.sources import item_source
+    from medloom.errors import ConfigError
+    from medloom.graphs.loader import load_spec
+
+    kg_file = tmp_path / "kg.csv"
+    kg_file.write_text(
+        "x_name,x_type,display_relation,y_name,y_type\nMetformin,drug,indication,diabetes,disease\n"
+    )
+    spec = load_spec(RECIPE, [f"kg.source={kg_file}"])
+    with pytest.raises(ConfigError, match="indication") as err:
+        list(item_source(spec, RECIPE.parent))
+    assert err.value.key == "source.params.relations"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.errors import DataError
+from medloom.errors import ConfigError, DataError
 from medloom.kg import KGSpec, load_kg, load_text
 from medloom.kg.loaders import detect_format
 
@@ -92,8 +92,9 @@ def test_hetionet_loader_reads_node_tables_and_metaedge_files(tmp_path: Path) ->
 def test_missing_columns_and_paths_are_data_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing column"):
         load_text("a\tb\n1\t2\n", "triples")
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(ConfigError, match="not found") as err:
         load_kg(KGSpec(source=str(tmp_path / "nope.tsv")))
+    assert err.value.key == "kg.source"
 
 
 def test_lookup_exact_synonym_case_insensitive_and_fuzzy() -> None:
