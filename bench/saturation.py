@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def medloom_side(
     }
 
 
+def tokenizer_dir(url: str, model: str) -> str:
+    """The served model's local directory (its ``root`` in /v1/models), so the benchmark loads
+    the tokenizer offline; else the name (``MEDLOOM_SATURATION_TOKENIZER`` overrides both)."""
+    if os.environ.get("MEDLOOM_SATURATION_TOKENIZER"):
+        return os.environ["MEDLOOM_SATURATION_TOKENIZER"]
+    with urllib.request.urlopen(f"{url}/models", timeout=30) as resp:
+        for entry in json.loads(resp.read())["data"]:
+            if entry["id"] == model and entry.get("root") and Path(entry["root"]).is_dir():
+                return str(entry["root"])
+    return model
+
+
 def vllm_side(
     url: str, model: str, texts: list[str], concurrency: int, max_tokens: int, work: Path
 ) -> dict[str, Any]:
@@ -99,9 +112,7 @@ def vllm_side(
         "--max-concurrency", str(concurrency), "--temperature", "0", "--disable-tqdm",
         "--save-result", "--result-dir", str(work), "--result-filename", result.name,
     ]  # fmt: skip
-    root = os.environ.get("MEDLOOM_SATURATION_TOKENIZER")  # a local tokenizer dir, if the name is not one
-    if root:
-        cmd[cmd.index("--tokenizer") + 1] = root
+    cmd[cmd.index("--tokenizer") + 1] = tokenizer_dir(url, model)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"vllm bench serve failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

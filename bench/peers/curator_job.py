@@ -24,6 +24,14 @@ def main() -> None:
     os.environ.setdefault("CURATOR_CACHE_DIR", tempfile.mkdtemp())
     os.environ.setdefault("CURATOR_DISABLE_CACHE", "true")
     os.environ.setdefault("OPENAI_API_KEY", "x")
+    # Offline: curator's OpenAI processor loads tiktoken's cl100k_base, which tiktoken downloads
+    # from openaipublic.blob.core.windows.net; litellm (a curator dependency) bundles that file.
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")
+    if spec and spec.submodule_search_locations and "TIKTOKEN_CACHE_DIR" not in os.environ:
+        bundled = os.path.join(spec.submodule_search_locations[0], "litellm_core_utils", "tokenizers")
+        os.environ["TIKTOKEN_CACHE_DIR"] = bundled
     from bespokelabs import curator
     from datasets import Dataset
 
