@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
@@ -19,8 +17,9 @@ from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
 from medloom.llm.pool import EndpointPool, EndpointState
 from medloom.llm.settings import EndpointConfig, LLMSettings
+from medloom.llm.transport import HttpTransport, close_all, parse_json_choices
 from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
-from medloom.llm.wire import classify, is_endpoint_fault, parse_choices, redact, request_kwargs
+from medloom.llm.wire import classify, is_endpoint_fault, redact, request_body
 
 ResponseHook = Callable[[LLMRequest, LLMResponse], None]
 
@@ -46,7 +45,7 @@ class LLMClient:
         self.pool = EndpointPool(named, self.settings.health)
         self.cache = cache
         self.ledger = TokenLedger(self.settings.prices)
-        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._clients: dict[str, HttpTransport] = {}
         self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
         self._throttler: Throttler | None = None
         if self.settings.rate_limit_rps:
@@ -154,30 +153,23 @@ class LLMClient:
                 continue
             client = self._client(ep)  # outside the try: a missing API key stays a ValueError
             try:
-                page = await client.models.list()
-                ep.discovered_models = [m.id for m in page.data]
+                page = await client.get("/models")
+                ep.discovered_models = [str(m["id"]) for m in page.get("data") or []]
             except Exception as exc:
                 raise classify(exc, ep.name) from exc
             found[ep.name] = ep.discovered_models
         return found
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
+        await close_all(list(self._clients.values()))
         self._clients.clear()
 
     # -- internals --------------------------------------------------------------------------
 
-    def _client(self, ep: EndpointState) -> openai.AsyncOpenAI:
+    def _client(self, ep: EndpointState) -> HttpTransport:
         client = self._clients.get(ep.name)
         if client is None:
-            client = openai.AsyncOpenAI(
-                base_url=ep.config.base_url,
-                api_key=ep.config.api_key(),
-                timeout=ep.config.timeout_s,
-                max_retries=0,
-            )
+            client = HttpTransport(ep.name, ep.config.base_url, ep.config.api_key(), ep.config.timeout_s)
             self._clients[ep.name] = client
         return client
 
@@ -274,11 +266,9 @@ class LLMClient:
 
     @staticmethod
     async def _create(
-        client: openai.AsyncOpenAI, request: LLMRequest, n: int, endpoint: EndpointConfig
+        client: HttpTransport, request: LLMRequest, n: int, endpoint: EndpointConfig
     ) -> tuple[list[Choice], Usage]:
-        kwargs: dict[str, Any] = request_kwargs(request, n, endpoint)
-        if request.mode == "chat":
-            raw = await client.chat.completions.create(**kwargs)
-        else:
-            raw = await client.completions.create(**kwargs)
-        return parse_choices(raw, request.mode)
+        body: dict[str, Any] = request_body(request, n, endpoint)
+        path = "/chat/completions" if request.mode == "chat" else "/completions"
+        payload = await client.post(path, body)
+        return parse_json_choices(payload, request.mode, client.endpoint)

@@ -48,6 +48,15 @@ def request_kwargs(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dic
     return kwargs
 
 
+def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:
+    """The JSON body of the call (``request_kwargs`` with ``extra_body`` merged in)."""
+    body = request_kwargs(request, n, endpoint)
+    extra = body.pop("extra_body", None)
+    if extra:
+        body.update(extra)
+    return body
+
+
 def parse_choices(raw: Any, mode: str) -> tuple[list[Choice], Usage]:
     """Choices and usage from an OpenAI SDK response object."""
     choices: list[Choice] = []
@@ -76,7 +85,8 @@ def parse_choices(raw: Any, mode: str) -> tuple[list[Choice], Usage]:
     return choices, usage
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after_from_headers(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
     if headers is None:
         return None
     ms = headers.get("retry-after-ms")
@@ -105,21 +115,21 @@ def classify(exc: BaseException, endpoint: str) -> LLMError:
         return RetryableLLMError(f"connection error from {endpoint}: {exc}", endpoint=endpoint)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        message = f"HTTP {status} from {endpoint}: {_short(exc.message)}"
+        message = f"HTTP {status} from {endpoint}: {short(exc.message)}"
         if status == 429 or status == 408 or status >= 500:
             return RetryableLLMError(
                 message,
                 endpoint=endpoint,
                 status=status,
-                retry_after=_retry_after(exc.response.headers),
+                retry_after=retry_after_from_headers(exc.response.headers),
             )
         return FatalLLMError(message, endpoint=endpoint, status=status)
     if isinstance(exc, openai.APIResponseValidationError | ValueError | KeyError | TypeError):
         return RetryableLLMError(
-            f"malformed response from {endpoint}: {type(exc).__name__}: {_short(str(exc))}",
+            f"malformed response from {endpoint}: {type(exc).__name__}: {short(str(exc))}",
             endpoint=endpoint,
         )
-    return RetryableLLMError(f"{type(exc).__name__} from {endpoint}: {_short(str(exc))}", endpoint=endpoint)
+    return RetryableLLMError(f"{type(exc).__name__} from {endpoint}: {short(str(exc))}", endpoint=endpoint)
 
 
 def redact(err: LLMError, secrets: list[str]) -> bool:
@@ -141,5 +151,5 @@ def is_endpoint_fault(err: LLMError) -> bool:
     return isinstance(err, RetryableLLMError) and err.status != 429
 
 
-def _short(text: str, limit: int = 300) -> str:
+def short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"

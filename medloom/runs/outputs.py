@@ -13,7 +13,7 @@ import datasets
 from medloom.runs.events import ItemFinished
 from medloom.runs.rows import column_features
 from medloom.runs.rundir import RunDir
-from medloom.runs.store import final_items, read_event_at
+from medloom.runs.store import final_outcomes, read_event_at
 
 
 def kept_rows(path: str, offsets: list[int], stamp: str) -> Iterator[dict[str, Any]]:
@@ -29,8 +29,8 @@ def write_outputs(run: RunDir, columns: list[str] | dict[str, str] | None = None
 
     ``columns`` names the recipe's extra output columns (``output.columns``)."""
     features = column_features(columns or [])
-    finals = final_items(run.trajectories)
-    offsets = sorted(off for off, ev in finals.values() if ev.status == "kept")
+    finals = final_outcomes(run.trajectories)
+    offsets = sorted(off for off, status in finals.values() if status == "kept")
     stat = run.trajectories.stat() if run.trajectories.exists() else None
     stamp = f"{stat.st_size}-{stat.st_mtime_ns}" if stat else "empty"
     datasets.disable_progress_bars()

@@ -76,17 +76,17 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     meta = run.read_meta()
     report = Report(run_id=meta.run_id, recipe=meta.recipe, sessions=len(meta.sessions))
     prices = prices or {}
-    finals: dict[str, ItemFinished] = {}
+    finals: dict[str, int] = {}  # item id → offset of its last item_end (events are re-read below)
     skipped: dict[int, RowSkipped] = {}
     latencies: array[float] = array("d")
     contaminated: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for _, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
+    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
         if isinstance(event, Note):
             if event.kind == "contaminated":
                 key = (event.item_id, event.trace_id)
                 contaminated[key] = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}
         elif isinstance(event, ItemFinished):
-            finals[event.item_id] = event.model_copy(update={"rows": [{}] * len(event.rows)})
+            finals[event.item_id] = offset
         elif isinstance(event, RowSkipped):
             skipped[event.index] = event
         elif isinstance(event, LLMCall):
@@ -106,7 +106,11 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             usage.cost += cost_of(resp.usage, prices.get(model))
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
-    for item in finals.values():
+    last = set(finals.values())
+    for offset, item in iter_events(run.trajectories, {"item_end"}):
+        if offset not in last:
+            continue
+        assert isinstance(item, ItemFinished)
         report.items += 1
         if item.status == "kept":
             report.kept += 1

@@ -31,7 +31,7 @@ from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session
 from medloom.runs.secrets import SecretFilter
-from medloom.runs.store import TrajectoryWriter, final_items
+from medloom.runs.store import TrajectoryWriter, final_outcomes
 
 log = logging.getLogger("medloom")
 
@@ -206,8 +206,8 @@ async def _execute(
     try:
         models = await resolve_models(spec, client)
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
-        finals = final_items(run.trajectories)
-        done = {i for i, (_, ev) in finals.items() if not (retry_failed and ev.status == "failed")}
+        finals = final_outcomes(run.trajectories)
+        done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
         items = item_source(spec, base_dir)
         total = items.count()
         if progress:

@@ -94,3 +94,13 @@ def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:
         assert isinstance(event, ItemFinished)
         finals[event.item_id] = (offset, event.model_copy(update={"rows": []}))
     return finals
+
+
+def final_outcomes(path: Path) -> dict[str, tuple[int, str]]:
+    """The last ``item_end`` of each item, by item id: (offset, status). Keeps no events, so
+    memory stays small for runs of any length."""
+    finals: dict[str, tuple[int, str]] = {}
+    for offset, event in iter_events(path, {"item_end"}):
+        assert isinstance(event, ItemFinished)
+        finals[event.item_id] = (offset, event.status)
+    return finals
