@@ -63,12 +63,19 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
+def run_state_note(stats: RunStats) -> str:
+    """ " — live" or " — interrupted (resume with ...)" for the overview's title; "" for an ended run."""
+    if stats.interrupted:
+        return f" — interrupted (resume with medloom run --resume {stats.report.run_id})"
+    return " — live" if stats.live else ""
+
+
 def render_stats(stats: RunStats) -> Group:
     """All tables of ``medloom stats`` (also used by the terminal viewer's statistics screen)."""
     rep = stats.report
     parts: list[RenderableType] = []
     overview = _table(
-        f"run {rep.run_id} ({rep.recipe}){' — live' if stats.live else ''}",
+        f"run {rep.run_id} ({rep.recipe}){run_state_note(stats)}",
         "items",
         "kept",
         "rejected",
