@@ -159,6 +159,24 @@ def render_stats(stats: RunStats) -> Group:
                 f"{b.tokens_per_s:.1f}",
             )
         parts.append(through)
+    if rep.notes:
+        notes = _table("step notes", "node", "kind", "notes")
+        for node_name, kinds in rep.notes.items():
+            for kind, count in kinds.items():
+                notes.add_row(node_name, kind, str(count))
+        parts.append(notes)
+    if rep.contamination:
+        removed = _table("contamination removed", "item", "trace", "eval set", "overlap", "closest", "e.g.")
+        for c in rep.contamination:
+            removed.add_row(
+                str(c.get("item_id")),
+                str(c.get("trace_id") or "–"),
+                str(c.get("eval_set")),
+                _pct(c.get("overlap")),
+                str(c.get("closest_eval_id")),
+                str(c.get("example_ngram", "")),
+            )
+        parts.append(removed)
     for title, reasons in (
         ("rejection reasons", rep.rejection_reasons),
         ("failure reasons", rep.failure_reasons),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
+from rich.console import Console
 from textual.widgets import Static
 
+from medloom.cli.stats_cmd import render_stats
 from medloom.runs.events import Note
+from medloom.runs.rundir import RunDir
+from medloom.runs.stats import compute_stats
 from medloom.tui.app import InspectApp
 from medloom.tui.item_screen import ItemScreen
 from medloom.tui.note_view import note_label, render_note
@@ -83,10 +89,35 @@ def test_unknown_and_failed_notes() -> None:
         item_id="q", kind="resample", data={"matched": False, "tries": 2, "answers": [None, "B"], "gold": "A"}
     )
     assert str(note_label(gave_up)) == "resample –, B → gold A ✗"
-    from rich.console import Console
-
-    console = Console(width=80, record=True, color_system=None, file=__import__("io").StringIO())
+    console = Console(width=80, record=True, color_system=None, file=io.StringIO())
     console.print(render_note(unknown), render_note(gave_up))
     out = console.export_text()
     assert "note: paths" in out and "'found': 3" in out
     assert "✗ no gold match" in out and "✓ gold" not in out
+
+
+def test_stats_and_card_show_contamination_and_note_counts(
+    method_runs: dict[str, Path], mcq_run: Path
+) -> None:
+    run = RunDir(method_runs["meditron"])
+    stats = compute_stats(run)
+    assert stats.report.notes == {"decontaminate": {"contaminated": 1}, "teacher": {"resample": 2}}
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    console.print(render_stats(stats))
+    out = console.export_text()
+    notes = out.split("step notes")[1].split("contamination removed")[0]
+    assert re.search(r"decontaminate\s+│\s+contaminated\s+│\s+1", notes)
+    assert re.search(r"teacher\s+│\s+resample\s+│\s+2", notes)
+    removed = out.split("contamination removed")[1]
+    assert re.search(
+        r"demo-000\s+│\s+–\s+│\s+demo-eval\s+│\s+100.0%\s+│\s+eval-001\s+│\s+classically", removed
+    )
+    card = (run.path / "README.md").read_text()
+    assert "| decontaminate | contaminated | 1 |" in card and "| teacher | resample | 2 |" in card
+    assert "1 removal(s) for overlap with evaluation sets" in card
+    assert "| demo-000 | – | demo-eval | 100.0% | eval-001 | 8 | classically produces peaked" in card
+    plain = (mcq_run / "README.md").read_text()
+    assert "## Decontamination" not in plain and "## Step notes" not in plain
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    console.print(render_stats(compute_stats(RunDir(mcq_run))))
+    assert "step notes" not in console.export_text() and "contamination" not in console.export_text()
