@@ -161,12 +161,15 @@ def render_stats(stats: RunStats) -> Group:
         parts.append(through)
     if rep.notes:
         notes = _table("step notes", "node", "kind", "notes")
+        notes.columns[1].justify = "left"
         for node_name, kinds in rep.notes.items():
             for kind, count in kinds.items():
                 notes.add_row(node_name, kind, str(count))
         parts.append(notes)
     if rep.contamination:
         removed = _table("contamination removed", "item", "trace", "eval set", "overlap", "closest", "e.g.")
+        for column in removed.columns:
+            column.justify = "right" if column.header == "overlap" else "left"
         for c in rep.contamination:
             removed.add_row(
                 str(c.get("item_id")),
