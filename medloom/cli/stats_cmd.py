@@ -63,12 +63,19 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
+def run_state_note(stats: RunStats) -> str:
+    """ " — live" or " — interrupted (resume with ...)" for the overview's title; "" for an ended run."""
+    if stats.interrupted:
+        return f" — interrupted (resume with medloom run --resume {stats.report.run_id})"
+    return " — live" if stats.live else ""
+
+
 def render_stats(stats: RunStats) -> Group:
     """All tables of ``medloom stats`` (also used by the terminal viewer's statistics screen)."""
     rep = stats.report
     parts: list[RenderableType] = []
     overview = _table(
-        f"run {rep.run_id} ({rep.recipe}){' — live' if stats.live else ''}",
+        f"run {rep.run_id} ({rep.recipe}){run_state_note(stats)}",
         "items",
         "kept",
         "rejected",
@@ -152,6 +159,27 @@ def render_stats(stats: RunStats) -> Group:
                 f"{b.tokens_per_s:.1f}",
             )
         parts.append(through)
+    if rep.notes:
+        notes = _table("step notes", "node", "kind", "notes")
+        notes.columns[1].justify = "left"
+        for node_name, kinds in rep.notes.items():
+            for kind, count in kinds.items():
+                notes.add_row(node_name, kind, str(count))
+        parts.append(notes)
+    if rep.contamination:
+        removed = _table("contamination removed", "item", "trace", "eval set", "overlap", "closest", "e.g.")
+        for column in removed.columns:
+            column.justify = "right" if column.header == "overlap" else "left"
+        for c in rep.contamination:
+            removed.add_row(
+                str(c.get("item_id")),
+                str(c.get("trace_id") or "–"),
+                str(c.get("eval_set")),
+                _pct(c.get("overlap")),
+                str(c.get("closest_eval_id")),
+                str(c.get("example_ngram", "")),
+            )
+        parts.append(removed)
     for title, reasons in (
         ("rejection reasons", rep.rejection_reasons),
         ("failure reasons", rep.failure_reasons),

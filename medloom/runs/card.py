@@ -84,6 +84,11 @@ def source_licence_notes(path_value: str) -> list[str]:
     return (about_this or general)[:3]
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
 def _sampling(node: dict[str, Any]) -> str:
     sampling = dict(node.get("sampling") or {})
     parts = []
@@ -205,6 +210,31 @@ def dataset_card(
     if report.rejection_reasons:
         lines += ["", "## Why items were rejected", ""]
         lines += [f"- {count} × {reason}" for reason, count in report.rejection_reasons[:10]]
+    if report.notes:
+        lines += ["", "## Step notes", "", "| node | kind | notes |", "| --- | --- | --- |"]
+        lines += [
+            f"| {node} | {kind} | {count} |"
+            for node, kinds in report.notes.items()
+            for kind, count in kinds.items()
+        ]
+    if report.contamination:
+        lines += [
+            "",
+            "## Decontamination",
+            "",
+            f"{len(report.contamination)} removal(s) for overlap with evaluation sets:",
+            "",
+            "| item | trace | eval set | overlap | closest eval item | shared n-grams | example n-gram |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for c in report.contamination[:50]:
+            lines.append(
+                f"| {c.get('item_id')} | {c.get('trace_id') or '–'} | {c.get('eval_set')}"
+                f" | {_pct(c.get('overlap'))} | {c.get('closest_eval_id')}"
+                f" | {c.get('shared_ngrams_with_closest')} | {_cell(str(c.get('example_ngram', '')))} |"
+            )
+        if len(report.contamination) > 50:
+            lines.append(f"\n(and {len(report.contamination) - 50} more in `report.json`)")
     lines += ["", "## Sources and licences", ""]
     for description, path in input_sources(config):
         lines.append(f"- Source: {description}.")

@@ -58,6 +58,8 @@ class Report(BaseModel):
     skipped: list[dict[str, Any]] = Field(default_factory=list)
     contamination: list[dict[str, Any]] = Field(default_factory=list)
     """What decontamination removed: item, trace, evaluation set, overlap, closest evaluation item."""
+    notes: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """How many notes each step node wrote, by kind (``{"vote": {"vote_round": 5, ...}}``)."""
 
 
 def _percentiles(values: array[float]) -> dict[str, float]:
@@ -82,6 +84,8 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     contaminated: dict[tuple[str, str | None], dict[str, Any]] = {}
     for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
         if isinstance(event, Note):
+            kinds = report.notes.setdefault(event.node or "?", {})
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
             if event.kind == "contaminated":
                 key = (event.item_id, event.trace_id)
                 contaminated[key] = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}

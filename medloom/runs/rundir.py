@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
@@ -24,6 +26,9 @@ class Session(BaseModel):
     status: str = "running"
     command: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
+    pid: int | None = None
+    """The process running the session (absent in runs made before it was recorded)."""
+    host: str | None = None
 
 
 class RunMeta(BaseModel):
@@ -33,6 +38,23 @@ class RunMeta(BaseModel):
     config_file: str | None = None
     medloom_version: str = ""
     sessions: list[Session] = Field(default_factory=list)
+
+
+STALE_S = 600.0
+"""A running session without a checkable process counts as dead when its trajectories are this old."""
+
+RunState = Literal["live", "interrupted", "ended"]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 def new_run_id(recipe: str) -> str:
@@ -95,6 +117,25 @@ class RunDir:
         tmp = self.meta_path.with_suffix(".tmp")
         tmp.write_text(meta.model_dump_json(indent=2))
         tmp.replace(self.meta_path)
+
+    def state(self, now: float | None = None) -> RunState:
+        """``live`` while a session still runs; ``interrupted`` when the last session is marked running
+        but its process is gone (killed, crashed machine); ``ended`` otherwise.
+
+        A session that recorded its pid on this host is checked directly; otherwise (an older run, or
+        another host) it counts as dead once its trajectory file has not grown for ``STALE_S``.
+        """
+        sessions = self.read_meta().sessions
+        if not sessions or sessions[-1].status != "running":
+            return "ended"
+        last = sessions[-1]
+        if last.pid is not None and last.host == socket.gethostname():
+            return "live" if pid_alive(last.pid) else "interrupted"
+        try:
+            touched = self.trajectories.stat().st_mtime
+        except FileNotFoundError:
+            touched = last.started
+        return "live" if (now or time.time()) - touched < STALE_S else "interrupted"
 
     def read_config(self) -> dict[str, Any]:
         data = yaml.safe_load(self.config_path.read_text())

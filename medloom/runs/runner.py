@@ -7,6 +7,7 @@ import contextlib
 import copy
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -190,6 +191,8 @@ async def _execute(
         started=time.time(),
         command=[Path(sys.argv[0]).name, *sys.argv[1:]],
         endpoints=[e.base_url for e in spec.endpoints],
+        pid=os.getpid(),
+        host=socket.gethostname(),
     )
     meta.sessions.append(session)
     run.write_meta(meta)

@@ -68,7 +68,9 @@ class RunStats(BaseModel):
     bucket_s: float = 0.0
     throughput: list[ThroughputBucket] = Field(default_factory=list)
     live: bool = False
-    """The run has a session still marked running (a live run, or one that was killed)."""
+    """A session of the run is still running."""
+    interrupted: bool = False
+    """The last session is marked running but its process is gone: resume it with ``--resume``."""
 
 
 def run_prices(run: RunDir) -> dict[str, Price]:
@@ -130,8 +132,9 @@ def compute_stats(
         latency_by_node={
             node: _percentiles(vals) | {"n": float(len(vals))} for node, vals in latencies.items()
         },
-        live=any(s.status == "running" for s in run.read_meta().sessions),
     )
+    state = run.state()
+    stats.live, stats.interrupted = state == "live", state == "interrupted"
     if first_ts is not None and ends:
         _fill_throughput(stats, first_ts, ends, token_times)
     return stats

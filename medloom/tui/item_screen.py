@@ -20,6 +20,7 @@ from medloom.runs.events import (
     ItemFinished,
     ItemStarted,
     LLMCall,
+    Note,
     Selection,
     TraceCreated,
     TraceDropped,
@@ -29,6 +30,7 @@ from medloom.runs.events import (
 from medloom.tui.call_detail import render_call
 from medloom.tui.diff_view import render_revision
 from medloom.tui.index import TrajectoryIndex
+from medloom.tui.note_view import render_note
 from medloom.tui.trajectory_tree import TrajectoryTree
 from medloom.tui.verdict_view import render_trace, render_verdict
 
@@ -130,6 +132,8 @@ class ItemScreen(Screen[None]):
             return render_revision(event)
         if isinstance(event, TraceDropped):
             return Text.assemble(("dropped ", "bold red"), event.trace_id, "\n", event.reason)
+        if isinstance(event, Note):
+            return render_note(event)
         if isinstance(event, Selection):
             return Pretty(event.model_dump(include={"method", "selected", "candidates", "detail"}))
         if isinstance(event, ItemFinished):

@@ -12,12 +12,14 @@ from medloom.runs.events import (
     ItemFinished,
     ItemStarted,
     LLMCall,
+    Note,
     Selection,
     TraceCreated,
     TraceDropped,
     TraceRevised,
     VerdictGiven,
 )
+from medloom.tui.note_view import note_label
 
 
 @dataclass
@@ -32,9 +34,11 @@ class Step:
 def group_events(events: list[Event]) -> list[Step]:
     """Events grouped by node and refinement round, in order of first appearance.
 
-    An LLM call has no round of its own: it joins the round of the next event its node emits.
+    An LLM call has no round of its own: it joins the round of the next event its node emits. A note
+    (what a step decided) joins the round its node is in, so a vote round stays beside its revision.
     """
     rounds: dict[str, int] = {}
+    node_round: dict[str, int] = {}
     steps: dict[tuple[str, int], Step] = {}
     pending: dict[str, list[Event]] = {}
 
@@ -42,6 +46,7 @@ def group_events(events: list[Event]) -> list[Step]:
         step = steps.setdefault((node, rnd), Step(node, rnd))
         step.events.extend(pending.pop(node, []))
         step.events.append(event)
+        node_round[node] = rnd
 
     for event in events:
         if isinstance(event, ItemStarted | ItemFinished):
@@ -56,6 +61,8 @@ def group_events(events: list[Event]) -> list[Step]:
             rnd = rounds.get(event.trace_id, 0)
         elif isinstance(event, TraceRevised):
             rnd = rounds[event.new_trace_id] = event.revision.round
+        elif isinstance(event, Note):
+            rnd = node_round.get(node, 0)
         else:
             rnd = 0
         put(node, rnd, event)
@@ -95,6 +102,8 @@ def event_label(event: Event) -> Text:
         return Text.assemble(("dropped ", "red"), _short(event.trace_id, item))
     if isinstance(event, Selection):
         return Text.assemble(("selected ", "bold green"), ", ".join(_short(s, item) for s in event.selected))
+    if isinstance(event, Note):
+        return note_label(event)
     return Text(event.type)
 
 

@@ -11,6 +11,7 @@ from medloom.runs.runner import run
 from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE
+from tests.steps.recipes import CONFIGS
 
 FAILING_QUESTION = "peaked T waves"
 """Every call about this item gets a non-retryable error, so the item ends as failed."""
@@ -69,3 +70,36 @@ def snapshot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made.rename(target)
     normalise_for_snapshots(target)
     return target
+
+
+def _pharmacology_dissents_once(field: str, report: str, count: int) -> str:
+    if field == "Pharmacology" and report.startswith("Draft"):
+        return " no\nAdvice: Say that antithyroid drugs follow."
+    return " yes"
+
+
+@pytest.fixture(scope="session")
+def method_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real runs of the medagents (one dissent, then consensus) and meditron_resample recipes."""
+    from tests.steps.test_medagents import TWO_EXPERTS, Panel
+    from tests.steps.test_meditron_recipe import teacher
+
+    runs = tmp_path_factory.mktemp("methods")
+    with FakeOpenAIServer(Panel(_pharmacology_dissents_once)) as srv:
+        medagents = run(
+            CONFIGS / "medagents.yaml",
+            endpoints=[srv.base_url],
+            runs_dir=runs,
+            limit=1,
+            overrides=list(TWO_EXPERTS),
+        ).run_dir
+    overrides = ["models.teacher.model=fake-model", "nodes.teacher.params.max_tries=3"]
+    with FakeOpenAIServer(teacher) as srv:
+        meditron = run(
+            CONFIGS / "meditron_resample.yaml",
+            endpoints=[srv.base_url],
+            runs_dir=runs,
+            limit=3,
+            overrides=overrides,
+        ).run_dir
+    return {"medagents": medagents, "meditron": meditron}

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 
-from medloom.runs.rundir import RunDir
-from medloom.runs.stats import bucket_size, compute_stats
+from medloom.cli.stats_cmd import render_stats
+from medloom.runs.rundir import STALE_S, RunDir
+from medloom.runs.stats import bucket_size, compute_stats, stats_json
 from tests.helpers import medloom_cli
 
 
@@ -113,3 +121,47 @@ def test_stats_of_a_run_still_going(mcq_run: Path, tmp_path: Path) -> None:
     finished = sum(b'"type":"item_end"' in line for line in lines[: len(lines) // 2])
     assert stats.report.items == finished < json.loads((mcq_run / "report.json").read_text())["items"]
     assert stats.usage and sum(b.items for b in stats.throughput) == finished
+
+
+def _running_copy(mcq_run: Path, tmp_path: Path, **session: object) -> RunDir:
+    """A copy of ``mcq_run`` whose last session is still marked running, with ``session`` fields."""
+    run = tmp_path / mcq_run.name
+    shutil.copytree(mcq_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["sessions"][-1].update(status="running", ended=None, **session)
+    (run / "run.json").write_text(json.dumps(meta))
+    return RunDir(run)
+
+
+def test_a_killed_run_is_interrupted_not_live(mcq_run: Path, tmp_path: Path) -> None:
+    recorded = json.loads((mcq_run / "run.json").read_text())["sessions"][-1]
+    assert recorded["pid"] > 0 and recorded["host"] == socket.gethostname()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid no longer exists
+    run = _running_copy(mcq_run, tmp_path, pid=gone.pid, host=socket.gethostname())
+    stats = compute_stats(run)
+    assert stats.interrupted and not stats.live
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    console.print(render_stats(stats))
+    title = " ".join(console.export_text().split("┏")[0].split())  # the overview's (wrapped) title
+    assert title.endswith(f"— interrupted (resume with medloom run --resume {run.run_id})")
+    assert "live" not in title
+    assert stats_json(stats)["interrupted"] is True
+
+
+def test_a_running_session_is_live_while_its_process_is(mcq_run: Path, tmp_path: Path) -> None:
+    run = _running_copy(mcq_run, tmp_path, pid=os.getpid(), host=socket.gethostname())
+    stats = compute_stats(run)
+    assert stats.live and not stats.interrupted
+
+
+def test_without_a_pid_a_run_is_dead_once_its_trajectories_go_stale(mcq_run: Path, tmp_path: Path) -> None:
+    run = _running_copy(mcq_run, tmp_path, pid=None, host=None)
+    assert run.state() == "live"  # just written
+    old = time.time() - STALE_S - 60
+    os.utime(run.trajectories, (old, old))
+    assert run.state() == "interrupted"
+    # A pid on another host cannot be checked from here: the file's age decides too.
+    other = _running_copy(mcq_run, tmp_path / "other", pid=os.getpid(), host="elsewhere")
+    os.utime(other.trajectories, (old, old))
+    assert other.state() == "interrupted"
