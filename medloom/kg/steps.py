@@ -33,6 +33,7 @@ from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import verbalise_path
 from medloom.records import Item, Trace
 from medloom.runs.events import TraceCreated
+from medloom.verifiers.match import normalise
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
 
@@ -49,11 +50,30 @@ def clean_question(text: str) -> str:
 
 class QuestionParams(StepParams):
     min_chars: int = Field(default=20, ge=1)
+    samples: int = Field(default=1, ge=1)
+    """Candidate questions sampled in one request; the first usable one is kept."""
+    require_anchor: bool = False
+    """A usable question names the chain's first entity (``data.anchor``)."""
+    avoid_field: str | None = None
+    """``item.data`` field listing names a usable question must not contain (besides the answer)."""
+    type_words: dict[str, list[str]] = Field(default_factory=dict)
+    """Per answer type (``data.answer_type``), words one of which a usable question contains,
+    so it asks for an entity of that type (e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+
+
+def _names(text: str, term: str) -> bool:
+    return f" {normalise(term)} " in f" {normalise(text)} " if len(normalise(term)) >= 3 else False
 
 
 @register_step("kg_question")
 class WriteQuestion(BaseStep):
-    """Writes the item's question from ``data.facts`` (the chain with its answer masked)."""
+    """Writes the item's question from ``data.facts`` (the chain with its answer masked).
+
+    ``samples`` candidates are drawn; the first that is long enough, ends with "?", does not
+    repeat the mask, names no avoided term (the answer, ``avoid_field`` names), contains a word
+    of the answer's type (``type_words``) and, with ``require_anchor``, names the anchor is
+    kept. When none is usable the item is rejected listing every candidate's problem.
+    """
 
     Params = QuestionParams
 
@@ -61,29 +81,59 @@ class WriteQuestion(BaseStep):
         super().__init__(build)
         self.agent = build.agent()
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
-        texts, response = await self.agent.call(item_variables(item), ctx)
-        raw = texts[0] if texts else ""
-        question = clean_question(raw)
+    def problem(self, item: Item, question: str) -> str | None:
+        """Why ``question`` is unusable for ``item`` (None when it is usable)."""
+        p = self.params
         mask = str(item.data.get("mask", "[ANSWER]"))
-        if len(question) < self.params.min_chars:
-            return StepOutput(
-                reject=f"the question writer gave no usable question ({raw[:80]!r})",
-                reject_code="no question",
-            )
+        if len(question) < p.min_chars:
+            return "too short"
+        if not question.endswith("?"):
+            return "not a question (no '?')"
         if mask.lower() in question.lower():
-            return StepOutput(reject=f"the question repeats the mask {mask}", reject_code="mask in question")
-        trace = Trace(
-            id=f"{item.id}/{self.node}",
-            item_id=item.id,
-            node=self.node,
-            model=self.agent.model.served,
-            text=question,
-            finish_reason=response.choices[0].finish_reason if response.choices else None,
-            meta={"question": question, "raw": raw},
+            return f"repeats the mask {mask}"
+        avoided = [item.gold_text or ""]
+        if p.avoid_field:
+            extra = item.data.get(p.avoid_field) or []
+            avoided += [str(t) for t in (extra if isinstance(extra, list) else [extra])]
+        named = [t for t in avoided if t and _names(question, t)]
+        if named:
+            return f"names {', '.join(repr(t) for t in named)}"
+        anchor = str(item.data.get("anchor") or "")
+        if p.require_anchor and anchor and not _names(question, anchor):
+            return f"does not name the anchor {anchor!r}"
+        words = p.type_words.get(str(item.data.get("answer_type") or ""))
+        if words and not any(_names(question, w) for w in words):
+            return f"does not ask for a {' / '.join(words)}"
+        return None
+
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+        texts, response = await self.agent.call(item_variables(item), ctx, n=self.params.samples)
+        tried: list[dict[str, str | None]] = []
+        for index, raw in enumerate(texts):
+            question = clean_question(raw)
+            why = self.problem(item, question)
+            tried.append({"question": question or raw[:80], "problem": why})
+            if why is not None:
+                continue
+            choice = response.choices[index] if index < len(response.choices) else None
+            trace = Trace(
+                id=f"{item.id}/{self.node}",
+                item_id=item.id,
+                node=self.node,
+                model=self.agent.model.served,
+                text=question,
+                finish_reason=choice.finish_reason if choice else None,
+                sample_index=index,
+                meta={"question": question, "raw": raw, "candidates": tried},
+            )
+            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            return StepOutput(traces=[trace], item=item.model_copy(update={"question": question}))
+        problems = "; ".join(f"{t['question']!r}: {t['problem']}" for t in tried) or "no output"
+        masked = tried and all(str(t["problem"]).startswith("repeats the mask") for t in tried)
+        return StepOutput(
+            reject=f"no usable question among {len(tried)} candidates ({problems})",
+            reject_code="mask in question" if masked else "no usable question",
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
-        return StepOutput(traces=[trace], item=item.model_copy(update={"question": question}))
 
 
 class LabelParams(StepParams):

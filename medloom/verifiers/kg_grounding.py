@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
-from medloom.kg.verbalise import cue, relation_cues, relation_key
+from medloom.kg.verbalise import cue, relation_cues, relation_key, verbalise_path
 from medloom.records import Item, Trace, Verdict
 from medloom.verifiers.base import Check
 
@@ -28,6 +28,10 @@ class KGGrounding(Check):
     With ``check_relations``, a step that uses a relation's wording ("treats", "is bound by", from
     medloom/kg/data/phrases.yaml) must name two entities the KG joins by such a relation.
 
+    With ``cover_path`` (a field of ``item.data`` holding a KG path), every hop of that path
+    must be stated by one step naming both of its entities: a trace that skips a hop of the
+    item's path fails.
+
     ``source``/``format`` choose the graph; by default the recipe's ``kg:`` block (or the demo).
     """
 
@@ -38,6 +42,7 @@ class KGGrounding(Check):
         path_field: str | None = None,
         steps: bool = True,
         check_relations: bool = False,
+        cover_path: str | None = None,
         source: str | None = None,
         format: str = "auto",
         kg: KGSpec | None = None,
@@ -46,6 +51,7 @@ class KGGrounding(Check):
         self.path_field = path_field
         self.check_steps = steps
         self.check_relations = check_relations
+        self.cover_path = cover_path
         try:
             self.spec = KGSpec(source=source, format=format) if source else (kg or KGSpec())  # type: ignore[arg-type]
         except ValidationError as exc:
@@ -75,6 +81,10 @@ class KGGrounding(Check):
                     flags[step.index] = why
             if flags:
                 reasons.append(f"claims not in the KG at steps {sorted(flags)}")
+        if self.cover_path is not None:
+            uncovered, missing = self._uncovered_hops(item, trace)
+            reasons += uncovered
+            flags = {**missing, **flags}
         if reasons:
             return self.verdict(False, reasons, step_flags=flags)
         return self.verdict(True, ["every asserted relation is a KG edge"])
@@ -93,6 +103,31 @@ class KGGrounding(Check):
             for i, hop in enumerate(path.hops, start=1)
             if not hop_is_edge(kg, hop)
         ]
+
+    def _uncovered_hops(self, item: Item, trace: Trace) -> tuple[list[str], dict[int, str]]:
+        """Reasons and step flags for the path's hops no step states (a missing hop flags the
+        step at its position, or the last step when the trace is shorter than the path)."""
+        raw = item.data.get(self.cover_path or "")
+        if raw is None:
+            return [f"item has no '{self.cover_path}' path to cover"], {}
+        try:
+            path = KGPath.model_validate(raw)
+        except ValidationError as exc:
+            return [f"'{self.cover_path}' is not a KG path: {exc.errors()[0]['msg']}"], {}
+        kg, index = self.loaded.kg, self.loaded.index
+        named = [{n for _, _, nodes in index.mentions(s.text) for n in nodes} for s in trace.steps]
+        indices = [s.index for s in trace.steps]
+        missing: list[str] = []
+        flags: dict[int, str] = {}
+        for i, (hop, fact) in enumerate(zip(path.hops, verbalise_path(path), strict=True), start=1):
+            a, b = kg.node_by_id(hop.head.id, hop.head.type), kg.node_by_id(hop.tail.id, hop.tail.type)
+            if any(a in step and b in step for step in named):
+                continue
+            missing.append(f"{i} ({fact})")
+            at = i if i in indices else max(indices, default=1)
+            flags.setdefault(at, f"no step states hop {i} of the path: {fact}")
+        reasons = [f"no step states hop {', '.join(missing)} of the path"] if missing else []
+        return reasons, flags
 
     def unsupported(self, text: str) -> str | None:
         """Why ``text`` asserts something the KG does not hold (None when it is grounded)."""

@@ -26,8 +26,8 @@ class KGOracle:
     def question_for(self, item: Item) -> str:
         extra = f" by way of {item.data['intermediates'][0]}" if self.leak else ""
         return (
-            f"Which {item.data['answer_type'].lower()} is linked to {item.data['anchor']}{extra} "
-            f"through a chain of {item.data['hops']} relations?"
+            f"{item.data['anchor']}{extra} is linked through a chain of {item.data['hops']} "
+            f"relations to which {item.data['answer_type'].lower()}?"
         )
 
     def _item_by_question(self, prompt: str) -> Item:
@@ -38,10 +38,14 @@ class KGOracle:
 
     def __call__(self, req: FakeRequest) -> str:
         prompt = req.prompt_text
-        if "Hidden entity type:" in prompt:  # the question writer (answers after "Question:")
+        if "Hidden entity type:" in prompt:  # the question writer (continues "Question: <anchor>")
             last_facts = prompt.rsplit("Facts:\n", 1)[1]
             first = re.sub(r"^- ", "", last_facts.splitlines()[0])
-            return " " + self.question_for(self.by_first_fact[first])
+            item = self.by_first_fact[first]
+            assert prompt.endswith(f"Question: {item.data['anchor']}\n") or prompt.endswith(
+                f"Question: {item.data['anchor']}"
+            ), prompt[-200:]
+            return self.question_for(item).removeprefix(str(item.data["anchor"]))
         item = self._item_by_question(prompt)
         if "one fact per numbered step" in prompt:  # the reasoning writer (continues "Step 1:")
             facts = item.data["path_text"]

@@ -44,19 +44,33 @@ def test_kept_rows_carry_real_kg_paths_difficulty_and_grounded_traces(tmp_path: 
         assert len(row["steps"]) == len(path)
 
 
+def item_ends(run_dir: Path) -> list[dict[str, str]]:
+    lines = (run_dir / "trajectories.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if '"item_end"' in line]
+
+
 @pytest.mark.slow
-def test_a_question_naming_an_intermediate_is_rejected_for_leakage(tmp_path: Path) -> None:
+def test_a_question_naming_an_intermediate_is_never_used(tmp_path: Path) -> None:
     oracle = KGOracle(RECIPE, ["source.params.n=2"], leak=True)
     run_dir = run_recipe(tmp_path, oracle, "--limit", "2")
     report = read_report(run_dir)
     assert (report["items"], report["kept"], report["rejected"]) == (2, 0, 2)
-    assert [r for r, _ in report["rejection_reasons"]] == ["check_question: failed leakage"]
-    ends = [
-        json.loads(line)
-        for line in (run_dir / "trajectories.jsonl").read_text().splitlines()
-        if '"item_end"' in line
-    ]
+    # every candidate the writer gives names an intermediate: the question step rejects the item
+    assert [r for r, _ in report["rejection_reasons"]] == ["question: no usable question"]
     named = {it.data["intermediates"][0] for it in oracle.items}
+    ends = item_ends(run_dir)
+    assert all(any(f"names '{n}'" in e["reason"] for n in named) for e in ends), ends
+
+
+@pytest.mark.slow
+def test_the_leakage_check_rejects_what_the_writer_lets_through(tmp_path: Path) -> None:
+    oracle = KGOracle(RECIPE, ["source.params.n=2"], leak=True)
+    run_dir = run_recipe(tmp_path, oracle, "--limit", "2", "--set", "nodes.question.params.avoid_field=null")
+    report = read_report(run_dir)
+    assert (report["items"], report["kept"], report["rejected"]) == (2, 0, 2)
+    assert [r for r, _ in report["rejection_reasons"]] == ["check_question: failed leakage"]
+    named = {it.data["intermediates"][0] for it in oracle.items}
+    ends = item_ends(run_dir)
     assert all(any(n in e["reason"] for n in named) and "the question names" in e["reason"] for e in ends)
 
 
