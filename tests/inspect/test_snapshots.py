@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from medloom.runs.store import TRAJECTORIES
 from medloom.tui.app import InspectApp
+from tests.inspect.conftest import normalise_for_snapshots
 
 SIZE = (80, 24)
 
@@ -26,3 +30,28 @@ def test_call_detail(snap_compare: Any, snapshot_run: Path) -> None:
 
 def test_help_screen(snap_compare: Any, snapshot_run: Path) -> None:
     assert snap_compare(InspectApp(snapshot_run, poll_s=0, use_cache=False), terminal_size=SIZE, press=["?"])
+
+
+def _order_concurrent_calls(path: Path) -> None:
+    """Sort each run of consecutive LLM calls: a step's parallel calls land in completion order."""
+    out: list[str] = []
+    calls: list[str] = []
+    for line in [*path.read_text().splitlines(), ""]:
+        if '"type":"llm_call"' in line:
+            calls.append(line)
+            continue
+        out += sorted(calls, key=lambda c: json.loads(c)["request"].get("prompt") or "")
+        calls = []
+        if line:
+            out.append(line)
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_medagents_vote_round(snap_compare: Any, method_runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "snapshot-medagents"
+    shutil.copytree(method_runs["medagents"], run)
+    _order_concurrent_calls(run / TRAJECTORIES)
+    normalise_for_snapshots(run)
+    app = InspectApp(run, poll_s=0, use_cache=False)
+    # The item, then down its tree to the first vote round (after the revision it caused).
+    assert snap_compare(app, terminal_size=SIZE, press=["enter", *["down"] * 17])
