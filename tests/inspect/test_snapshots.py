@@ -33,18 +33,24 @@ def test_help_screen(snap_compare: Any, snapshot_run: Path) -> None:
 
 
 def _order_concurrent_calls(path: Path) -> None:
-    """Sort each run of consecutive LLM calls: a step's parallel calls land in completion order."""
-    out: list[str] = []
-    calls: list[str] = []
-    for line in [*path.read_text().splitlines(), ""]:
-        if '"type":"llm_call"' in line:
-            calls.append(line)
-            continue
-        out += sorted(calls, key=lambda c: json.loads(c)["request"].get("prompt") or "")
-        calls = []
-        if line:
-            out.append(line)
-    path.write_text("\n".join(out) + "\n")
+    """Sort consecutive LLM calls of one agent by prompt: parallel calls land in completion order."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+
+    def key(i: int) -> tuple[int, str]:
+        event = lines[i]
+        if event["type"] != "llm_call":
+            return (i, "")
+        start = i
+        while (
+            start > 0
+            and lines[start - 1]["type"] == "llm_call"
+            and lines[start - 1]["agent"] == event["agent"]
+        ):
+            start -= 1
+        return (start, event["request"].get("prompt") or "")
+
+    order = sorted(range(len(lines)), key=key)
+    path.write_text("".join(json.dumps(lines[i], separators=(",", ":")) + "\n" for i in order))
 
 
 def test_medagents_vote_round(snap_compare: Any, method_runs: dict[str, Path], tmp_path: Path) -> None:
