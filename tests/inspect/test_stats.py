@@ -156,6 +156,11 @@ def test_a_running_session_is_live_while_its_process_is(mcq_run: Path, tmp_path:
     run = _running_copy(mcq_run, tmp_path, pid=os.getpid(), host=socket.gethostname())
     stats = compute_stats(run)
     assert stats.live and not stats.interrupted
+    # The same pid, but the session started long before this process: the pid was reused.
+    reused = _running_copy(
+        mcq_run, tmp_path / "reused", pid=os.getpid(), host=socket.gethostname(), started=1.0
+    )
+    assert reused.state() == "interrupted"
 
 
 def test_without_a_pid_a_run_is_dead_once_its_trajectories_go_stale(mcq_run: Path, tmp_path: Path) -> None:
