@@ -160,11 +160,14 @@ def render_stats(stats: RunStats) -> Group:
             )
         parts.append(through)
     if rep.notes:
-        notes = _table("step notes", "node", "kind", "notes")
-        notes.columns[1].justify = "left"
+        from medloom.runs.report import facets_text
+
+        notes = _table("step notes", "node", "kind", "notes", "of which")
+        notes.columns[1].justify = notes.columns[3].justify = "left"
         for node_name, kinds in rep.notes.items():
             for kind, count in kinds.items():
-                notes.add_row(node_name, kind, str(count))
+                facets = rep.note_facets.get(node_name, {}).get(kind, {})
+                notes.add_row(node_name, kind, str(count), facets_text(facets))
         parts.append(notes)
     if rep.contamination:
         removed = _table("contamination removed", "item", "trace", "eval set", "overlap", "closest", "e.g.")

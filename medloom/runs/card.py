@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medloom.runs.report import Report
+from medloom.runs.report import Report, facets_text
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RunStats, compute_stats
 
@@ -211,12 +211,11 @@ def dataset_card(
         lines += ["", "## Why items were rejected", ""]
         lines += [f"- {count} × {reason}" for reason, count in report.rejection_reasons[:10]]
     if report.notes:
-        lines += ["", "## Step notes", "", "| node | kind | notes |", "| --- | --- | --- |"]
-        lines += [
-            f"| {node} | {kind} | {count} |"
-            for node, kinds in report.notes.items()
-            for kind, count in kinds.items()
-        ]
+        lines += ["", "## Step notes", "", "| node | kind | notes | of which |", "| --- | --- | --- | --- |"]
+        for node, kinds in report.notes.items():
+            facets = report.note_facets.get(node, {})
+            for kind, count in kinds.items():
+                lines.append(f"| {node} | {kind} | {count} | {_cell(facets_text(facets.get(kind, {})))} |")
     if report.contamination:
         lines += [
             "",

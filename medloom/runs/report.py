@@ -60,6 +60,9 @@ class Report(BaseModel):
     """What decontamination removed: item, trace, evaluation set, overlap, closest evaluation item."""
     notes: dict[str, dict[str, int]] = Field(default_factory=dict)
     """How many notes each step node wrote, by kind (``{"vote": {"vote_round": 5, ...}}``)."""
+    note_facets: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    """What known notes said, counted per node and kind: resampling matched or not and its tries,
+    vote outcomes, revised vote rounds, removals by eval set, padded expert fields."""
 
 
 def _percentiles(values: array[float]) -> dict[str, float]:
@@ -86,6 +89,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
         if isinstance(event, Note):
             kinds = report.notes.setdefault(event.node or "?", {})
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
+            facets = report.note_facets.setdefault(event.node or "?", {}).setdefault(event.kind, {})
+            for facet, count in note_facets(event).items():
+                facets[facet] = facets.get(facet, 0) + count
             if event.kind == "contaminated":
                 key = (event.item_id, event.trace_id)
                 contaminated[key] = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}
@@ -152,6 +158,28 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     report.rejection_reasons = rejections.most_common(20)
     report.failure_reasons = failures.most_common(20)
     return report
+
+
+def note_facets(note: Note) -> dict[str, int]:
+    """What a note of a known kind counts towards in the report (nothing for other kinds)."""
+    data = note.data
+    if note.kind == "resample":
+        matched = bool(data.get("matched"))
+        return {"matched": int(matched), "no match": int(not matched), "tries": int(data.get("tries") or 0)}
+    if note.kind == "vote_outcome":
+        return {str(data.get("outcome")): 1}
+    if note.kind == "vote_round":
+        return {"revised": 1} if data.get("revised") else {}
+    if note.kind == "contaminated":
+        return {str(data.get("eval_set")): 1}
+    if note.kind == "domains":
+        return {"padded fields": len(data.get("padded") or [])} if data.get("padded") else {}
+    return {}
+
+
+def facets_text(facets: dict[str, int]) -> str:
+    """``matched 1, no match 1, tries 5`` (for the stats table and the card)."""
+    return ", ".join(f"{name} {count}" for name, count in facets.items() if count)
 
 
 def _first_reason(reason: str | None) -> str:

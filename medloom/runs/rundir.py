@@ -57,6 +57,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), from /proc on Linux; None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def session_alive(session: Session) -> bool:
+    """Whether the session's process (recorded on this host) still runs; a pid that a newer process
+    took over (it started after the session did) does not count."""
+    if session.pid is None or not pid_alive(session.pid):
+        return False
+    started = process_started(session.pid)
+    return started is None or started <= session.started + 2.0
+
+
 def new_run_id(recipe: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", recipe.lower()).strip("-")[:40] or "run"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
@@ -130,7 +153,7 @@ class RunDir:
             return "ended"
         last = sessions[-1]
         if last.pid is not None and last.host == socket.gethostname():
-            return "live" if pid_alive(last.pid) else "interrupted"
+            return "live" if session_alive(last) else "interrupted"
         try:
             touched = self.trajectories.stat().st_mtime
         except FileNotFoundError:

@@ -187,6 +187,10 @@ async def _execute(
 ) -> RunResult:
     file, base_dir = where
     meta = run.read_meta()
+    for earlier in meta.sessions:
+        if earlier.status == "running":  # killed without closing: this session takes over
+            earlier.status = "interrupted"
+            earlier.ended = earlier.ended or _last_write(run, earlier.started)
     session = Session(
         started=time.time(),
         command=[Path(sys.argv[0]).name, *sys.argv[1:]],
@@ -247,6 +251,14 @@ async def _execute(
         logging.getLogger("medloom").removeHandler(handler)
         handler.close()
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
+
+
+def _last_write(run: RunDir, started: float) -> float:
+    """When the trajectory file was last written (when a killed session stopped), not before ``started``."""
+    try:
+        return max(started, run.trajectories.stat().st_mtime)
+    except FileNotFoundError:
+        return started
 
 
 def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:

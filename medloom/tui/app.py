@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static
 
+from medloom.runs.rundir import RunDir
 from medloom.tui.help_screen import HelpScreen
 from medloom.tui.index import TrajectoryIndex
 from medloom.tui.item_list import FILTERS, ItemList
@@ -68,6 +69,13 @@ class InspectApp(App[None]):
             if isinstance(self.screen, ItemScreen):
                 self.screen.reload_if_grown()
 
+    def interrupted(self) -> bool:
+        """The run's last session is marked running but its process is gone."""
+        try:
+            return RunDir(self.run_dir).state() == "interrupted"
+        except (OSError, ValueError):
+            return False
+
     def update_bar(self) -> None:
         counts = self.index.counts()
         items = self.query_one(ItemList)
@@ -81,6 +89,8 @@ class InspectApp(App[None]):
             parts.append(f"[red]skipped rows {self.index.skipped_rows}[/]")
         if items.search:
             parts.append(f"search “{items.search}”: {len(items.view)}")
+        if self.interrupted():
+            parts.append("[bold yellow]interrupted[/]")  # its "running" items will not end by themselves
         parts.append(f"[dim]{self.run_dir.name}[/]")
         self.query_one("#bar", Static).update("  ".join(parts))
 

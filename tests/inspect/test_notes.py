@@ -102,18 +102,23 @@ def test_stats_and_card_show_contamination_and_note_counts(
     run = RunDir(method_runs["meditron"])
     stats = compute_stats(run)
     assert stats.report.notes == {"decontaminate": {"contaminated": 1}, "teacher": {"resample": 2}}
+    assert stats.report.note_facets["teacher"]["resample"] == {"matched": 1, "no match": 1, "tries": 5}
+    votes = compute_stats(RunDir(method_runs["medagents"])).report
+    assert votes.notes["vote"] == {"vote_round": 2, "vote_outcome": 1}
+    assert votes.note_facets["vote"] == {"vote_round": {"revised": 1}, "vote_outcome": {"unanimous": 1}}
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     console.print(render_stats(stats))
     out = console.export_text()
     notes = out.split("step notes")[1].split("contamination removed")[0]
     assert re.search(r"decontaminate\s+│\s+contaminated\s+│\s+1", notes)
-    assert re.search(r"teacher\s+│\s+resample\s+│\s+2", notes)
+    assert re.search(r"teacher\s+│\s+resample\s+│\s+2\s+│\s+matched 1, no match 1, tries 5", notes)
     removed = out.split("contamination removed")[1]
     assert re.search(
         r"demo-000\s+│\s+–\s+│\s+demo-eval\s+│\s+100.0%\s+│\s+eval-001\s+│\s+classically", removed
     )
     card = (run.path / "README.md").read_text()
-    assert "| decontaminate | contaminated | 1 |" in card and "| teacher | resample | 2 |" in card
+    assert "| decontaminate | contaminated | 1 | demo-eval 1 |" in card
+    assert "| teacher | resample | 2 | matched 1, no match 1, tries 5 |" in card
     assert "1 removal(s) for overlap with evaluation sets" in card
     assert "| demo-000 | – | demo-eval | 100.0% | eval-001 | 8 | classically produces peaked" in card
     plain = (mcq_run / "README.md").read_text()

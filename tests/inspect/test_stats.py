@@ -14,11 +14,14 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from textual.widgets import Static
 
 from medloom.cli.stats_cmd import render_stats
 from medloom.runs.rundir import STALE_S, RunDir
 from medloom.runs.stats import bucket_size, compute_stats, stats_json
+from medloom.tui.app import InspectApp
 from tests.helpers import medloom_cli
+from tests.inspect.test_app import text_of
 
 
 def test_stats_agree_with_the_report_and_split_usage_by_node(mcq_run: Path) -> None:
@@ -153,6 +156,11 @@ def test_a_running_session_is_live_while_its_process_is(mcq_run: Path, tmp_path:
     run = _running_copy(mcq_run, tmp_path, pid=os.getpid(), host=socket.gethostname())
     stats = compute_stats(run)
     assert stats.live and not stats.interrupted
+    # The same pid, but the session started long before this process: the pid was reused.
+    reused = _running_copy(
+        mcq_run, tmp_path / "reused", pid=os.getpid(), host=socket.gethostname(), started=1.0
+    )
+    assert reused.state() == "interrupted"
 
 
 def test_without_a_pid_a_run_is_dead_once_its_trajectories_go_stale(mcq_run: Path, tmp_path: Path) -> None:
@@ -165,3 +173,15 @@ def test_without_a_pid_a_run_is_dead_once_its_trajectories_go_stale(mcq_run: Pat
     other = _running_copy(mcq_run, tmp_path / "other", pid=os.getpid(), host="elsewhere")
     os.utime(other.trajectories, (old, old))
     assert other.state() == "interrupted"
+
+
+async def test_the_viewer_bar_says_a_killed_run_is_interrupted(mcq_run: Path, tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = _running_copy(mcq_run, tmp_path, pid=gone.pid, host=socket.gethostname())
+    app = InspectApp(run.path, poll_s=0, use_cache=False)
+    async with app.run_test(size=(80, 24)):
+        assert "interrupted" in text_of(app.query_one("#bar", Static))
+    finished = InspectApp(mcq_run, poll_s=0, use_cache=False)
+    async with finished.run_test(size=(80, 24)):
+        assert "interrupted" not in text_of(finished.query_one("#bar", Static))

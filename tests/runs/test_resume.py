@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from medloom.runs.rundir import RunDir
 from medloom.testing.fake_openai import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import MEDLOOM, RECIPE, medloom_cli, only_run, read_report
@@ -76,6 +77,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
         assert done_at_kill < 20, "killed too late to test anything"
         meta = json.loads((run_dir / "run.json").read_text())
         assert meta["sessions"][0]["status"] == "running"  # never closed: it was killed
+        assert RunDir(run_dir).state() == "interrupted"  # its pid is gone
 
         resumed = medloom_cli("run", "--resume", run_dir.name, *_run_args(srv.base_url, runs)[1:])
         assert resumed.returncode == 0, resumed.stderr
@@ -84,6 +86,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     for key in ("items", "kept", "rejected", "failed", "rows"):
         assert report[key] == baseline[key], key
     assert report["sessions"] == 2
+    first = json.loads((run_dir / "run.json").read_text())["sessions"][0]
+    assert first["status"] == "interrupted" and first["ended"] >= first["started"]
 
     rows = _rows(run_dir)
     assert len(rows) == report["rows"]
