@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medloom.cli.eval_cmd import eval_command
 from medloom.errors import ConfigError, MedloomError
 
 app = typer.Typer(
@@ -187,6 +188,14 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     if not path.exists():
         raise _fail(MedloomError(f"{path} does not exist"))
     out.print_json(json.dumps(json.loads(path.read_text())))
+
+
+from medloom.cli import export_cmd, stats_cmd, view_cmd  # noqa: E402
+
+app.command()(view_cmd.view)
+app.command()(stats_cmd.stats)
+app.command()(export_cmd.export)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

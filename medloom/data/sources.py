@@ -39,7 +39,7 @@ SourceFactory = Callable[["GraphSpec", Path | None], ItemSource]
 """Called with the recipe (``spec.source.params`` holds the op's settings) and its directory."""
 
 SOURCES: dict[str, SourceFactory] = {}
-BUILTIN_SOURCE_MODULES: tuple[str, ...] = ()
+BUILTIN_SOURCE_MODULES: tuple[str, ...] = ("medloom.kg.source",)
 _loaded = False
 
 

@@ -186,7 +186,7 @@ def _check_models_and_templates(
                     )
                 else:
                     try:
-                        CHECKS[v.check](**v.params)
+                        CHECKS[v.check].from_params(v.params, spec)
                     except TypeError as exc:
                         raise fail(
                             f"bad parameters for check '{v.check}': {exc}",
@@ -212,4 +212,9 @@ def _check_steps(
                 raise fail(
                     f"unknown model '{alias}' (models: {', '.join(spec.models)})", f"nodes.{name}.models.{i}"
                 )
-        ops[node.op](StepBuild(node=name, spec=node, graph=spec, templates=templates, models={}, file=file))
+        base_dir = Path(file).resolve().parent if file else None
+        ops[node.op](
+            StepBuild(
+                node=name, spec=node, graph=spec, templates=templates, models={}, file=file, base_dir=base_dir
+            )
+        )

@@ -104,7 +104,7 @@ def instantiate(
                     )
                     parts.append(LLMJudge(agent, parse_retries=v.parse_retries, structured=v.structured))
                 else:
-                    parts.append(CHECKS[v.check](**v.params))
+                    parts.append(CHECKS[v.check].from_params(v.params, compiled.spec))
             rt.verifiers[name] = (
                 parts[0] if len(parts) == 1 else Composite(parts, node.mode, node.threshold, name=name)
             )

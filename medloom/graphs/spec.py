@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from medloom.agents.agent import Sampling
 from medloom.data.readers import DatasetSpec
+from medloom.kg.spec import KGSpec
 from medloom.llm.settings import EndpointConfig, LLMSettings
 
 
@@ -167,6 +168,8 @@ class GraphSpec(_Strict):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     dataset: DatasetSpec | None = None
     source: SourceSpec | None = None
+    kg: KGSpec | None = None
+    """The knowledge graph KG steps, sources and checks use (``--set kg.source=PATH`` switches it)."""
     run: RunSettings = Field(default_factory=RunSettings)
     templates_dir: str | None = None
     nodes: dict[str, NodeSpec] = Field(min_length=1)

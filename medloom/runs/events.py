@@ -70,6 +70,16 @@ class Selection(_Event):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class Note(_Event):
+    """What a step decided, for the trajectory: votes and revisions, removals, resampling tries."""
+
+    type: Literal["note"] = "note"
+    kind: str
+    """What the note is about ("vote_round", "contaminated", "resample")."""
+    trace_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class NodeStats(BaseModel):
     """What one node did for one item (summed over items in the report)."""
 
@@ -130,6 +140,7 @@ Event = Annotated[
     | TraceRevised
     | TraceDropped
     | Selection
+    | Note
     | ItemFinished
     | RowSkipped,
     Field(discriminator="type"),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import Price
-from medloom.runs.events import ItemFinished, LLMCall, NodeStats, RowSkipped
+from medloom.runs.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
 
@@ -56,6 +56,8 @@ class Report(BaseModel):
     rejection_reasons: list[tuple[str, int]] = Field(default_factory=list)
     failure_reasons: list[tuple[str, int]] = Field(default_factory=list)
     skipped: list[dict[str, Any]] = Field(default_factory=list)
+    contamination: list[dict[str, Any]] = Field(default_factory=list)
+    """What decontamination removed: item, trace, evaluation set, overlap, closest evaluation item."""
 
 
 def _percentiles(values: array[float]) -> dict[str, float]:
@@ -77,8 +79,13 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     finals: dict[str, int] = {}  # item id → offset of its last item_end (events are re-read below)
     skipped: dict[int, RowSkipped] = {}
     latencies: array[float] = array("d")
-    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped"}):
-        if isinstance(event, ItemFinished):
+    contaminated: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
+        if isinstance(event, Note):
+            if event.kind == "contaminated":
+                key = (event.item_id, event.trace_id)
+                contaminated[key] = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}
+        elif isinstance(event, ItemFinished):
             finals[event.item_id] = offset
         elif isinstance(event, RowSkipped):
             skipped[event.index] = event
@@ -122,7 +129,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     decided = report.kept + report.rejected
     report.pass_rate = round(report.kept / decided, 4) if decided else None
     report.skipped_rows = len(skipped)
-    report.skipped = [{"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)][:1000]
+    report.skipped = [
+        {"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)
+    ][:1000]
     for usage in report.models.values():
         report.calls += usage.calls
         report.cached_calls += usage.cached_calls
@@ -135,6 +144,7 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     if report.wall_time_s > 0:
         report.items_per_s = round(report.items / report.wall_time_s, 3)
         report.output_tokens_per_s = round(report.completion_tokens / report.wall_time_s, 2)
+    report.contamination = list(contaminated.values())[:1000]
     report.rejection_reasons = rejections.most_common(20)
     report.failure_reasons = failures.most_common(20)
     return report

@@ -25,8 +25,9 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.runs.card import write_card
 from medloom.runs.events import ItemFinished
-from medloom.runs.outputs import write_card, write_outputs
+from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session
 from medloom.runs.secrets import SecretFilter
@@ -196,7 +197,9 @@ async def _execute(
     handler = _attach_log(run, spec)
     cache = None
     if spec.llm.cache.enabled:
-        cache = RequestCache(Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite")
+        cache = RequestCache(
+            Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
+        )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache)
     writer = TrajectoryWriter(run.trajectories)
     status = "crashed"

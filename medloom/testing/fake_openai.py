@@ -1,7 +1,7 @@
 """An in-process, real-socket fake of the OpenAI HTTP API for tests and benchmarks.
 
-``FakeOpenAIServer`` serves ``/v1/completions``, ``/v1/chat/completions``, ``/v1/models``
-and ``/health`` from an aiohttp server running on its own event loop in a background
+``FakeOpenAIServer`` serves ``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``,
+``/v1/models`` and ``/health`` from an aiohttp server running on its own event loop in a background
 thread, so both in-process clients and other processes can reach it::
 
     with FakeOpenAIServer(lambda req: "hello world") as srv:
@@ -45,6 +45,7 @@ from aiohttp import web
 
 __all__ = [
     "DownMode",
+    "Embedder",
     "FakeOpenAIServer",
     "FakeRequest",
     "Matcher",
@@ -54,6 +55,7 @@ __all__ = [
     "Rule",
     "ScriptedResponder",
     "echo_responder",
+    "hashed_bag_of_words",
     "main",
 ]
 
@@ -148,6 +150,19 @@ ReplyLike: TypeAlias = Reply | str | Sequence[str]
 Responder: TypeAlias = Callable[[FakeRequest], ReplyLike | Awaitable[ReplyLike]]
 Matcher: TypeAlias = str | Callable[[FakeRequest], bool]
 _Handler: TypeAlias = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+Embedder: TypeAlias = Callable[[str], Sequence[float]]
+
+
+def hashed_bag_of_words(text: str, dim: int = 64) -> list[float]:
+    """Default embedder: a deterministic, L2-normalised bag of hashed lowercase words, so texts
+    sharing words are close (enough for tests of nearest-neighbour code)."""
+    vector = [0.0] * dim
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[int(hashlib.blake2b(word.encode(), digest_size=4).hexdigest(), 16) % dim] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
 
 
 def echo_responder(req: FakeRequest) -> str:
@@ -344,8 +359,12 @@ class FakeOpenAIServer:
         strict_models: bool = False,
         record_requests: bool = True,
         backlog: int = 2048,
+        embedder: Embedder | None = None,
     ) -> None:
         self.responder: Responder = responder or echo_responder
+        self.embedder: Embedder = embedder or hashed_bag_of_words
+        self.embedding_inputs: list[str] = []
+        """Every text sent to ``/v1/embeddings``, in order."""
         self.models = list(models)
         self.host = host
         self.strict_models = strict_models
@@ -369,6 +388,7 @@ class FakeOpenAIServer:
             self._routes[("POST", f"{prefix}/completions")] = self._completions
             self._routes[("POST", f"{prefix}/chat/completions")] = self._chat
             self._routes[("GET", f"{prefix}/models")] = self._models
+            self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
         self._routes[("GET", "/health")] = self._health
         self._routes[("GET", "/_fake/stats")] = self._stats
 
@@ -599,6 +619,28 @@ class FakeOpenAIServer:
     async def _models(self, request: web.BaseRequest) -> web.StreamResponse:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return _json_response({"object": "list", "data": data})
+
+    async def _embeddings(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            body = json.loads(await request.read())
+        except ValueError as exc:
+            return _json_response(_error_body(400, f"invalid JSON body: {exc}"), 400)
+        raw = body.get("input") if isinstance(body, dict) else None
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _json_response(_error_body(400, "input must be a string or a list of strings"), 400)
+        model = str(body.get("model") or self.models[0])
+        if self.strict_models and model not in self.models:
+            return _json_response(_error_body(404, f"model {model!r} not found"), 404)
+        with self._lock:
+            self.embedding_inputs.extend(texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(v) for v in self.embedder(t)]}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(_count_tokens(t) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return _json_response({"object": "list", "data": data, "model": model, "usage": usage})
 
     async def _completions(self, request: web.BaseRequest) -> web.StreamResponse:
         return await self._generate(request, "completion")

@@ -2,6 +2,7 @@
 
 from medloom.verifiers.base import Check
 from medloom.verifiers.composite import Composite
+from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.llm_judge import LLMJudge, parse_judge
 from medloom.verifiers.match import McqAnswerMatch, NumericMatch, StringMatch
 from medloom.verifiers.structure import AnswerLeakage, FormatCheck
@@ -12,6 +13,7 @@ CHECKS: dict[str, type[Check]] = {
     "numeric_match": NumericMatch,
     "format": FormatCheck,
     "leakage": AnswerLeakage,
+    "kg_grounding": KGGrounding,
 }
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Check",
     "Composite",
     "FormatCheck",
+    "KGGrounding",
     "LLMJudge",
     "McqAnswerMatch",
     "NumericMatch",

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
 
 from medloom.agents.context import AgentContext
 from medloom.records import Item, Trace, Verdict
+
+if TYPE_CHECKING:
+    from medloom.graphs.spec import GraphSpec
 
 
 class Check(ABC):
     """A deterministic verifier: a pure function of the item and the trace."""
 
     name: str = "check"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], graph: GraphSpec | None = None) -> Check:
+        """Build from a recipe's ``params``; checks that need the recipe (e.g. its ``kg:``) override this."""
+        return cls(**params)
 
     @abstractmethod
     def check(self, item: Item, trace: Trace) -> Verdict: ...

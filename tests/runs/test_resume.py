@@ -30,7 +30,16 @@ def _rows(run_dir: Path) -> list[dict[str, object]]:
 
 
 def _run_args(url: str, runs_dir: Path) -> list[str]:
-    return [str(RECIPE), "--endpoint", url, "--runs-dir", str(runs_dir), "--concurrency", str(CONCURRENCY), "-q"]
+    return [
+        str(RECIPE),
+        "--endpoint",
+        url,
+        "--runs-dir",
+        str(runs_dir),
+        "--concurrency",
+        str(CONCURRENCY),
+        "-q",
+    ]
 
 
 @pytest.mark.slow

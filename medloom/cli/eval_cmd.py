@@ -1,0 +1,120 @@
+"""``medloom eval``: several graphs as solvers over one MCQ benchmark, side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from medloom.errors import ConfigError, MedloomError
+from medloom.eval.outputs import COLUMNS, row_cells, write_results
+from medloom.eval.records import EvalResult
+
+
+def comparison_table(result: EvalResult) -> Table:
+    table = Table(title=f"eval on {Path(result.benchmark).name}", header_style="bold")
+    for column in COLUMNS:
+        name = f"{result.confidence:.0%} CI" if column == "CI" else column
+        if column == "solver":
+            table.add_column(name, no_wrap=True, min_width=max(len(s.solver) for s in result.solvers))
+        elif column in ("CI", "accuracy"):  # the figures that matter: never truncated
+            table.add_column(name, justify="right", no_wrap=True, min_width=11 if column == "CI" else 6)
+        else:
+            table.add_column(name, justify="right")
+    for solver in result.solvers:
+        table.add_row(*row_cells(solver))
+    return table
+
+
+def _fields(assignments: list[str] | None) -> dict[str, str]:
+    fields = {}
+    for assignment in assignments or []:
+        key, sep, column = assignment.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise ConfigError(f"--field '{assignment}' must look like answer=COLUMN", key="--field")
+        fields[key.strip()] = column.strip()
+    return fields
+
+
+def eval_command(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="MCQ benchmark (JSONL, CSV, Parquet, saved dataset).")
+    ],
+    configs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Solver configs (YAML files or recipe names); default: configs/eval/direct.yaml, "
+            "configs/eval/cot.yaml, configs/medprompt.yaml and configs/medagents.yaml, where present."
+        ),
+    ] = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N benchmark items.")] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="Map an item field to a column: answer=answer_idx (repeatable)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a key in every config: models.gen.model=NAME."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output directory (default: runs/eval-<time>/).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for scripts).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
+    cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
+    from medloom.cli.main import _fail, err, out, resolve_config
+    from medloom.cli.progress import RichProgress
+    from medloom.eval.runner import aevaluate, default_solvers
+
+    def _progress(label: str) -> RichProgress:
+        err.rule(f"solver {label}")
+        return RichProgress(err)
+
+    try:
+        paths = [resolve_config(c) for c in configs] if configs else default_solvers()
+        silent = quiet or as_json
+        result = asyncio.run(
+            aevaluate(
+                paths,
+                dataset,
+                endpoints=endpoint,
+                limit=limit,
+                fields=_fields(field),
+                overrides=set_,
+                out_dir=out_dir,
+                concurrency=concurrency,
+                no_cache=no_cache,
+                progress=None if silent else _progress,
+            )
+        )
+        files = write_results(result)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except MedloomError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        payload = result.model_dump(mode="json", exclude={"predictions"})
+        payload["files"] = {k: str(v) for k, v in files.items()}
+        out.print_json(json.dumps(payload))
+        return
+    out.print(comparison_table(result))
+    for solver in result.solvers:
+        if solver.failed:
+            err.print(
+                f"[yellow]{solver.solver}: {solver.failed} of {solver.n} items failed (counted as wrong); "
+                f"see their reasons in predictions.jsonl and {solver.run_dir}/report.json[/]"
+            )
+    out.print(f"predictions: {files['predictions_jsonl']}  results: {files['results_md']}")

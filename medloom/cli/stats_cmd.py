@@ -1,0 +1,164 @@
+"""`medloom stats RUN`: a run's counts, pass rates, usage, latency and throughput as rich tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+
+from medloom.errors import MedloomError, RunError
+
+if TYPE_CHECKING:
+    from medloom.runs.rundir import RunDir
+    from medloom.runs.stats import RunStats
+
+RunArg = Annotated[str, typer.Argument(help="A run id (in --runs-dir) or a run directory.")]
+RunsDirOpt = Annotated[Path, typer.Option(help="Where run directories are.")]
+
+
+def open_run(run: str, runs_dir: Path) -> RunDir:
+    """The run directory named by an id or a path; a clear error when there is none."""
+    from medloom.runs.rundir import RunDir
+
+    found = RunDir.open(runs_dir, run)
+    if not found.trajectories.exists():
+        raise RunError(f"{found.trajectories} does not exist: the run has not started writing events yet")
+    return found
+
+
+def stats(
+    run: RunArg,
+    runs_dir: RunsDirOpt = Path("runs"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
+    ] = False,
+) -> None:
+    """Counts, pass rates per node and round, tokens and cost, latency, throughput, rejection reasons."""
+    from medloom.runs.stats import compute_stats, stats_json
+
+    out, err = Console(), Console(stderr=True)
+    try:
+        result = compute_stats(open_run(run, runs_dir))
+    except MedloomError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(stats_json(result), indent=2))
+        return
+    out.print(render_stats(result))
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    return table
+
+
+def render_stats(stats: RunStats) -> Group:
+    """All tables of ``medloom stats`` (also used by the terminal viewer's statistics screen)."""
+    rep = stats.report
+    parts: list[RenderableType] = []
+    overview = _table(
+        f"run {rep.run_id} ({rep.recipe}){' — live' if stats.live else ''}",
+        "items",
+        "kept",
+        "rejected",
+        "failed",
+        "skipped rows",
+        "rows",
+        "pass rate",
+    )
+    overview.add_row(
+        *map(str, (rep.items, rep.kept, rep.rejected, rep.failed, rep.skipped_rows, rep.rows)),
+        _pct(rep.pass_rate),
+    )
+    overview.caption = (
+        f"wall {rep.wall_time_s:.1f} s · {rep.items_per_s:.2f} items/s · "
+        f"{rep.output_tokens_per_s:.1f} output tok/s · {rep.sessions} session(s)"
+    )
+    overview.caption_justify = "left"
+    parts.append(overview)
+    nodes = _table(
+        "nodes", "node", "in", "out", "passed", "failed", "pass rate", "dropped", "calls", "cached"
+    )
+    for name, node in rep.nodes.items():
+        nodes.add_row(
+            name,
+            *map(str, (node.traces_in, node.traces_out, node.passed, node.failed)),
+            _pct(node.pass_rate),
+            *map(str, (node.dropped, node.calls, node.cached_calls)),
+        )
+    parts.append(nodes)
+    if stats.rounds:
+        rounds = _table("pass rate by refinement round", "node", "round", "passed", "failed", "pass rate")
+        for r in stats.rounds:
+            rounds.add_row(r.node, str(r.round), str(r.passed), str(r.failed), _pct(r.pass_rate))
+        parts.append(rounds)
+    if stats.usage:
+        usage = _table(
+            "tokens and cost",
+            "node",
+            "model",
+            "calls",
+            "cached",
+            "failed",
+            "prompt tok",
+            "compl. tok",
+            "cost",
+        )
+        for u in stats.usage:
+            usage.add_row(
+                u.node,
+                u.model,
+                *map(str, (u.calls, u.cached_calls, u.failed_calls, u.prompt_tokens, u.completion_tokens)),
+                f"{u.cost:.4f}",
+            )
+        parts.append(usage)
+    if stats.latency_by_node:
+        latency = _table("latency (s, uncached calls)", "node", "calls", "p50", "p90", "p99", "max")
+        for node_name, pct in stats.latency_by_node.items():
+            latency.add_row(
+                node_name, str(int(pct["n"])), *(f"{pct[k]:.3f}" for k in ("p50", "p90", "p99", "max"))
+            )
+        parts.append(latency)
+    if stats.throughput:
+        through = _table(
+            f"throughput ({stats.bucket_s:g} s windows)",
+            "from s",
+            "items",
+            "",
+            "kept",
+            "rejected",
+            "failed",
+            "out tok/s",
+        )
+        peak = max(b.items for b in stats.throughput) or 1
+        for b in stats.throughput:
+            bar = "█" * round(10 * b.items / peak)
+            through.add_row(
+                f"{b.start_s:g}",
+                str(b.items),
+                bar,
+                *map(str, (b.kept, b.rejected, b.failed)),
+                f"{b.tokens_per_s:.1f}",
+            )
+        parts.append(through)
+    for title, reasons in (
+        ("rejection reasons", rep.rejection_reasons),
+        ("failure reasons", rep.failure_reasons),
+    ):
+        if reasons:
+            table = _table(title, "reason", "items")
+            for reason, count in reasons:
+                table.add_row(reason, str(count))
+            parts.append(table)
+    return Group(*parts)

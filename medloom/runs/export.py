@@ -1,0 +1,98 @@
+"""Export a run's kept rows as Parquet, JSONL or a `datasets` directory, with a dataset card."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import datasets
+
+from medloom.errors import RunError
+from medloom.runs.card import dataset_card
+from medloom.runs.outputs import kept_rows
+from medloom.runs.rows import column_features
+from medloom.runs.rundir import RunDir
+from medloom.runs.stats import compute_stats
+from medloom.runs.store import final_items
+
+ExportFormat = Literal["parquet", "jsonl", "hf"]
+DATA_FILES: dict[str, str] = {"parquet": "data.parquet", "jsonl": "data.jsonl", "hf": "data/*.arrow"}
+
+
+def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
+    """The kept rows, read from the trajectories (so a live run exports what has finished so far)."""
+    columns = (run.read_config().get("output") or {}).get("columns") or []
+    features = column_features(columns)
+    finals = final_items(run.trajectories)
+    offsets = sorted(off for off, ev in finals.values() if ev.status == "kept")
+    if not offsets:
+        return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    stat = run.trajectories.stat()
+    return datasets.Dataset.from_generator(
+        kept_rows,
+        gen_kwargs={
+            "path": str(run.trajectories),
+            "offsets": offsets,
+            "stamp": f"{stat.st_size}-{stat.st_mtime_ns}",
+        },
+        features=features,
+        cache_dir=str(cache_dir),
+    )
+
+
+Pusher = Callable[[datasets.Dataset, str, str, str | None], None]
+
+
+def hub_push(ds: datasets.Dataset, repo: str, card: str, token: str | None) -> None:
+    """Upload rows and card with `datasets`' ``push_to_hub`` (token: argument, HF_TOKEN or login)."""
+    from huggingface_hub import DatasetCard
+
+    ds.push_to_hub(repo, token=token)
+    DatasetCard(card).push_to_hub(repo, token=token, repo_type="dataset")
+
+
+def export_run(
+    run: RunDir,
+    fmt: ExportFormat,
+    out: Path | None = None,
+    push_to_hub: str | None = None,
+    pusher: Pusher = hub_push,
+) -> tuple[Path, int]:
+    """Write the rows and a README.md card into ``out`` (default ``<run>/export/<fmt>``); optionally
+    push both to the Hub dataset ``push_to_hub``. Returns the directory and the row count."""
+    if fmt not in DATA_FILES:
+        raise RunError(f"unknown export format '{fmt}': use parquet, jsonl or hf")
+    if push_to_hub is not None and (push_to_hub.count("/") != 1 or not all(push_to_hub.split("/"))):
+        raise RunError(f"--push-to-hub {push_to_hub!r}: give a Hub dataset id as OWNER/NAME")
+    out = out or run.path / "export" / fmt
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file: give a directory (it receives the data and a README.md)")
+    out.mkdir(parents=True, exist_ok=True)
+    datasets.disable_progress_bars()
+    card = dataset_card(run, compute_stats(run), run.read_config(), data_files=DATA_FILES[fmt])
+    (out / "README.md").write_text(card)
+    with tempfile.TemporaryDirectory(dir=run.path, prefix=".export-") as cache:
+        ds = kept_dataset(run, Path(cache))
+        if fmt == "parquet":
+            ds.to_parquet(str(out / "data.parquet"))
+        elif fmt == "jsonl":
+            ds.to_json(str(out / "data.jsonl"), lines=True, force_ascii=False)
+        else:
+            target = out / "data"
+            if target.exists():
+                shutil.rmtree(target)
+            ds.save_to_disk(str(target), num_shards=1 if len(ds) == 0 else None)
+        if push_to_hub is not None:
+            try:
+                pusher(ds, push_to_hub, card, os.environ.get("HF_TOKEN"))
+            except Exception as exc:  # network, auth and Hub errors all end the same way
+                raise RunError(
+                    f"pushing run {run.run_id} to the Hub dataset '{push_to_hub}' failed "
+                    f"({type(exc).__name__}: {str(exc)[:300]}); the export is still in {out}. Check network "
+                    "access and a token with write access (HF_TOKEN or `huggingface-cli login`)."
+                ) from exc
+        return out, len(ds)

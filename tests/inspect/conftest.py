@@ -1,0 +1,71 @@
+"""Run directories for the inspection tests, made by running the real mcq_refine recipe on the fake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medloom.runs.runner import run
+from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.mcq_student import McqStudent
+from tests.helpers import RECIPE
+
+FAILING_QUESTION = "peaked T waves"
+"""Every call about this item gets a non-retryable error, so the item ends as failed."""
+
+
+class FlakyStudent:
+    """A student that rarely fixes its mistakes (so some items are rejected) and breaks on one item."""
+
+    def __init__(self) -> None:
+        self.student = McqStudent(fix_rate=0.0, judge_correct_rate=0.6)
+
+    def __call__(self, req: FakeRequest) -> Reply:
+        if FAILING_QUESTION in req.prompt_text[-1500:]:
+            return Reply.error(400, message="context length exceeded")
+        return self.student(req)
+
+
+def make_run(runs_dir: Path, limit: int = 8) -> Path:
+    overrides = ["nodes.generate.samples=1", "nodes.generate.temperatures=[0.7]"]
+    with FakeOpenAIServer(FlakyStudent()) as srv:
+        result = run(RECIPE, endpoints=[srv.base_url], runs_dir=runs_dir, limit=limit, overrides=overrides)
+    return result.run_dir
+
+
+@pytest.fixture(scope="session")
+def mcq_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of 8 items with kept, rejected and failed ones (shared: do not modify)."""
+    return make_run(tmp_path_factory.mktemp("runs"))
+
+
+def normalise_for_snapshots(run_dir: Path) -> None:
+    """Pin what varies between runs (times, latencies, the fake's port) so screens are reproducible."""
+    lines = (run_dir / "trajectories.jsonl").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        event["ts"] = 1_800_000_000.0 + i
+        if event.get("type") == "item_end":
+            event["wall_s"] = 1.5
+        response = event.get("response")
+        if response:
+            response["latency_s"] = 0.25
+            response["endpoint"] = "http://fake/v1"
+        out.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+    (run_dir / "trajectories.jsonl").write_text("\n".join(out) + "\n")
+
+
+@pytest.fixture(scope="session")
+def snapshot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sequential (concurrency 1) run with pinned times, in a directory named ``snapshot-run``."""
+    runs = tmp_path_factory.mktemp("snap")
+    overrides = ["nodes.generate.samples=1", "nodes.generate.temperatures=[0.7]", "run.concurrency=1"]
+    with FakeOpenAIServer(FlakyStudent()) as srv:
+        made = run(RECIPE, endpoints=[srv.base_url], runs_dir=runs, limit=6, overrides=overrides).run_dir
+    target = runs / "snapshot-run"
+    made.rename(target)
+    normalise_for_snapshots(target)
+    return target
