@@ -67,12 +67,19 @@ class QuestionParams(StepParams):
     the path by ``medloom.kg.verbalise.role_question`` (start named, later entities described by
     type and order), which must pass the same rules; ``data.question_source`` records which."""
     type_words: dict[str, list[str]] = Field(default_factory=dict)
-    """Per answer type (``data.answer_type``), words one of which a usable question contains,
-    so it asks for an entity of that type (e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+    """Per answer type (``data.answer_type``), words one of which a usable question asks for
+    ("which/what [other] <word>", e.g. ``Gene: [gene, protein]``); unlisted types pass."""
 
 
 def _names(text: str, term: str) -> bool:
     return f" {normalise(term)} " in f" {normalise(text)} " if len(normalise(term)) >= 3 else False
+
+
+def _asks_for(question: str, words: list[str]) -> bool:
+    """Whether ``question`` asks "which/what [other] <word>" for one of ``words``."""
+    alternatives = "|".join(re.escape(normalise(w)) for w in words)
+    pattern = rf"\b(?:which|what)(?: other| another)? (?:{alternatives})\b"
+    return re.search(pattern, normalise(question)) is not None
 
 
 def _first_relation(item: Item) -> str | None:
@@ -122,8 +129,8 @@ class WriteQuestion(BaseStep):
         if relation and cues and not cues & {cue(w) for w in re.findall(r"[A-Za-z]+", question)}:
             return f"does not use the wording of the anchor's relation ({relation})"
         words = p.type_words.get(str(item.data.get("answer_type") or ""))
-        if words and not any(_names(question, w) for w in words):
-            return f"does not ask for a {' / '.join(words)}"
+        if words and not _asks_for(question, words):
+            return f"does not ask 'which/what {' / '.join(words)}'"
         return None
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:

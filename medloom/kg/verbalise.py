@@ -47,6 +47,12 @@ def verbalise_path(path: KGPath, *, mask_end: str | None = None) -> list[str]:
     return [verbalise_hop(h, mask=mask_end, masked_id=path.end.id if mask_end else None) for h in path.hops]
 
 
+def kg_facts(path: KGPath) -> list[str]:
+    """One sentence per hop as the KG states it (head first, active voice), in walking order."""
+    stated = [h.model_copy(update={"source": h.head, "target": h.tail, "forward": True}) for h in path.hops]
+    return [verbalise_hop(h) for h in stated]
+
+
 _NOT_CUES = {"is", "are", "the", "a", "an", "of", "by", "with", "to", "in", "for", "and", "not", "does"}
 _NOT_CUES |= {"protein", "encoded", "gene", "enzyme", "transporter", "carrier", "used", "has"}
 
