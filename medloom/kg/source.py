@@ -23,7 +23,7 @@ from medloom.graphs.spec import GraphSpec
 from medloom.kg.paths import reverse_path
 from medloom.kg.samplers import Chain, ChainConstraints, distractors, iter_chains, mask_subgraph
 from medloom.kg.store import LoadedKG, load_kg
-from medloom.kg.verbalise import verbalise_path
+from medloom.kg.verbalise import kg_facts, verbalise_path
 from medloom.records import Item
 
 LETTERS = "ABCDEFGHIJ"
@@ -94,6 +94,7 @@ def chain_item(loaded: LoadedKG, chain: Chain, index: int, p: ChainSourceParams)
         "facts": masked.facts,
         "context": masked.context,
         "path_text": verbalise_path(path),
+        "path_facts": kg_facts(path),  # the same hops, each as the KG states it (active voice)
         "hops": len(chain.path),
         "seed_degree": chain.seed_degree,
         "mask": p.mask_token,

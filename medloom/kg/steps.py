@@ -28,9 +28,11 @@ from medloom.kg.linking import (
     parse_numbers,
     text_mentions,
 )
+from medloom.kg.paths import KGPath
 from medloom.kg.samplers import shortest_paths
 from medloom.kg.store import LoadedKG, load_kg
-from medloom.kg.verbalise import verbalise_path
+from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question, verbalise_path
+from medloom.llm.types import Choice
 from medloom.records import Item, Trace
 from medloom.runs.events import TraceCreated
 from medloom.verifiers.match import normalise
@@ -56,13 +58,33 @@ class QuestionParams(StepParams):
     """A usable question names the chain's first entity (``data.anchor``)."""
     avoid_field: str | None = None
     """``item.data`` field listing names a usable question must not contain (besides the answer)."""
+    require_first_relation: bool = False
+    """A usable question uses the wording of the chain's first relation (``data.path``), the
+    anchor's own fact ("treats"/"treated", "binds"/"bound", from phrases.yaml), so a question
+    that describes another chain (e.g. a copied example) is not used."""
+    fallback: Literal["none", "role_question"] = "none"
+    """When no candidate is usable: reject the item ("none"), or ask the question built from
+    the path by ``medloom.kg.verbalise.role_question`` (start named, later entities described by
+    type and order), which must pass the same rules; ``data.question_source`` records which."""
     type_words: dict[str, list[str]] = Field(default_factory=dict)
-    """Per answer type (``data.answer_type``), words one of which a usable question contains,
-    so it asks for an entity of that type (e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+    """Per answer type (``data.answer_type``), words one of which a usable question asks for
+    ("which/what [other] <word>", e.g. ``Gene: [gene, protein]``); unlisted types pass."""
 
 
 def _names(text: str, term: str) -> bool:
     return f" {normalise(term)} " in f" {normalise(text)} " if len(normalise(term)) >= 3 else False
+
+
+def _asks_for(question: str, words: list[str]) -> bool:
+    """Whether ``question`` asks "which/what [other] <word>" for one of ``words``."""
+    alternatives = "|".join(re.escape(normalise(w)) for w in words)
+    pattern = rf"\b(?:which|what)(?: other| another)? (?:{alternatives})\b"
+    return re.search(pattern, normalise(question)) is not None
+
+
+def _first_relation(item: Item) -> str | None:
+    hops = (item.data.get("path") or {}).get("hops") or []
+    return str(hops[0]["relation"]) if hops else None
 
 
 @register_step("kg_question")
@@ -71,8 +93,9 @@ class WriteQuestion(BaseStep):
 
     ``samples`` candidates are drawn; the first that is long enough, ends with "?", does not
     repeat the mask, names no avoided term (the answer, ``avoid_field`` names), contains a word
-    of the answer's type (``type_words``) and, with ``require_anchor``, names the anchor is
-    kept. When none is usable the item is rejected listing every candidate's problem.
+    of the answer's type (``type_words``), and, with ``require_anchor`` and
+    ``require_first_relation``, names the anchor and uses the wording of its relation is kept.
+    When none is usable the item is rejected listing every candidate's problem.
     """
 
     Params = QuestionParams
@@ -101,9 +124,13 @@ class WriteQuestion(BaseStep):
         anchor = str(item.data.get("anchor") or "")
         if p.require_anchor and anchor and not _names(question, anchor):
             return f"does not name the anchor {anchor!r}"
+        relation = _first_relation(item) if p.require_first_relation else None
+        cues = relation_cues().get(relation_key(relation)) if relation else None
+        if relation and cues and not cues & {cue(w) for w in re.findall(r"[A-Za-z]+", question)}:
+            return f"does not use the wording of the anchor's relation ({relation})"
         words = p.type_words.get(str(item.data.get("answer_type") or ""))
-        if words and not any(_names(question, w) for w in words):
-            return f"does not ask for a {' / '.join(words)}"
+        if words and not _asks_for(question, words):
+            return f"does not ask 'which/what {' / '.join(words)}'"
         return None
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
@@ -113,27 +140,47 @@ class WriteQuestion(BaseStep):
             question = clean_question(raw)
             why = self.problem(item, question)
             tried.append({"question": question or raw[:80], "problem": why})
-            if why is not None:
-                continue
-            choice = response.choices[index] if index < len(response.choices) else None
-            trace = Trace(
-                id=f"{item.id}/{self.node}",
-                item_id=item.id,
-                node=self.node,
-                model=self.agent.model.served,
-                text=question,
-                finish_reason=choice.finish_reason if choice else None,
-                sample_index=index,
-                meta={"question": question, "raw": raw, "candidates": tried},
-            )
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
-            return StepOutput(traces=[trace], item=item.model_copy(update={"question": question}))
+            if why is None:
+                choice = response.choices[index] if index < len(response.choices) else None
+                return self._use(item, ctx, question, "llm", tried, raw=raw, index=index, choice=choice)
         problems = "; ".join(f"{t['question']!r}: {t['problem']}" for t in tried) or "no output"
+        if self.params.fallback == "role_question" and item.data.get("path"):
+            question = role_question(KGPath.model_validate(item.data["path"]))
+            why = self.problem(item, question)
+            if why is None:
+                return self._use(item, ctx, question, "role_question", tried)
+            problems += f"; the role question {question!r}: {why}"
         masked = tried and all(str(t["problem"]).startswith("repeats the mask") for t in tried)
         return StepOutput(
             reject=f"no usable question among {len(tried)} candidates ({problems})",
             reject_code="mask in question" if masked else "no usable question",
         )
+
+    def _use(
+        self,
+        item: Item,
+        ctx: AgentContext,
+        question: str,
+        source: str,
+        tried: list[dict[str, str | None]],
+        *,
+        raw: str = "",
+        index: int = 0,
+        choice: Choice | None = None,
+    ) -> StepOutput:
+        trace = Trace(
+            id=f"{item.id}/{self.node}",
+            item_id=item.id,
+            node=self.node,
+            model=self.agent.model.served if source == "llm" else None,
+            text=question,
+            finish_reason=choice.finish_reason if choice else None,
+            sample_index=index,
+            meta={"question": question, "raw": raw, "question_source": source, "candidates": tried},
+        )
+        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        data = {**item.data, "question_source": source}
+        return StepOutput(traces=[trace], item=item.model_copy(update={"question": question, "data": data}))
 
 
 class LabelParams(StepParams):

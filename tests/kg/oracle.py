@@ -12,6 +12,8 @@ from pathlib import Path
 
 from medloom.data.sources import item_source
 from medloom.graphs.loader import load_spec
+from medloom.kg.paths import KGPath
+from medloom.kg.verbalise import role_question
 from medloom.records import Item
 from medloom.testing import FakeRequest
 
@@ -25,14 +27,16 @@ class KGOracle:
 
     def question_for(self, item: Item) -> str:
         extra = f" by way of {item.data['intermediates'][0]}" if self.leak else ""
+        first = item.data["path"]["hops"][0]["relation"]
         return (
-            f"{item.data['anchor']}{extra} is linked through a chain of {item.data['hops']} "
-            f"relations to which {item.data['answer_type'].lower()}?"
+            f"{item.data['anchor']}{extra} starts a chain of {item.data['hops']} relations "
+            f"with {first} that leads to which {item.data['answer_type'].lower()}?"
         )
 
     def _item_by_question(self, prompt: str) -> Item:
         for it in self.items:
-            if self.question_for(it) in prompt:
+            role = role_question(KGPath.model_validate(it.data["path"]))
+            if self.question_for(it) in prompt or role in prompt:
                 return it
         raise AssertionError(f"no known question in prompt: {prompt[-300:]}")
 

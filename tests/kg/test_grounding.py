@@ -57,3 +57,20 @@ def test_relation_wording_is_checked_when_asked() -> None:
     assert not wrong.passed and "Eribulin treats breast cancer" in wrong.step_flags[1]
     # without check_relations only adjacency is required
     assert KGGrounding().check(item, trace("Eribulin binds breast cancer.")).passed
+
+
+def test_cover_path_flags_the_position_of_each_hop_no_step_states() -> None:
+    from medloom.kg.verbalise import kg_facts
+
+    kg = load_kg().kg
+    (chain,) = sample_chains(kg, 1, ChainConstraints(min_hops=3, max_hops=3), seed=2)
+    item = Item(id="i", index=0, data={"path": chain.path.model_dump()})
+    facts = kg_facts(chain.path)
+    check = KGGrounding(cover_path="path", steps=False)
+    assert check.check(item, trace(*facts)).passed
+    skipped = check.check(item, trace(facts[0], facts[2]))
+    assert not skipped.passed and list(skipped.step_flags) == [2]
+    assert "hop 2 " in skipped.step_flags[2] and "hop 3" not in " ".join(skipped.reasons)
+    short = check.check(item, trace(facts[0], facts[1]))
+    assert not short.passed and list(short.step_flags) == [2]  # hop 3 has no step 3: the last step
+    assert "hop 3 of the path" in short.step_flags[2]

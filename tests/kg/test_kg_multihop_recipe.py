@@ -42,6 +42,7 @@ def test_kept_rows_carry_real_kg_paths_difficulty_and_grounded_traces(tmp_path: 
         assert all(n.name not in row["question"] for n in path.intermediates[:1])
         assert path.start.name in row["question"]
         assert len(row["steps"]) == len(path)
+        assert row["question_source"] == "llm"
 
 
 def item_ends(run_dir: Path) -> list[dict[str, str]]:
@@ -52,7 +53,7 @@ def item_ends(run_dir: Path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_a_question_naming_an_intermediate_is_never_used(tmp_path: Path) -> None:
     oracle = KGOracle(RECIPE, ["source.params.n=2"], leak=True)
-    run_dir = run_recipe(tmp_path, oracle, "--limit", "2")
+    run_dir = run_recipe(tmp_path, oracle, "--limit", "2", "--set", "nodes.question.params.fallback=none")
     report = read_report(run_dir)
     assert (report["items"], report["kept"], report["rejected"]) == (2, 0, 2)
     # every candidate the writer gives names an intermediate: the question step rejects the item
@@ -60,6 +61,20 @@ def test_a_question_naming_an_intermediate_is_never_used(tmp_path: Path) -> None
     named = {it.data["intermediates"][0] for it in oracle.items}
     ends = item_ends(run_dir)
     assert all(any(f"names '{n}'" in e["reason"] for n in named) for e in ends), ends
+
+
+@pytest.mark.slow
+def test_without_a_usable_question_the_path_built_role_question_is_asked(tmp_path: Path) -> None:
+    oracle = KGOracle(RECIPE, ["source.params.n=2"], leak=True)
+    run_dir = run_recipe(tmp_path, oracle, "--limit", "2")
+    report = read_report(run_dir)
+    assert (report["items"], report["kept"]) == (2, 2), report["rejection_reasons"]
+    rows = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    for row in rows:
+        path = KGPath.model_validate(json.loads(row["path"]))
+        assert row["question_source"] == "role_question"
+        assert row["question"].startswith(path.start.name) and row["question"].endswith("?")
+        assert not any(n.name.lower() in row["question"].lower() for n in [*path.intermediates, path.end])
 
 
 @pytest.mark.slow

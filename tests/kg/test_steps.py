@@ -74,3 +74,27 @@ async def test_item_without_kg_entities_is_rejected(fake_llm) -> None:
     odd = ITEM.model_copy(update={"question": "Which one is it?", "options": {"A": "x", "B": "y"}})
     end = ends(await run(await runtime(spec, client), [odd]))["q1"]  # type: ignore[arg-type]
     assert (end.status, end.reason_code) == ("rejected", "no question entity in KG")
+
+
+def test_role_question_names_only_the_start_and_asks_for_the_end() -> None:
+    from medloom.kg.paths import Hop, KGPath, PathNode
+    from medloom.kg.verbalise import role_question
+
+    a = PathNode(id="a", name="Acamprosate", type="Compound")
+    d1 = PathNode(id="d1", name="alcohol dependence", type="Disease")
+    d2 = PathNode(id="d2", name="nicotine dependence", type="Disease")
+    c = PathNode(id="c", name="Varenicline", type="Compound")
+    g = PathNode(id="g", name="CHRNA4", type="Gene")
+    path = KGPath(
+        nodes=[a, d1, d2, c, g],
+        hops=[
+            Hop(source=a, relation="treats", target=d1),
+            Hop(source=d1, relation="resembles", target=d2),
+            Hop(source=d2, relation="treats", target=c, forward=False),
+            Hop(source=c, relation="binds", target=g),
+        ],
+    )
+    assert role_question(path) == (
+        "Acamprosate treats a disease; that disease resembles a second disease; the second disease "
+        "is treated by a compound; that compound binds the protein encoded by which gene?"
+    )
