@@ -1,14 +1,23 @@
-"""Cost: prompt tokens processed per verified trace for configs/mcq_refine.yaml, with the n
-samples of a generator call in one request (`supports_n: true`, the default) and without
-(`supports_n: false`: one request per sample), and how much of it a prefix cache could skip.
+"""Cost: prompt tokens processed per verified trace for a recipe, with the n samples of a
+generator call in one request (`supports_n: true`, the default) and without
+(`supports_n: false`: one request per sample), and how much of it a prefix cache skips.
 
-It runs on medloom's deterministic MCQ fake (tokens = whitespace-separated words), so both
-settings produce the same traces and the difference is only the layout of the requests. The
-prefix-cacheable share counts, for every call, the words it shares as a prefix with an earlier
-call of the same agent: medloom's templates put the fixed few-shot block first and the item
-last, so a server with prefix caching (vLLM's is on by default) skips that part.
+Fake mode (no `--endpoint`, the default recipe configs/mcq_refine.yaml) runs on medloom's
+deterministic MCQ fake (tokens = whitespace-separated words), so both settings produce the same
+traces and the difference is only the layout of the requests. The prefix-cacheable share counts,
+for every call, the words it shares as a prefix with an earlier call of the same agent:
+medloom's templates put the fixed few-shot block first and the item last, so a server with
+prefix caching (vLLM's is on by default) skips that part.
+
+Server mode (`--endpoint URL` of a vLLM server) runs the recipe for real, no request cache, and
+reads the prefix-cache counters from the server's Prometheus `/metrics` before and after each
+run: queried prompt tokens, cache hits, and so the prompt tokens actually computed.
+`--unfriendly` adds runs with a deliberately cache-unfriendly layout: every template of the
+recipe gets the item's question prepended, so no two items share a prefix.
 
     python bench/cost.py --limit 20
+    python bench/cost.py --recipe configs/reasonmed.yaml --endpoint http://127.0.0.1:8100/v1 \\
+        --limit 2 --unfriendly
 """
 
 from __future__ import annotations
@@ -16,16 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
+import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 RECIPE = BENCH.parent / "configs" / "mcq_refine.yaml"
+METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+)$")
+UNFRIENDLY_HEADER = "Case under review: {{ question | default('') }}\n\n"
 
 
 def _common_prefix_words(a: list[str], b: list[str]) -> int:
@@ -37,13 +52,20 @@ def _common_prefix_words(a: list[str], b: list[str]) -> int:
     return n
 
 
-def measure(supports_n: bool, limit: int, work: Path) -> dict[str, float]:
+def _load_recipe(recipe: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(recipe.read_text())
+    path = Path(config["dataset"]["path"])
+    if not path.is_absolute():
+        config["dataset"]["path"] = str(recipe.parent / path)
+    return config
+
+
+def measure(recipe: Path, supports_n: bool, limit: int, work: Path) -> dict[str, float]:
     import medloom
     from medloom.testing.fake_openai import FakeOpenAIServer
     from medloom.testing.mcq_student import McqStudent
 
-    config = yaml.safe_load(RECIPE.read_text())
-    config["dataset"]["path"] = str(RECIPE.parent / config["dataset"]["path"])
+    config = _load_recipe(recipe)
     with FakeOpenAIServer(McqStudent()) as srv:
         config["endpoints"] = [{"name": "fake", "base_url": srv.base_url, "supports_n": supports_n}]
         result = medloom.run(config, runs_dir=work / f"runs-{supports_n}", limit=limit, no_cache=True)
@@ -69,24 +91,142 @@ def measure(supports_n: bool, limit: int, work: Path) -> dict[str, float]:
     }
 
 
+def scrape(endpoint: str) -> dict[str, float]:
+    """vLLM's Prometheus counters, summed over labels (prefix cache, prompt tokens, requests)."""
+    base = endpoint.rstrip("/").removesuffix("/v1")
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    totals: dict[str, float] = defaultdict(float)
+    for line in text.splitlines():
+        m = METRIC.match(line.strip())
+        if not m or m[1].endswith("_created"):
+            continue
+        if "prefix_cache" in m[1] or m[1].startswith(("vllm:prompt_tokens", "vllm:request_success")):
+            source = re.search(r'source="([^"]+)"', m[2] or "")
+            totals[m[1] + (f"[{source[1]}]" if source else "")] += float(m[3])
+    return dict(totals)
+
+
+def _counter(delta: dict[str, float], stem: str) -> float:
+    """The one counter named ``vllm:<stem>`` (with or without ``_total``)."""
+    return delta.get(f"vllm:{stem}_total", delta.get(f"vllm:{stem}", 0.0))
+
+
+def unfriendly_templates(config: dict[str, Any], target: Path) -> None:
+    """Copies of the recipe's completion templates with the item's question put first."""
+    from medloom.agents.templates import BUILTIN_DIR
+
+    target.mkdir(parents=True, exist_ok=True)
+    for src in BUILTIN_DIR.glob("*.completion.j2"):
+        text = src.read_text()
+        lines = text.splitlines(keepends=True)
+        imports = [x for x in lines if x.startswith(("{% import", "{% from"))]
+        rest = [x for x in lines if not x.startswith(("{% import", "{% from"))]
+        (target / src.name).write_text("".join(imports) + UNFRIENDLY_HEADER + "".join(rest))
+    config["templates_dir"] = str(target)
+
+
+def measure_server(
+    recipe: Path, endpoint: str, supports_n: bool, limit: int, work: Path, unfriendly: bool
+) -> dict[str, Any]:
+    import medloom
+    from medloom.llm.client import LLMClient
+
+    config = _load_recipe(recipe)
+    config["endpoints"] = [{"name": "vllm", "base_url": endpoint, "supports_n": supports_n}]
+    tag = f"{'unfriendly' if unfriendly else 'friendly'}-{supports_n}"
+    if unfriendly:
+        unfriendly_templates(config, work / f"templates-{tag}")
+    http_requests = 0
+    original = LLMClient._create
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal http_requests
+        http_requests += 1
+        return await original(*args, **kwargs)
+
+    LLMClient._create = staticmethod(counting)  # type: ignore[method-assign]
+    before = scrape(endpoint)
+    started = time.monotonic()
+    try:
+        result = medloom.run(config, runs_dir=work / f"runs-{tag}", limit=limit, no_cache=True)
+    finally:
+        LLMClient._create = original  # type: ignore[method-assign]
+    wall = time.monotonic() - started
+    after = scrape(endpoint)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    r = result.report
+    verify = r.nodes.get("verify")
+    passed = verify.passed if verify else 0
+    queries = _counter(delta, "prefix_cache_queries")
+    hits = _counter(delta, "prefix_cache_hits")
+    computed = queries - hits
+    return {
+        "layout": "item first (unfriendly)" if unfriendly else "few-shot first (friendly)",
+        "supports_n": supports_n,
+        "http_requests": http_requests,
+        "llm_calls": r.calls,
+        "prompt_tokens": r.prompt_tokens,
+        "rows_kept": r.rows,
+        "traces_passed_verify": passed,
+        "per_passed_trace": r.prompt_tokens / passed if passed else None,
+        "server_prompt_tokens": _counter(delta, "prompt_tokens"),
+        "cache_queries": queries,
+        "cache_hits": hits,
+        "hit_share": hits / queries if queries else None,
+        "computed": computed,
+        "computed_per_passed_trace": computed / passed if passed else None,
+        "wall_s": round(wall, 1),
+        "metrics_delta": delta,
+    }
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
+    parser.add_argument("--endpoint", help="a vLLM server's base URL (…/v1); omit for the fake")
+    parser.add_argument("--unfriendly", action="store_true", help="also run the item-first layout")
     args = parser.parse_args()
+    recipe = args.recipe.resolve()
+    if not args.endpoint:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = {flag: measure(recipe, flag, args.limit, Path(tmp)) for flag in (True, False)}
+        print(f"{args.recipe}, {args.limit} items, fake MCQ student (tokens = words)")
+        for flag, m in rows.items():
+            label = "n samples in one request" if flag else "one request per sample "
+            print(
+                f"{label}  requests {m['requests']:4d}  prompt tokens {m['prompt_tokens']:7d}  "
+                f"verified traces {m['verified']:3d}  prompt tokens/verified trace {m['per_trace']:7.0f}  "
+                f"prefix-cacheable {m['cacheable_share']:.0%} → {m['uncached_per_trace']:6.0f} uncached/trace"
+            )
+        print(json.dumps(rows))
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        return
+    runs = [(False, True), (False, False)] + ([(True, True), (True, False)] if args.unfriendly else [])
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {flag: measure(flag, args.limit, Path(tmp)) for flag in (True, False)}
-    print(f"configs/mcq_refine.yaml, {args.limit} items, fake MCQ student (tokens = words)")
-    for flag, m in rows.items():
-        label = "n samples in one request" if flag else "one request per sample "
+        for unfriendly, flag in runs:
+            m = measure_server(recipe, args.endpoint, flag, args.limit, Path(tmp), unfriendly)
+            m["load_average"] = round(os.getloadavg()[0], 1)
+            results.append(m)
+            print(json.dumps(m), flush=True)
+    print(f"{args.recipe}, {args.limit} items, {args.endpoint}")
+    for m in results:
         print(
-            f"{label}  requests {m['requests']:4d}  prompt tokens {m['prompt_tokens']:7d}  "
-            f"verified traces {m['verified']:3d}  prompt tokens/verified trace {m['per_trace']:7.0f}  "
-            f"prefix-cacheable {m['cacheable_share']:.0%} → {m['uncached_per_trace']:6.0f} uncached/trace"
+            f"{m['layout']:26s} supports_n={m['supports_n']!s:5s}  HTTP requests {m['http_requests']:4d}  "
+            f"prompt tokens {m['prompt_tokens']:7,d}  rows {m['rows_kept']}  "
+            f"passed verify {m['traces_passed_verify']}  per passed {_fmt(m['per_passed_trace'])}  "
+            f"prefix-cache hits {_fmt(m['hit_share'], '.0%')} of {_fmt(m['cache_queries'])} → "
+            f"computed {_fmt(m['computed'])}, per passed {_fmt(m['computed_per_passed_trace'])}  "
+            f"{m['wall_s']} s  load {m['load_average']}"
         )
-    print(json.dumps(rows))
-    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
