@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import Price
+from medloom.llm.types import LLMResponse
 from medloom.runs.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
@@ -24,6 +25,18 @@ class ModelUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    def add_call(self, response: LLMResponse | None, price: Price | None) -> None:
+        """Count one recorded call (``None``: it failed)."""
+        if response is None:
+            self.failed_calls += 1
+            return
+        self.calls += 1
+        if response.cache_hit:
+            self.cached_calls += 1
+        self.prompt_tokens += response.usage.prompt_tokens
+        self.completion_tokens += response.usage.completion_tokens
+        self.cost += cost_of(response.usage, price)
 
 
 class NodeReport(NodeStats):
@@ -101,19 +114,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             skipped[event.index] = event
         elif isinstance(event, LLMCall):
             model = event.request.model
-            usage = report.models.setdefault(model, ModelUsage())
-            if event.response is None:
-                usage.failed_calls += 1
-                continue
-            usage.calls += 1
-            resp = event.response
-            if resp.cache_hit:
-                usage.cached_calls += 1
-            else:
-                latencies.append(resp.latency_s)
-            usage.prompt_tokens += resp.usage.prompt_tokens
-            usage.completion_tokens += resp.usage.completion_tokens
-            usage.cost += cost_of(resp.usage, prices.get(model))
+            report.models.setdefault(model, ModelUsage()).add_call(event.response, prices.get(model))
+            if event.response is not None and not event.response.cache_hit:
+                latencies.append(event.response.latency_s)
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     last = set(finals.values())

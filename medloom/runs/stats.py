@@ -10,27 +10,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from medloom.llm.accounting import cost_of
 from medloom.llm.settings import Price
 from medloom.runs.events import ItemFinished, ItemStatus, LLMCall
-from medloom.runs.report import Report, _percentiles, build_report
+from medloom.runs.report import ModelUsage, Report, _percentiles, build_report
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
 
 NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 
 
-class UsageRow(BaseModel):
+class UsageRow(ModelUsage):
     """LLM calls, tokens and cost of one model at one node."""
 
     node: str
     model: str
-    calls: int = 0
-    cached_calls: int = 0
-    failed_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
 
 
 class RoundRow(BaseModel):
@@ -111,16 +104,10 @@ def compute_stats(
                 (node, event.request.model), UsageRow(node=node, model=event.request.model)
             )
             resp = event.response
+            row.add_call(resp, prices.get(event.request.model))
             if resp is None:
-                row.failed_calls += 1
                 continue
-            row.calls += 1
-            row.prompt_tokens += resp.usage.prompt_tokens
-            row.completion_tokens += resp.usage.completion_tokens
-            row.cost += cost_of(resp.usage, prices.get(event.request.model))
-            if resp.cache_hit:
-                row.cached_calls += 1
-            else:
+            if not resp.cache_hit:
                 latencies.setdefault(node, array("d")).append(resp.latency_s)
                 token_times.append((event.ts, resp.usage.completion_tokens))
     for row in usage.values():
