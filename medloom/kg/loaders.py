@@ -93,6 +93,20 @@ def _columns(path: Path, header: list[str], required: list[str], hint: str) -> d
     return index
 
 
+def _counted(
+    path: Path, rows: Iterator[tuple[int, list[str]]], report: LoadReport, *, skip_whitespace: bool = False
+) -> Iterator[tuple[int, list[str]]]:
+    """The non-empty rows after the header, each counted in ``report.rows`` (the file is recorded).
+
+    ``skip_whitespace`` also passes over a row that is one blank field."""
+    report.files.append(str(path))
+    for line, row in rows:
+        if not row or (skip_whitespace and len(row) == 1 and not row[0].strip()):
+            continue
+        report.rows += 1
+        yield line, row
+
+
 # -- generic triples --------------------------------------------------------------------------
 
 TRIPLES_HINT = (
@@ -112,17 +126,12 @@ def load_triples(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
         k: col.get(k)
         for k in ("head_type", "tail_type", "head_id", "tail_id", "head_synonyms", "tail_synonyms")
     }
-    report.files.append(str(path))
 
     def get(row: list[str], key: str, default: str) -> str:
         i = opt[key]
         return row[i].strip() if i is not None and row[i].strip() else default
 
-    rows_read = 0
-    for line, row in rows:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        rows_read += 1
+    for line, row in _counted(path, rows, report, skip_whitespace=True):
         if len(row) != width:
             report.problem(path, line, f"{len(row)} fields where the header has {width}")
             continue
@@ -138,8 +147,6 @@ def load_triples(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
             for synonym in get(row, key, "").split("|"):
                 if synonym.strip() and synonym.strip() not in kg.synonyms.get(node, []):
                     kg.add_synonym(node, synonym.strip())
-
-    report.rows += rows_read
 
 
 # -- PrimeKG ----------------------------------------------------------------------------------
@@ -159,12 +166,7 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
     width = len(header)
     xid, yid, xt, yt = (col.get(k) for k in ("x_id", "y_id", "x_type", "y_type"))
     known: dict[tuple[str, str], int] = {}
-    report.files.append(str(path))
-    rows_read = 0
-    for line, row in rows:
-        if not row:
-            continue
-        rows_read += 1
+    for line, row in _counted(path, rows, report):
         if len(row) != width:
             report.problem(path, line, f"{len(row)} fields where the header has {width}")
             continue
@@ -186,8 +188,6 @@ def load_primekg(path: Path, kg: KnowledgeGraph, report: LoadReport) -> None:
         if tail is None:
             tail = known[(y_type, y_id)] = kg.add_node(y_id, y, y_type)
         kg.add_edge(head, relation, tail)
-
-    report.rows += rows_read
 
 
 # -- Hetionet ---------------------------------------------------------------------------------
@@ -235,12 +235,7 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
             ["id", "name", "kind"],
             "Hetionet's nodes.tsv has id, name, kind",
         )
-        report.files.append(str(nodes_tsv))
-        rows_read = 0
-        for line, row in rows:
-            if not row:
-                continue
-            rows_read += 1
+        for line, row in _counted(nodes_tsv, rows, report):
             if len(row) != len(col):
                 report.problem(nodes_tsv, line, f"{len(row)} fields where the header has {len(col)}")
                 continue
@@ -250,24 +245,17 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
                 continue
             raw = node_id.split("::", 1)[1] if "::" in node_id else node_id
             known[(kind, raw)] = kg.add_node(raw, name, kind)
-        report.rows += rows_read
     for path in node_files:
         rows = _rows(path)
         header = _header(path, rows)
         if len(header) < 2:
             raise DataError(f"{path}: expected 'xId:ID(Kind)<TAB>name' header")
         kind = _kind_of(path, header[0])
-        report.files.append(str(path))
-        rows_read = 0
-        for line, row in rows:
-            if not row:
-                continue
-            rows_read += 1
+        for line, row in _counted(path, rows, report):
             if len(row) != len(header) or not row[0].strip():
                 report.problem(path, line, f"expected {len(header)} fields with a non-empty id")
                 continue
             known[(kind, row[0].strip())] = kg.add_node(row[0].strip(), row[1].strip(), kind)
-        report.rows += rows_read
     verbs = _hetionet_verbs(directory)
     for path in edge_files:
         stem = path.name.split(".")[0]
@@ -278,12 +266,7 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
         if len(header) < 2:
             raise DataError(f"{path}: expected ':START_ID(Kind)<TAB>:END_ID(Kind)' header")
         start_kind, end_kind = _kind_of(path, header[0]), _kind_of(path, header[1])
-        report.files.append(str(path))
-        rows_read = 0
-        for line, row in rows:
-            if not row:
-                continue
-            rows_read += 1
+        for line, row in _counted(path, rows, report):
             if len(row) < 2 or not row[0].strip() or not row[1].strip():
                 report.problem(path, line, "expected two non-empty ids")
                 continue
@@ -296,8 +279,6 @@ def load_hetionet(directory: Path, kg: KnowledgeGraph, report: LoadReport) -> No
                 )
                 continue
             kg.add_edge(head, verb, tail)
-
-        report.rows += rows_read
 
 
 # -- dispatch ---------------------------------------------------------------------------------
