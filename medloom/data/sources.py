@@ -16,10 +16,10 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item
 from medloom.data.items import iter_items
 from medloom.data.readers import count_rows
-from medloom.errors import ConfigError
-from medloom.records import Item
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec

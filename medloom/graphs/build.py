@@ -9,7 +9,7 @@ from pathlib import Path
 import networkx as nx
 
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
 from medloom.graphs.spec import (
     GeneratorNode,
     GraphSpec,

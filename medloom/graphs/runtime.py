@@ -8,7 +8,7 @@ from pathlib import Path
 from medloom.agents.agent import Agent, ModelRef
 from medloom.agents.roles import Generator, Refiner, VerifierRole
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.build import CompiledGraph
 from medloom.graphs.spec import (
     GeneratorNode,

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
-from medloom.records import Item, Trace
+from medloom.core.errors import GraphError
+from medloom.core.records import Item, Trace
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec, StepNode

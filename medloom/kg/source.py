@@ -17,14 +17,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item
 from medloom.data.sources import register_source
-from medloom.errors import ConfigError
 from medloom.graphs.spec import GraphSpec
 from medloom.kg.paths import reverse_path
 from medloom.kg.samplers import Chain, ChainConstraints, distractors, iter_chains, mask_subgraph
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import kg_facts, verbalise_path
-from medloom.records import Item
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -19,6 +19,10 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
+from medloom.core.calls import Choice
+from medloom.core.events import TraceCreated
+from medloom.core.records import Item, Trace
+from medloom.core.text import normalise
 from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
 from medloom.kg.linking import (
     LinkedEntity,
@@ -32,10 +36,6 @@ from medloom.kg.paths import KGPath
 from medloom.kg.samplers import shortest_paths
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question, verbalise_path
-from medloom.llm.types import Choice
-from medloom.records import Item, Trace
-from medloom.runs.events import TraceCreated
-from medloom.verifiers.match import normalise
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
 

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 import datasets
 
+from medloom.core.errors import ConfigError
+from medloom.core.events import ItemFinished
 from medloom.data.sources import item_source
-from medloom.errors import ConfigError
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
 from medloom.graphs.loader import apply_override, load_raw, validate_spec
@@ -27,7 +28,6 @@ from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.runs.card import write_card
-from medloom.runs.events import ItemFinished
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from medloom.agents.context import AgentContext
+from medloom.core.records import Item, Trace
 from medloom.graphs.spec import GeneratorNode
 from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
-from medloom.records import Item, Trace
 
 
 class DifficultyParams(StepParams):

@@ -16,9 +16,9 @@ from pydantic import Field, field_validator
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
+from medloom.core.events import Note, TraceCreated
+from medloom.core.records import Item, Trace
 from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
-from medloom.records import Item, Trace
-from medloom.runs.events import Note, TraceCreated
 
 
 class GoldResampleParams(StepParams):

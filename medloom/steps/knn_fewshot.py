@@ -24,12 +24,12 @@ import openai
 from pydantic import Field
 
 from medloom.agents.context import AgentContext
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item, Trace
 from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
 from medloom.llm.settings import EndpointConfig
 from medloom.medprompt.bank import BankExample, load_bank
 from medloom.medprompt.similarity import TfidfIndex, cosine, embed_texts, top_k
-from medloom.records import Item, Trace
 
 
 class EmbeddingParams(StepParams):

@@ -26,9 +26,9 @@ from pydantic import BaseModel, Field
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
+from medloom.core.events import Note, TraceCreated, TraceRevised
+from medloom.core.records import Item, Revision, Trace
 from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
-from medloom.records import Item, Revision, Trace
-from medloom.runs.events import Note, TraceCreated, TraceRevised
 
 GENERAL_FIELDS = (
     "Internal Medicine",

@@ -18,9 +18,9 @@ from pydantic import Field
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_json_object
+from medloom.core.events import Selection
+from medloom.core.records import Item, Trace
 from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
-from medloom.records import Item, Trace
-from medloom.runs.events import Selection
 
 _SCORE = re.compile(r"(?:quality|score)\s*(?:score)?\s*[:=\-]\s*\**\s*(\d+(?:\.\d+)?)", re.I)
 _REASON = re.compile(r"^\s*reason\s*[:\-]\s*(.+)$", re.I | re.M)

@@ -15,8 +15,8 @@ import re
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
+from medloom.core.records import Item, Trace
 from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
-from medloom.records import Item, Trace
 
 _LABEL = re.compile(r"^\s*summary\s*:\s*", re.I)
 

@@ -10,13 +10,13 @@ import pytest
 
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
+from medloom.core.errors import ConfigError, GraphError
+from medloom.core.records import Item, Trace
 from medloom.data.sources import item_source, register_source
-from medloom.errors import ConfigError, GraphError
 from medloom.graphs.build import build_graph
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.graphs.steps import BaseStep, Drop, StepOutput, StepParams, register_step
-from medloom.records import Item, Trace
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import GEN, RIGHT, WRONG, ends, item, make_spec, run, runtime
 

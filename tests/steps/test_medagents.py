@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from medloom.runs.events import ItemFinished, Note, TraceRevised
+from medloom.core.events import ItemFinished, Note, TraceRevised
 from medloom.steps.medagents import parse_fields, parse_vote
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, item, run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medloom.runs.events import Selection, TraceDropped, TraceRevised, VerdictGiven
+from medloom.core.events import Selection, TraceDropped, TraceRevised, VerdictGiven
 from medloom.steps.difficulty import tier
 from medloom.steps.ranking import parse_quality
 from medloom.testing import FakeRequest
