@@ -22,7 +22,8 @@ from medloom.agents.context import AgentContext
 from medloom.data.items import iter_items
 from medloom.data.readers import DatasetSpec, FieldMap, Format
 from medloom.errors import MedloomError
-from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 from medloom.runs.events import Note
 
@@ -44,7 +45,7 @@ class EvalSet(BaseModel):
     fields: FieldMap = Field(default_factory=lambda: FieldMap(answer=None))
 
 
-class DecontaminateParams(StepParams):
+class DecontaminateParams(OpParams):
     eval_sets: list[EvalSet] = Field(min_length=1)
     n: int = Field(default=8, ge=1)
     """N-gram length in words (Meditron: 8)."""
@@ -126,13 +127,13 @@ class NgramIndex:
         return Match(self.name, len(shared) / len(grams), closest, count, example)
 
 
-@register_step("decontaminate")
-class Decontaminate(BaseStep):
+@register_op("decontaminate")
+class Decontaminate(BaseOp):
     """Remove items (or traces) whose n-grams overlap an evaluation set."""
 
     Params = DecontaminateParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         p: DecontaminateParams = self.params
         self.indexes: list[NgramIndex] = []
@@ -179,12 +180,12 @@ class Decontaminate(BaseStep):
             },
         )
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         if self.params.target == "item":
             m = self.worst(item_text(item, self.params.include_options))
             if m is None:
                 if traces:
-                    return StepOutput(traces=traces)
+                    return NodeOutput(traces=traces)
                 # Starting the graph: hand the next node (a generator) one trace to start from.
                 clean = Trace(
                     id=f"{item.id}/{self.node}",
@@ -194,9 +195,9 @@ class Decontaminate(BaseStep):
                     "with the evaluation sets.",
                     meta={"carrier": True},
                 )
-                return StepOutput(traces=[clean])
+                return NodeOutput(traces=[clean])
             ctx.send(self.note(item, ctx, m, None))
-            return StepOutput(reject=f"contaminated: {self.describe(m)}", reject_code="contaminated")
+            return NodeOutput(reject=f"contaminated: {self.describe(m)}", reject_code="contaminated")
         keep: list[Trace] = []
         drops: list[Drop] = []
         for trace in traces:
@@ -206,4 +207,4 @@ class Decontaminate(BaseStep):
             else:
                 ctx.send(self.note(item, ctx, m, trace.id))
                 drops.append(Drop(trace, f"contaminated: {self.describe(m)}", "contaminated"))
-        return StepOutput(traces=keep, drops=drops)
+        return NodeOutput(traces=keep, drops=drops)

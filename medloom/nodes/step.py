@@ -1,31 +1,29 @@
-"""Step nodes: registered operations a recipe names with ``type: step`` and ``op: NAME``.
+"""Step nodes: registered operations (``medloom/ops/``) a recipe names with ``type: step`` and ``op: NAME``.
 
 A step receives an item and the traces routed to it and returns the traces it passes on, the
 ones it drops (with a reason), optionally an updated item (for example with knowledge-graph
 paths added to ``item.data``) or an item-level rejection. Steps without incoming edges run
 once per item with no traces, like generators.
 
-Register an op with :func:`register_step`; third-party packages can expose ops through the
-``medloom.steps`` entry-point group (``name = "package.module:OpClass"``).
+Register an op with :func:`register_op`; third-party packages expose modules that do so through
+the ``medloom.plugins`` entry-point group (see ``medloom.core.registry``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
+from medloom.core.registry import REGISTRY
 from medloom.errors import GraphError
+from medloom.nodes.protocol import Node, NodeOutput
 from medloom.records import Item, Trace
 
 if TYPE_CHECKING:
@@ -35,37 +33,14 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound=BaseModel)
 
 
-class StepParams(BaseModel):
+class OpParams(BaseModel):
     """Base for an op's ``params``: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
-class Drop:
-    trace: Trace
-    reason: str
-    code: str
-    """A short category for reports ("contaminated", "not grounded")."""
-
-
-@dataclass
-class StepOutput:
-    traces: list[Trace] = field(default_factory=list)
-    drops: list[Drop] = field(default_factory=list)
-    item: Item | None = None
-    """The item as later nodes and the output rows should see it (None: unchanged)."""
-    reject: str | None = None
-    """Reject the whole item with this reason (its traces stop here)."""
-    reject_code: str | None = None
-
-
-class StepOp(Protocol):
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput: ...
-
-
-@dataclass
-class StepBuild:
+class OpBuild:
     """What an op's constructor gets: its node, the recipe, and a way to make agents.
 
     At check time (before any endpoint is known) ``client`` is None: constructors must only
@@ -131,69 +106,36 @@ class StepBuild:
         )
 
 
-StepFactory = Callable[[StepBuild], StepOp]
-"""Usually a class taking a StepBuild."""
+OpFactory = Callable[["OpBuild"], Node]
+"""Usually a class taking an OpBuild."""
 
 
-STEPS: dict[str, StepFactory] = {}
-"""Registered ops by name."""
-
-BUILTIN_STEP_PACKAGE = "medloom.steps"
-"""Every module in this package registers built-in ops when imported (loaded on first lookup)."""
-
-BUILTIN_STEP_MODULES: tuple[str, ...] = ("medloom.kg.steps",)
-"""Further modules outside that package that register built-in ops (skipped when absent)."""
-
-_loaded = False
-
-
-def register_step(name: str) -> Callable[[type[Any]], type[Any]]:
+def register_op(name: str) -> Callable[[type[Any]], type[Any]]:
     """Class decorator: make ``name`` usable as ``op:`` in recipes."""
 
     def wrap(cls: type[Any]) -> type[Any]:
-        STEPS[name] = cls
+        REGISTRY.add("op", name, cls)
         cls.op_name = name
         return cls
 
     return wrap
 
 
-def _module_exists(name: str) -> bool:
-    parent = name.rpartition(".")[0]
-    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(name) is not None
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    package = importlib.import_module(BUILTIN_STEP_PACKAGE)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{BUILTIN_STEP_PACKAGE}.{info.name}")
-    for module in BUILTIN_STEP_MODULES:
-        if _module_exists(module):
-            importlib.import_module(module)
-    for ep in entry_points(group="medloom.steps"):
-        STEPS.setdefault(ep.name, ep.load())
-
-
-def step_ops() -> dict[str, StepFactory]:
+def registered_ops() -> dict[str, OpFactory]:
     """Every known op (built-in, registered, and from installed plugins)."""
-    _load_builtins()
-    return STEPS
+    return REGISTRY.all("op")
 
 
-class BaseStep:
+class BaseOp:
     """Convenience base: ``Params`` is validated from the node's params into ``self.params``."""
 
-    Params: ClassVar[type[StepParams]] = StepParams
+    Params: ClassVar[type[OpParams]] = OpParams
     op_name: ClassVar[str] = ""
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         self.build = build
         self.node = build.node
         self.params: Any = build.params(self.Params)
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         raise NotImplementedError

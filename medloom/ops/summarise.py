@@ -15,26 +15,27 @@ import re
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 
 _LABEL = re.compile(r"^\s*summary\s*:\s*", re.I)
 
 
-class SummariseParams(StepParams):
+class SummariseParams(OpParams):
     key: str = "summary"
     """The ``trace.meta`` key the summary is stored under (``output.columns`` can name it)."""
     drop_contradictions: bool = True
     """Drop a trace whose summary names another option than its chain of thought."""
 
 
-@register_step("summarise")
-class Summarise(BaseStep):
+@register_op("summarise")
+class Summarise(BaseOp):
     """Write a concise summary of each trace."""
 
     Params = SummariseParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent()
 
@@ -51,7 +52,7 @@ class Summarise(BaseStep):
             return None
         return f"the summary answers {stated} but the chain of thought answers {trace.answer}"
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         done = await asyncio.gather(*(self.summarise(item, t, ctx) for t in traces))
         keep: list[Trace] = []
         drops: list[Drop] = []
@@ -62,4 +63,4 @@ class Summarise(BaseStep):
                 drops.append(Drop(trace, why, "summary contradicts"))
             else:
                 keep.append(trace)
-        return StepOutput(traces=keep, drops=drops)
+        return NodeOutput(traces=keep, drops=drops)

@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Revision, Trace
 from medloom.runs.events import Note, TraceCreated, TraceRevised
 
@@ -86,18 +87,18 @@ def experts_of(item: Item) -> list[str]:
     return [*info.get("question_domains", []), *info.get("option_domains", [])]
 
 
-class DomainsParams(StepParams):
+class DomainsParams(OpParams):
     question_experts: int = Field(default=5, ge=1, le=10)
     option_experts: int = Field(default=2, ge=0, le=10)
 
 
-@register_step("medagents_domains")
-class MedAgentsDomains(BaseStep):
+@register_op("medagents_domains")
+class MedAgentsDomains(BaseOp):
     """Classify the question into the fields of its question and option experts."""
 
     Params = DomainsParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent(build.spec.template or "medagents_domains")
 
@@ -112,7 +113,7 @@ class MedAgentsDomains(BaseStep):
         padded = padding[: count - len(named)]
         return named + padded, padded
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         p: DomainsParams = self.params
         (q, q_pad), (o, o_pad) = await asyncio.gather(
             self.fields(item, "question", p.question_experts, ctx),
@@ -135,24 +136,24 @@ class MedAgentsDomains(BaseStep):
             text="Question experts: " + ", ".join(q) + "\nOption experts: " + ", ".join(o),
             meta={"carrier": True},
         )
-        return StepOutput(
+        return NodeOutput(
             traces=[trace], item=item.model_copy(update={"data": {**item.data, "medagents": info}})
         )
 
 
-class ExpertsParams(StepParams):
+class ExpertsParams(OpParams):
     question_template: str = "medagents_question_expert"
     option_template: str = "medagents_option_expert"
     report_template: str = "medagents_report"
 
 
-@register_step("medagents_experts")
-class MedAgentsExperts(BaseStep):
+@register_op("medagents_experts")
+class MedAgentsExperts(BaseOp):
     """Question and option experts analyse the item; their analyses become one report."""
 
     Params = ExpertsParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         p: ExpertsParams = self.params
         self.question_agent = build.agent(p.question_template, name=f"{self.node}:question_expert")
@@ -170,12 +171,12 @@ class MedAgentsExperts(BaseStep):
         texts, _ = await agent.call({**item_variables(item), "domain": domain, **extra}, ctx)
         return _strip_label(texts[0] if texts else "")
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         info = item.data.get("medagents") or {}
         q_domains: list[str] = info.get("question_domains", [])
         o_domains: list[str] = info.get("option_domains", [])
         if not q_domains:
-            return StepOutput(
+            return NodeOutput(
                 reject="no question experts: put a medagents_domains step before this one",
                 reject_code="no experts",
             )
@@ -194,15 +195,15 @@ class MedAgentsExperts(BaseStep):
         )
         report = _strip_label(texts[0] if texts else "")
         if not report:
-            return StepOutput(reject="the report synthesiser returned no text", reject_code="empty report")
+            return NodeOutput(reject="the report synthesiser returned no text", reject_code="empty report")
         analyses = [{**a, "role": "question expert"} for a in q_analyses] + [
             {**a, "role": "option expert"} for a in o_analyses
         ]
         trace = self._trace(item, "report", report, ctx, report=report, analyses=analyses)
-        return StepOutput(traces=[trace])
+        return NodeOutput(traces=[trace])
 
 
-class VoteParams(StepParams):
+class VoteParams(OpParams):
     max_rounds: int = Field(default=3, ge=1, le=10)
     """Voting rounds at most (MedAgents: 3); a revision follows every round but the last."""
     require: Literal["unanimous", "majority", "none"] = "majority"
@@ -210,13 +211,13 @@ class VoteParams(StepParams):
     revise_template: str = "medagents_revise"
 
 
-@register_step("medagents_vote")
-class MedAgentsVote(BaseStep):
+@register_op("medagents_vote")
+class MedAgentsVote(BaseOp):
     """Experts vote on the report; dissent triggers a revision; bounded rounds; ties go to the chair."""
 
     Params = VoteParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.vote_agent = build.agent(build.spec.template or "medagents_vote", name=f"{self.node}:vote")
         self.revise_agent = build.agent(self.params.revise_template, name=f"{self.node}:revise")
@@ -245,19 +246,19 @@ class MedAgentsVote(BaseStep):
         chair_vote = next((v.agrees for v in votes if v.expert == chair), False)
         return f"tie broken by chair ({chair}: {'yes' if chair_vote else 'no'})", chair_vote
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         experts = experts_of(item)
         if not experts:
-            return StepOutput(
+            return NodeOutput(
                 reject="no experts to vote: run medagents_domains first", reject_code="no experts"
             )
         out: list[Trace] = []
         for trace in traces:
             result = await self._consensus(item, trace, experts, ctx)
             if isinstance(result, str):
-                return StepOutput(reject=result, reject_code="no consensus")
+                return NodeOutput(reject=result, reject_code="no consensus")
             out.append(result)
-        return StepOutput(traces=out)
+        return NodeOutput(traces=out)
 
     async def _consensus(
         self, item: Item, trace: Trace, experts: list[str], ctx: AgentContext
@@ -351,15 +352,15 @@ class MedAgentsVote(BaseStep):
         return revised or report
 
 
-@register_step("medagents_decide")
-class MedAgentsDecide(BaseStep):
+@register_op("medagents_decide")
+class MedAgentsDecide(BaseOp):
     """A decision maker answers from the final report; the row's reasoning is the report."""
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent(build.spec.template or "medagents_decide")
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         out: list[Trace] = []
         for trace in traces:
             report = str(trace.meta.get("report", trace.text))
@@ -385,4 +386,4 @@ class MedAgentsDecide(BaseStep):
             )
             ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=new))
             out.append(new)
-        return StepOutput(traces=out)
+        return NodeOutput(traces=out)

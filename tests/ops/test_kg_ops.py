@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from medloom.kg.steps import clean_question, difficulty
+from medloom.ops.kg_multihop import clean_question, difficulty
 from medloom.records import Item
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, make_spec, run, runtime

@@ -25,14 +25,15 @@ from pydantic import Field
 
 from medloom.agents.context import AgentContext
 from medloom.errors import ConfigError
-from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
 from medloom.llm.settings import EndpointConfig
-from medloom.medprompt.bank import BankExample, load_bank
-from medloom.medprompt.similarity import TfidfIndex, cosine, embed_texts, top_k
+from medloom.nodes.protocol import NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
+from medloom.ops.knn_bank import BankExample, load_bank
+from medloom.ops.knn_similarity import TfidfIndex, cosine, embed_texts, top_k
 from medloom.records import Item, Trace
 
 
-class EmbeddingParams(StepParams):
+class EmbeddingParams(OpParams):
     model: str
     """The embedding model's served name."""
     base_url: str | None = None
@@ -41,7 +42,7 @@ class EmbeddingParams(StepParams):
     batch_size: int = Field(default=64, ge=1)
 
 
-class KnnFewshotParams(StepParams):
+class KnnFewshotParams(OpParams):
     bank: str
     """The few-shot bank (JSONL, Parquet or a saved dataset), relative to the recipe."""
     k: int = Field(default=5, ge=1)
@@ -55,11 +56,11 @@ def item_text(item: Item) -> str:
     return " ".join([item.question, *(item.options or {}).values()])
 
 
-@register_step("knn_fewshot")
-class KnnFewshot(BaseStep):
+@register_op("knn_fewshot")
+class KnnFewshot(BaseOp):
     Params = KnnFewshotParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         p: KnnFewshotParams = self.params
         path = Path(p.bank).expanduser()
@@ -114,7 +115,7 @@ class KnnFewshot(BaseStep):
         chosen = [i for i in top_k(allowed, self.params.k) if allowed[i] > -1e9]
         return [(self.bank[i], round(scores[i], 6)) for i in chosen]
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         picked = await self._scores(item)
         neighbours = self.nearest(item, picked)
         fewshot = [e.model_dump() for e, _ in neighbours]
@@ -134,4 +135,4 @@ class KnnFewshot(BaseStep):
             meta=meta,
         )
         incoming = [t.model_copy(update={"meta": {**t.meta, **meta}}) for t in traces]
-        return StepOutput(traces=incoming or [note], item=updated)
+        return NodeOutput(traces=incoming or [note], item=updated)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from medloom.ops.difficulty import tier
+from medloom.ops.ranking import parse_quality
 from medloom.runs.events import Selection, TraceDropped, TraceRevised, VerdictGiven
-from medloom.steps.difficulty import tier
-from medloom.steps.ranking import parse_quality
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import OPTIONS, RIGHT, WRONG, ends, item, run
-from tests.steps.recipes import recipe_runtime, tail
+from tests.ops.recipes import recipe_runtime, tail
 
 RIGHT_2 = "Step 1: Thyrotoxicosis causes adrenergic symptoms.\nStep 2: Propranolol blunts them.\nAnswer: A"
 ONE_TRACE_PER_TEMPERATURE = ("models.gen.model=fake-model", "nodes.generate.samples=1")

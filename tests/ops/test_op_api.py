@@ -15,26 +15,27 @@ from medloom.errors import ConfigError, GraphError
 from medloom.graphs.build import build_graph
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
-from medloom.graphs.steps import BaseStep, Drop, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpParams, register_op
 from medloom.records import Item, Trace
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import GEN, RIGHT, WRONG, ends, item, make_spec, run, runtime
 
 
-class TagParams(StepParams):
+class TagParams(OpParams):
     tag: str
     reject_topic: str | None = None
 
 
-@register_step("test_tag")
-class TagStep(BaseStep):
+@register_op("test_tag")
+class TagStep(BaseOp):
     """Adds a tag to the item's data; rejects items of one topic; drops traces answering B."""
 
     Params = TagParams
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         if self.params.reject_topic and item.data.get("topic") == self.params.reject_topic:
-            return StepOutput(reject=f"topic {self.params.reject_topic} is excluded", reject_code="excluded")
+            return NodeOutput(reject=f"topic {self.params.reject_topic} is excluded", reject_code="excluded")
         tagged = item.model_copy(update={"data": {**item.data, "tag": self.params.tag}})
         keep = [
             t.model_copy(update={"meta": {**t.meta, "tag": self.params.tag}})
@@ -42,17 +43,17 @@ class TagStep(BaseStep):
             if t.answer != "B"
         ]
         drops = [Drop(t, "answered B", "answered B") for t in traces if t.answer == "B"]
-        return StepOutput(traces=keep, drops=drops, item=tagged)
+        return NodeOutput(traces=keep, drops=drops, item=tagged)
 
 
-@register_step("test_hint")
-class HintStep(BaseStep):
+@register_op("test_hint")
+class HintStep(BaseOp):
     """An entry step that emits one trace carrying a hint for the next generator."""
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         assert traces == []
         hint = Trace(id=f"{item.id}/hint", item_id=item.id, node=self.node, text="Think about beta blockers.")
-        return StepOutput(traces=[hint])
+        return NodeOutput(traces=[hint])
 
 
 SELECT = {"type": "selector", "method": "all"}

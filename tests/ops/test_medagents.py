@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from medloom.ops.medagents import parse_fields, parse_vote
 from medloom.runs.events import ItemFinished, Note, TraceRevised
-from medloom.steps.medagents import parse_fields, parse_vote
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, item, run
-from tests.steps.recipes import recipe_runtime, tail
+from tests.ops.recipes import recipe_runtime, tail
 
 TWO_EXPERTS = (
     "models.panel.model=fake-model",

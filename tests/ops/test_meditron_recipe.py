@@ -7,7 +7,7 @@ from pathlib import Path
 
 from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest
 from tests.helpers import REPO, medloom_cli, only_run, read_report
-from tests.steps.recipes import tail
+from tests.ops.recipes import tail
 
 
 def teacher(req: FakeRequest) -> str:

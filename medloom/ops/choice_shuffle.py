@@ -33,7 +33,8 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 from medloom.runs.events import TraceCreated
 
@@ -70,18 +71,18 @@ def shuffled_item(item: Item, order: list[str]) -> tuple[Item, dict[str, str]]:
     return item.model_copy(update={"options": options, "answer": None}), back
 
 
-class ChoiceShuffleParams(StepParams):
+class ChoiceShuffleParams(OpParams):
     permutations: int = Field(default=5, ge=1)
     seed: int = 0
     temperature: float | None = None
     """Sampling temperature (default: the node's ``sampling.temperature``)."""
 
 
-@register_step("choice_shuffle")
-class ChoiceShuffle(BaseStep):
+@register_op("choice_shuffle")
+class ChoiceShuffle(BaseOp):
     Params = ChoiceShuffleParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent()
 
@@ -119,16 +120,16 @@ class ChoiceShuffle(BaseStep):
         ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
         return trace
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         if not item.options:
-            return StepOutput(reject="choice shuffle needs multiple-choice options", reject_code="no options")
+            return NodeOutput(reject="choice shuffle needs multiple-choice options", reject_code="no options")
         carried: dict[str, object] = {}
         for t in traces:
             carried.update(t.meta)
         seed = f"{self.params.seed}:{hashlib.sha256(item.id.encode()).hexdigest()[:16]}"
         orders = permutations_for(list(item.options), self.params.permutations, seed)
         out = await asyncio.gather(*(self._one(item, i, o, carried, ctx) for i, o in enumerate(orders)))
-        return StepOutput(traces=list(out))
+        return NodeOutput(traces=list(out))
 
 
 def vote(traces: list[Trace]) -> tuple[str | None, dict[str, int]]:
@@ -142,16 +143,16 @@ def vote(traces: list[Trace]) -> tuple[str | None, dict[str, int]]:
     return winner, dict(sorted(counts.items()))
 
 
-@register_step("majority_vote")
-class MajorityVote(BaseStep):
+@register_op("majority_vote")
+class MajorityVote(BaseOp):
     """Keeps the first trace with the majority answer; records ``votes`` and ``agreement``."""
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         ordered = sorted(traces, key=lambda t: (t.sample_index, t.id))
         winner, counts = vote(ordered)
         if winner is None:
             drops = [Drop(t, "no parsable answer to vote with", "no answer") for t in ordered]
-            return StepOutput(drops=drops)
+            return NodeOutput(drops=drops)
         keep = next(t for t in ordered if t.answer == winner)
         answered = sum(counts.values())
         meta = {**keep.meta, "votes": counts, "agreement": round(counts[winner] / answered, 4)}
@@ -160,4 +161,4 @@ class MajorityVote(BaseStep):
             for t in ordered
             if t is not keep
         ]
-        return StepOutput(traces=[keep.model_copy(update={"meta": meta})], drops=losers)
+        return NodeOutput(traces=[keep.model_copy(update={"meta": meta})], drops=losers)

@@ -16,12 +16,13 @@ from pydantic import Field, field_validator
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 from medloom.runs.events import Note, TraceCreated
 
 
-class GoldResampleParams(StepParams):
+class GoldResampleParams(OpParams):
     max_tries: int = Field(default=8, ge=1, le=64)
     """Samples drawn at most per item (Meditron: 8)."""
     temperature: float = Field(default=0.7, ge=0)
@@ -47,13 +48,13 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-@register_step("gold_resample")
-class GoldResample(BaseStep):
+@register_op("gold_resample")
+class GoldResample(BaseOp):
     """Resample until the answer matches gold; give up after ``max_tries``."""
 
     Params = GoldResampleParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         p: GoldResampleParams = self.params
         base = build.spec.sampling.model_copy(update={"temperature": p.temperature})
@@ -78,9 +79,9 @@ class GoldResample(BaseStep):
             return answer == item.answer
         return _norm(answer) == _norm(item.answer)
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         if item.answer is None:
-            return StepOutput(reject="the item has no gold answer to resample against", reject_code="no gold")
+            return NodeOutput(reject="the item has no gold answer to resample against", reject_code="no gold")
         # Carrier traces (e.g. from an entry decontaminate step) only start this node.
         traces = [t for t in traces if not t.meta.get("carrier")]
         matching = [t for t in traces if self.matches_gold(item, t)]
@@ -90,7 +91,7 @@ class GoldResample(BaseStep):
             if t not in matching
         ]
         if matching:
-            return StepOutput(traces=matching, drops=drops)
+            return NodeOutput(traces=matching, drops=drops)
         tried: list[str | None] = []
         for i, agent in enumerate(self.agents):
             texts, response = await agent.call(item_variables(item), ctx)
@@ -111,12 +112,12 @@ class GoldResample(BaseStep):
             ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
             if self.matches_gold(item, trace):
                 ctx.send(self._note(item, ctx, trace.id, tried, matched=True))
-                return StepOutput(traces=[trace], drops=drops)
+                return NodeOutput(traces=[trace], drops=drops)
             drops.append(
                 Drop(trace, f"try {i + 1}: answer {answer!r} is not the gold {item.answer!r}", "not gold")
             )
         ctx.send(self._note(item, ctx, None, tried, matched=False))
-        return StepOutput(
+        return NodeOutput(
             drops=drops,
             reject=f"no answer matched the gold {item.answer!r} in {len(self.agents)} tries "
             f"(answers: {tried})",

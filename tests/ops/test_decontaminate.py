@@ -10,8 +10,8 @@ import pytest
 
 from medloom.errors import GraphError
 from medloom.graphs.build import build_graph
+from medloom.ops.decontaminate import ngrams
 from medloom.runs.events import Note, TraceDropped
-from medloom.steps.decontaminate import ngrams
 from tests.graphs.test_engine import GEN, RIGHT, ends, item, make_spec, run, runtime
 
 SELECT = {"type": "selector", "method": "all"}

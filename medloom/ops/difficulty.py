@@ -15,11 +15,12 @@ from pydantic import Field, model_validator
 
 from medloom.agents.context import AgentContext
 from medloom.graphs.spec import GeneratorNode
-from medloom.graphs.steps import BaseStep, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 
 
-class DifficultyParams(StepParams):
+class DifficultyParams(OpParams):
     generator: str
     """The generator node whose traces are counted."""
     medium_from: float = Field(default=0.5, ge=0, le=1)
@@ -39,13 +40,13 @@ def tier(failed: int, attempts: int, medium_from: float, hard_from: float) -> st
     return "medium" if share < hard_from else "hard"
 
 
-@register_step("difficulty_tier")
-class DifficultyTier(BaseStep):
+@register_op("difficulty_tier")
+class DifficultyTier(BaseOp):
     """Tag the item easy / medium / hard by its first-pass failure share."""
 
     Params = DifficultyParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         gen = build.graph.nodes.get(self.params.generator)
         if not isinstance(gen, GeneratorNode):
@@ -56,11 +57,11 @@ class DifficultyTier(BaseStep):
             )
         self.attempts = len(gen.models) * len(gen.temperatures or [gen.sampling.temperature]) * gen.samples
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         first_pass = sum(1 for t in traces if t.round == 0 and t.node == self.params.generator)
         failed = max(0, self.attempts - first_pass)
         p: DifficultyParams = self.params
         level = tier(failed, self.attempts, p.medium_from, p.hard_from)
         data = {**item.data, "difficulty": level, "first_pass_failed": failed, "attempts": self.attempts}
         tagged = [t.model_copy(update={"meta": {**t.meta, "difficulty": level}}) for t in traces]
-        return StepOutput(traces=tagged, item=item.model_copy(update={"data": data}))
+        return NodeOutput(traces=tagged, item=item.model_copy(update={"data": data}))

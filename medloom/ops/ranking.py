@@ -18,7 +18,8 @@ from pydantic import Field
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_json_object
-from medloom.graphs.steps import BaseStep, Drop, StepBuild, StepOutput, StepParams, register_step
+from medloom.nodes.protocol import Drop, NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.records import Item, Trace
 from medloom.runs.events import Selection
 
@@ -26,7 +27,7 @@ _SCORE = re.compile(r"(?:quality|score)\s*(?:score)?\s*[:=\-]\s*\**\s*(\d+(?:\.\
 _REASON = re.compile(r"^\s*reason\s*[:\-]\s*(.+)$", re.I | re.M)
 
 
-class QualityRankParams(StepParams):
+class QualityRankParams(OpParams):
     k: int = Field(default=2, ge=1)
     """How many traces to keep per item (ReasonMed: 2)."""
     min_score: float | None = Field(default=None, ge=0, le=5)
@@ -46,13 +47,13 @@ def parse_quality(text: str) -> tuple[float | None, str]:
     return min(5.0, float(m.group(1))), reason.group(1).strip() if reason else ""
 
 
-@register_step("quality_rank")
-class QualityRank(BaseStep):
+@register_op("quality_rank")
+class QualityRank(BaseOp):
     """Score every trace with an LLM and keep the best ``k``."""
 
     Params = QualityRankParams
 
-    def __init__(self, build: StepBuild):
+    def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent()
 
@@ -64,7 +65,7 @@ class QualityRank(BaseStep):
             score, reason = 0.0, f"rating unparseable ({sample!r}); counted as 0"
         return trace.model_copy(update={"meta": {**trace.meta, "quality": score, "quality_reason": reason}})
 
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         scored = await asyncio.gather(*(self.score(item, t, ctx) for t in traces))
         ranked = sorted(scored, key=lambda t: (-t.meta["quality"], t.round, t.id))
         p: QualityRankParams = self.params
@@ -91,4 +92,4 @@ class QualityRank(BaseStep):
                 detail={"scores": {t.id: t.meta["quality"] for t in ranked}, "k": p.k},
             )
         )
-        return StepOutput(traces=keep, drops=drops)
+        return NodeOutput(traces=keep, drops=drops)
