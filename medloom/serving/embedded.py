@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from medloom.llm.serving.model_prep import DEFAULT_MODEL_NAME, prepare_default_model
-from medloom.llm.serving.vllm_server import ServerConfig, VLLMServer, vllm_importable
+from medloom.serving.model_prep import DEFAULT_MODEL_NAME, prepare_default_model
+from medloom.serving.vllm_server import ServerConfig, VLLMServer, vllm_importable
 
 
 def _say(message: str) -> None:

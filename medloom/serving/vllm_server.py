@@ -35,13 +35,13 @@ from typing import IO, Any, Literal
 
 import httpx
 
-from medloom.llm.serving.errors import (
+from medloom.serving.errors import (
     ModelPreparationError,
     ServerExitedError,
     ServerStartError,
     VLLMNotInstalledError,
 )
-from medloom.llm.serving.model_prep import DEFAULT_MODEL_NAME, prepare_default_model
+from medloom.serving.model_prep import DEFAULT_MODEL_NAME, prepare_default_model
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medloom.llm.serving import (
+from medloom.serving import (
     DEFAULT_MODEL_NAME,
     ServerConfig,
     ServerExitedError,
@@ -179,7 +179,7 @@ def test_server_dies_with_its_parent(fake_vllm: MakeConfig, tmp_path: Path, mode
         f"""
         import sys, time
         from pathlib import Path
-        from medloom.llm.serving import vllm_server as vs
+        from medloom.serving import vllm_server as vs
         vs.vllm_importable = lambda python=None: True
         server = vs.VLLMServer(vs.ServerConfig(model={mode!r}, device="cpu", env={cfg.env!r},
                                                log_path=Path({str(tmp_path / "parent.log")!r})))
@@ -329,7 +329,7 @@ def test_serve_command_runs_until_sigterm(fake_vllm: MakeConfig) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from medloom.llm.serving import vllm_server as vs
+        from medloom.serving import vllm_server as vs
         vs.vllm_importable = lambda python=None: True
         sys.exit(vs.run_serve_command("ok", "cpu", 0, 2, []))
         """

@@ -4,21 +4,21 @@ Needs the ``local`` extra (``pip install 'medloom[local]'``, or ``scripts/instal
 Nothing here imports vLLM, torch or transformers until it is used.
 """
 
-from medloom.llm.serving.errors import (
+from medloom.serving.errors import (
     ModelPreparationError,
     ServerExitedError,
     ServerStartError,
     ServingError,
     VLLMNotInstalledError,
 )
-from medloom.llm.serving.model_prep import (
+from medloom.serving.model_prep import (
     DEFAULT_MODEL_NAME,
     default_model_cache_dir,
     default_model_dir,
     is_prepared,
     prepare_default_model,
 )
-from medloom.llm.serving.vllm_server import (
+from medloom.serving.vllm_server import (
     ServerConfig,
     ServerGroup,
     VLLMServer,

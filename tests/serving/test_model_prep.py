@@ -10,7 +10,7 @@ import jinja2
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from medloom.llm.serving import (
+from medloom.serving import (
     DEFAULT_MODEL_NAME,
     ModelPreparationError,
     default_model_cache_dir,

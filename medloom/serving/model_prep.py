@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medloom.llm.serving.errors import ModelPreparationError
+from medloom.serving.errors import ModelPreparationError
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ def is_prepared(model_dir: Path) -> bool:
 
 def chat_template() -> str:
     """The minimal Gemma chat template installed into the prepared tokenizer."""
-    resource = importlib.resources.files("medloom.llm.serving").joinpath("chat_template.jinja")
+    resource = importlib.resources.files("medloom.serving").joinpath("chat_template.jinja")
     try:
         return resource.read_text(encoding="utf-8")
     except FileNotFoundError as exc:  # pragma: no cover - only in a broken installation
         raise ModelPreparationError(
-            "medloom/llm/serving/chat_template.jinja is missing from the installed package; reinstall medloom"
+            "medloom/serving/chat_template.jinja is missing from the installed package; reinstall medloom"
         ) from exc
 
 

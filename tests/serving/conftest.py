@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from medloom.llm.serving import ServerConfig
-from medloom.llm.serving import vllm_server as server_module
+from medloom.serving import ServerConfig
+from medloom.serving import vllm_server as server_module
 
 __all__ = ["fake_vllm"]
 
