@@ -153,7 +153,7 @@ def serve(
     Arguments after `--` go to vLLM unchanged.
     """
     try:
-        from medloom.llm.serving import run_serve_command
+        from medloom.serving import run_serve_command
     except ImportError as exc:
         raise fail(
             MedloomError(f"serving needs the local extra: pip install 'medloom[local]' ({exc})")

@@ -1,2 +1,2 @@
-"""The vocabulary every layer shares (stdlib and pydantic only, imports nothing else of medloom):
-records, LLM calls, trajectory events, the output row schema, errors and text utilities."""
+"""The bottom layer: vocabulary every other layer may import (stdlib and pydantic only): records,
+LLM calls, trajectory events, the output row schema, errors, text utilities, the registry."""

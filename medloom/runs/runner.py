@@ -106,7 +106,7 @@ async def _no_embedded(spec: GraphSpec) -> AsyncIterator[list[str]]:
 
 def default_embedded_provider() -> EmbeddedProvider:
     try:
-        from medloom.llm.serving.embedded import embedded_endpoints
+        from medloom.serving.embedded import embedded_endpoints
     except ImportError:
         return _no_embedded
     return embedded_endpoints
