@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medloom.cli.eval_cmd import eval_command
@@ -39,7 +40,7 @@ def resolve_config(config: str) -> Path:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, whatever the width
     return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
@@ -51,8 +52,22 @@ def run(
     endpoint: Annotated[
         list[str] | None,
         typer.Option(
-            "--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool); replaces the config's."
+            "--endpoint",
+            "-e",
+            help="OpenAI-compatible base URL (repeat for a pool); replaces the config's endpoints and "
+            "keeps their api_key_env and other settings. --set endpoints.0.KEY=... refines it.",
         ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key of the --endpoint URLs ('' for none).",
+        ),
+    ] = None,
+    endpoint_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Calls in flight per endpoint (each endpoint's max_concurrency; default 32)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N input rows.")] = None,
     set_: Annotated[
@@ -92,6 +107,8 @@ def run(
                 runs_dir=runs_dir,
                 no_cache=no_cache,
                 progress=progress,
+                api_key_env=api_key_env,
+                endpoint_concurrency=endpoint_concurrency,
             )
         )
     except KeyboardInterrupt:
