@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from medloom.errors import LLMError
-from medloom.llm.types import Choice, TokenLogprob
+from medloom.core.calls import Choice, TokenLogprob
+from medloom.core.errors import LLMError
 
 MASK = "***"
 MIN_SECRET_LEN = 4

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 
 
 class EndpointConfig(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 
 INHERITED = ("api_key_env", "supports_n", "structured_output", "timeout_s", "max_concurrency")
 """Endpoint settings a command-line URL takes over from the config (never its name or model list)."""

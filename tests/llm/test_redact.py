@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from medloom.errors import FatalLLMError
+from medloom.core.calls import Choice, TokenLogprob
+from medloom.core.errors import FatalLLMError
 from medloom.llm import LLMRequest, RequestCache
 from medloom.llm.redact import configured_secrets, redact_choices, redact_error
-from medloom.llm.types import Choice, TokenLogprob
 from medloom.testing.fake_openai import FakeRequest
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory

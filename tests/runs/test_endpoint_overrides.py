@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.loader import validate_spec
 from medloom.runs.runner import prepare_config
 
