@@ -52,7 +52,7 @@ class UsageTally(BaseModel):
         self.completion_tokens += response.usage.completion_tokens
         self.cost += cost_of(response.usage, price)
 
-    def merge(self, other: UsageTally) -> None:
-        """Add ``other``'s counts to this tally."""
+    def merge(self, other: UsageTally, sign: int = 1) -> None:
+        """Add ``other``'s counts to this tally (``sign=-1`` takes them away again)."""
         for name in UsageTally.model_fields:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))

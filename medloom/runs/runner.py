@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 import datasets
 
+from medloom import __version__
 from medloom.core.errors import ConfigError
 from medloom.core.events import ItemFinished
+from medloom.core.trajectory import TrajectoryHeader
 from medloom.data.sources import item_source
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
@@ -30,8 +32,9 @@ from medloom.llm.client import LLMClient
 from medloom.llm.settings import check_api_keys
 from medloom.runs.card import write_card
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
+from medloom.runs.fold import fold_run
 from medloom.runs.outputs import write_outputs
-from medloom.runs.report import Report, build_report, write_report
+from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, Session
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.store import TrajectoryWriter, final_outcomes
@@ -220,7 +223,8 @@ async def _execute(
             Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
         )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache)
-    writer = TrajectoryWriter(run.trajectories)
+    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    writer = TrajectoryWriter(run.trajectories, header)
     status = "crashed"
     try:
         models = await resolve_models(spec, client)
@@ -256,10 +260,11 @@ async def _execute(
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
         run.write_meta(meta)
-        report = build_report(run, spec.llm.prices)
+        fold = fold_run(run, spec.llm.prices)
+        report = fold.report
         write_report(run, report)
-        dataset = write_outputs(run, spec.output.columns)
-        write_card(run, report, data)
+        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
+        write_card(run, fold.stats, data)
         logging.getLogger("medloom").removeHandler(handler)
         handler.close()
     return RunResult(run_dir=run.path, report=report, dataset=dataset)

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from medloom.core.events import Event, ItemFinished, parse_event
+from medloom.core.events import Event, ItemFinished
+from medloom.core.trajectory import TrajectoryHeader, decode_event, is_header
 
 TRAJECTORIES = "trajectories.jsonl"
 
 
 class TrajectoryWriter:
-    """Appends events; flushes at item boundaries so a killed run loses at most what was in flight."""
+    """Appends events after a session header; flushes at item boundaries so a killed run loses at most
+    what was in flight."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, header: TrajectoryHeader | None = None):
         self.path = path
         repair_tail(path)
         self._fh: IO[bytes] = path.open("ab")
+        self._fh.write((header or TrajectoryHeader()).model_dump_json(exclude_none=True).encode() + b"\n")
+        self._fh.flush()
         self.events_written = 0
 
     def write(self, event: Event) -> None:
@@ -65,7 +69,8 @@ def repair_tail(path: Path) -> int:
 
 
 def iter_events(path: Path, types: set[str] | None = None) -> Iterator[tuple[int, Event]]:
-    """(byte offset, event) pairs; ``types`` filters cheaply before parsing."""
+    """(byte offset, event) pairs, migrated to the current schema (session headers are skipped);
+    ``types`` filters cheaply before parsing."""
     if not path.exists():
         return
     needles = [f'"type":"{t}"'.encode() for t in types] if types else None
@@ -78,22 +83,23 @@ def iter_events(path: Path, types: set[str] | None = None) -> Iterator[tuple[int
                 break  # a line still being written
             if needles is not None and not any(n in line for n in needles):
                 continue
-            yield start, parse_event(line)
+            if is_header(line):
+                continue
+            yield start, decode_event(line)
 
 
 def read_event_at(path: Path, offset: int) -> Event:
     with path.open("rb") as fh:
         fh.seek(offset)
-        return parse_event(fh.readline())
+        return decode_event(fh.readline())
 
 
-def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:
-    """The last ``item_end`` of each item, by item id: (offset, event)."""
-    finals: dict[str, tuple[int, ItemFinished]] = {}
-    for offset, event in iter_events(path, {"item_end"}):
-        assert isinstance(event, ItemFinished)
-        finals[event.item_id] = (offset, event.model_copy(update={"rows": []}))
-    return finals
+def events_at(path: Path, offsets: Iterable[int]) -> Iterator[Event]:
+    """The events starting at ``offsets`` (one open file, one seek each)."""
+    with path.open("rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield decode_event(fh.readline())
 
 
 def final_outcomes(path: Path) -> dict[str, tuple[int, str]]:
