@@ -122,6 +122,9 @@ class ItemFinished(_Event):
     reason_code: str | None = None
     """A short category of a rejection's reason, for reports ("failed mcq_answer")."""
     rows: list[dict[str, Any]] = Field(default_factory=list)
+    item: dict[str, Any] | None = None
+    """The item's question, options and gold answer as it ended (training exports read it for items
+    without a kept row; absent in runs made before it was recorded)."""
     stats: dict[str, NodeStats] = Field(default_factory=dict)
     wall_s: float = 0.0
 
