@@ -55,4 +55,4 @@ import trl
 
 print(f"ok: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")
 PY
-echo ">> done. Prepare the model once with: $PY -c 'from medloom.llm.serving import prepare_default_model; print(prepare_default_model())'"
+echo ">> done. Prepare the model once with: $PY -c 'from medloom.serving import prepare_default_model; print(prepare_default_model())'"

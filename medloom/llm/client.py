@@ -12,13 +12,13 @@ from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, LLMResponse, Usage
+from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
 from medloom.llm.pool import EndpointPool, EndpointState
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.transport import HttpTransport, close_all, parse_json_choices
-from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
 from medloom.llm.wire import classify, is_endpoint_fault, redact, request_body
 
 ResponseHook = Callable[[LLMRequest, LLMResponse], None]

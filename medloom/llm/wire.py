@@ -8,9 +8,9 @@ from typing import Any
 
 import openai
 
-from medloom.errors import FatalLLMError, LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
-from medloom.llm.types import Choice, LLMRequest, TokenLogprob, Usage
 
 
 def request_kwargs(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import datasets
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 from medloom.runs.exports.base import ExportRows
 from medloom.runs.exports.dpo import dpo_rows
 from medloom.runs.exports.kto import kto_rows

@@ -8,7 +8,7 @@ from typing import Any
 
 import datasets
 
-from medloom.records import Trace
+from medloom.core.records import Trace
 from medloom.runs.exports.base import TEXT, ExportRows, text_or_messages
 from medloom.runs.exports.layout import ExportOptions, completion_value, prompt_value, reply_text, same_text
 from medloom.runs.exports.source import ExportItem

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medloom.records import Trace
+from medloom.core.records import Trace
 from medloom.runs.exports.source import ExportItem
 
 Message = dict[str, str]

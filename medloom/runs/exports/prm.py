@@ -13,7 +13,7 @@ from typing import Any
 
 import datasets
 
-from medloom.records import Trace
+from medloom.core.records import Trace
 from medloom.runs.exports.base import TEXT, ExportRows
 from medloom.runs.exports.layout import ExportOptions, prompt_text
 from medloom.runs.exports.source import ExportItem

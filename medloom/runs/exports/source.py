@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medloom.records import Step, Trace, Verdict
-from medloom.runs.events import ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
+from medloom.core.events import ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
+from medloom.core.records import Step, Trace, Verdict
 from medloom.runs.store import final_items, iter_events
 
 PAIR_NOTE = "preference_pair"

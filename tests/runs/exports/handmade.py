@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medloom.records import Item, Step, Trace, Verdict
-from medloom.runs.events import Event, ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
-from medloom.runs.rows import trace_row
+from medloom.core.events import Event, ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
+from medloom.core.records import Item, Step, Trace, Verdict
+from medloom.core.rows import trace_row
 
 ITEM = Item(
     id="q1",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.runs.events import Note
+from medloom.core.events import Note
 from medloom.runs.exports import training_dataset
 from tests.runs.exports.handmade import trace, verdict, write_run
 
