@@ -99,6 +99,11 @@ class Note(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+PREFERENCE_PAIR = "preference_pair"
+"""The note kind of a preference pair an op built itself (``data``: ``kind``, ``chosen``,
+``rejected``, ``chosen_trace_id``, ``rejected_trace_id``, ``reason``); the ``dpo`` export uses them."""
+
+
 class NodeStats(UsageTally):
     """What one node did for one item (summed over items in the report): traces and its LLM calls."""
 
@@ -130,6 +135,9 @@ class ItemFinished(_Event):
     reason_code: str | None = None
     """A short category of a rejection's reason, for reports ("failed mcq_answer")."""
     rows: list[dict[str, Any]] = Field(default_factory=list)
+    item: dict[str, Any] | None = None
+    """The item's question, options and gold answer as it ended (training exports read it for items
+    without a kept row; absent in runs made before it was recorded)."""
     stats: dict[str, NodeStats] = Field(default_factory=dict)
     wall_s: float = 0.0
 

@@ -278,6 +278,7 @@ class ItemRun:
             status=status,  # type: ignore[arg-type]
             reason=reason,
             rows=rows or [],
+            item={"question": self.item.question, "options": self.item.options, "answer": self.item.answer},
             stats=dict(self.stats),
         )
 

@@ -102,6 +102,15 @@ def events_at(path: Path, offsets: Iterable[int]) -> Iterator[Event]:
             yield decode_event(fh.readline())
 
 
+def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:
+    """The last ``item_end`` of each item, by item id: (offset, event without its rows)."""
+    finals: dict[str, tuple[int, ItemFinished]] = {}
+    for offset, event in iter_events(path, {"item_end"}):
+        assert isinstance(event, ItemFinished)
+        finals[event.item_id] = (offset, event.model_copy(update={"rows": []}))
+    return finals
+
+
 def final_outcomes(path: Path) -> dict[str, tuple[int, str]]:
     """The last ``item_end`` of each item, by item id: (offset, status). Keeps no events, so
     memory stays small for runs of any length."""
