@@ -36,6 +36,7 @@ from medloom.llm.types import Choice
 from medloom.records import Item, Trace
 from medloom.runs.events import TraceCreated
 from medloom.verifiers.match import normalise
+from medloom.verifiers.question_fidelity import QuestionFidelity
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
 
@@ -69,6 +70,9 @@ class QuestionParams(StepParams):
     type_words: dict[str, list[str]] = Field(default_factory=dict)
     """Per answer type (``data.answer_type``), words one of which a usable question asks for
     ("which/what [other] <word>", e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+    fidelity: bool = False
+    """A usable question also passes the ``question_fidelity`` check against ``data.path``: it
+    describes the path's relations in order, names nothing off the path, and no absent type."""
 
 
 def _names(text: str, term: str) -> bool:
@@ -103,6 +107,9 @@ class WriteQuestion(BaseStep):
     def __init__(self, build: StepBuild):
         super().__init__(build)
         self.agent = build.agent()
+        self.fidelity = QuestionFidelity(
+            type_words=self.params.type_words or None, kg=build.graph.kg, base_dir=build.base_dir
+        )
 
     def problem(self, item: Item, question: str) -> str | None:
         """Why ``question`` is unusable for ``item`` (None when it is usable)."""
@@ -131,6 +138,9 @@ class WriteQuestion(BaseStep):
         words = p.type_words.get(str(item.data.get("answer_type") or ""))
         if words and not _asks_for(question, words):
             return f"does not ask 'which/what {' / '.join(words)}'"
+        if p.fidelity and item.data.get("path"):
+            problems = self.fidelity.problems(question, KGPath.model_validate(item.data["path"]))
+            return "; ".join(problems) or None
         return None
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> StepOutput:

@@ -5,6 +5,7 @@ from medloom.verifiers.composite import Composite
 from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.llm_judge import LLMJudge, parse_judge
 from medloom.verifiers.match import McqAnswerMatch, NumericMatch, StringMatch
+from medloom.verifiers.question_fidelity import QuestionFidelity
 from medloom.verifiers.structure import AnswerLeakage, FormatCheck
 
 CHECKS: dict[str, type[Check]] = {
@@ -14,6 +15,7 @@ CHECKS: dict[str, type[Check]] = {
     "format": FormatCheck,
     "leakage": AnswerLeakage,
     "kg_grounding": KGGrounding,
+    "question_fidelity": QuestionFidelity,
 }
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "LLMJudge",
     "McqAnswerMatch",
     "NumericMatch",
+    "QuestionFidelity",
     "StringMatch",
     "parse_judge",
 ]
