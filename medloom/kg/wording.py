@@ -100,7 +100,9 @@ def voice(relation: str, between: str) -> Voice | None:
     if forms is None or forms.symmetric:
         return None
     middle = _normal(between)
-    for form, which in sorted(((forms.active, "active"), (forms.passive, "passive")), key=lambda f: -len(f[0])):
+    for form, which in sorted(
+        ((forms.active, "active"), (forms.passive, "passive")), key=lambda f: -len(f[0])
+    ):
         if form and f" {form} " in f" {middle} ":
             return which  # type: ignore[return-value]
     if _PASSIVE.search(middle):

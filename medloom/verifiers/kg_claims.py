@@ -60,7 +60,9 @@ class StepClaims:
 class ClaimReader:
     """Reads the steps of a trace into clauses of entity references, resolving coreferences."""
 
-    def __init__(self, kg: KnowledgeGraph, index: EntityIndex, type_words: dict[str, list[str]] | None = None):
+    def __init__(
+        self, kg: KnowledgeGraph, index: EntityIndex, type_words: dict[str, list[str]] | None = None
+    ):
         self.kg = kg
         self.index = index
         words = type_words or default_type_words()
@@ -138,7 +140,9 @@ class ClaimReader:
             found.append((i - 1, i + 1, types))
         return found
 
-    def _antecedent(self, types: set[str] | None, earlier: list[list[Ref]], path_nodes: list[int]) -> list[int]:
+    def _antecedent(
+        self, types: set[str] | None, earlier: list[list[Ref]], path_nodes: list[int]
+    ) -> list[int]:
         """What a coreference stands for: the entities of its type in the nearest earlier clause or
         step that has one ("it": every entity there), else the path's nodes of its type."""
         for refs in earlier:

@@ -154,7 +154,9 @@ class KGGrounding(Check):
 
     def _hop_nodes(self, path: KGPath) -> list[tuple[int | None, int | None]]:
         kg = self.loaded.kg
-        return [(kg.node_by_id(h.head.id, h.head.type), kg.node_by_id(h.tail.id, h.tail.type)) for h in path.hops]
+        return [
+            (kg.node_by_id(h.head.id, h.head.type), kg.node_by_id(h.tail.id, h.tail.type)) for h in path.hops
+        ]
 
     def _uncovered_hops(self, path: KGPath, claims: list[StepClaims]) -> tuple[list[str], dict[int, str]]:
         """Reasons and step flags for the path's hops no step states (a missing hop flags the
@@ -183,6 +185,8 @@ class KGGrounding(Check):
         flags: dict[int, str] = {}
         for step in claims:
             affirmed = [c for c in step.clauses if not c.negated]
+            if step.clauses and not affirmed:
+                continue  # a denial only: checked against the KG like any claim, states no fact
             off = [r.text for c in affirmed for r in c.refs if r.named and not set(r.nodes) & on_path]
             if off:
                 names = ", ".join(repr(t) for t in dict.fromkeys(off))
@@ -264,12 +268,16 @@ class KGGrounding(Check):
                         head_first = said != "passive"
                         if said is None or (rel in forward if head_first else rel in backward):
                             return None
-                        head, tail = (kg.names[x], kg.names[y]) if rel in forward else (kg.names[y], kg.names[x])
+                        head, tail = (
+                            (kg.names[x], kg.names[y]) if rel in forward else (kg.names[y], kg.names[x])
+                        )
                         reversed_.append(f"{head} {rel} {tail}")
                     found += [f"{kg.names[x]} {r} {kg.names[y]}" for r in kg.relations_between(x, y)]
                     found += [f"{kg.names[y]} {r} {kg.names[x]}" for r in kg.relations_between(y, x)]
         if reversed_:
-            return f"states the relation the wrong way round; the KG has: {'; '.join(dict.fromkeys(reversed_))}"
+            return (
+                f"states the relation the wrong way round; the KG has: {'; '.join(dict.fromkeys(reversed_))}"
+            )
         if not found:
             return None
         wording, facts = ", ".join(sorted(cued)), "; ".join(dict.fromkeys(found))

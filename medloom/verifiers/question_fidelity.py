@@ -115,17 +115,19 @@ class QuestionFidelity(Check):
             out.append(f"names {', '.join(repr(o) for o in dict.fromkeys(off))}, not on the path")
         runs = relation_runs(path)
         cues = cued_relations(words, set(runs))
-        missing = _unmatched_in_order(runs, [rel for _, rel in sorted(cues)])
-        if missing:
-            out.append(
-                "does not describe the path's relations in order "
-                f"({' → '.join(runs)}; no wording for {', '.join(missing)})"
-            )
+        said = [rel for _, rel in sorted(cues)]
+        said = [rel for i, rel in enumerate(said) if i == 0 or said[i - 1] != rel]
+        if said != runs:
+            missing = _unmatched_in_order(runs, said)
+            detail = f"no wording for {', '.join(missing)}" if missing else f"it reads {' → '.join(said)}"
+            out.append(f"does not describe the path's relations in order ({' → '.join(runs)}; {detail})")
         on_path = {pos for pos, _ in cues}  # a word naming a path relation names no other
         kg_relations = {relation_key(r) for r in kg.relations} - set(runs)
         foreign = [rel for pos, rel in cued_relations(words, kg_relations) if pos not in on_path]
         if foreign:
-            out.append(f"uses the wording of {', '.join(dict.fromkeys(foreign))}, which the path does not have")
+            out.append(
+                f"uses the wording of {', '.join(dict.fromkeys(foreign))}, which the path does not have"
+            )
         types = self._words_to_types()
         path_types = {p.type for p in path.nodes}
         taken = {i for a, b, _ in mentions for i in range(a, b)}
