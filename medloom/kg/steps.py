@@ -125,10 +125,12 @@ class WriteQuestion(BaseStep):
         if p.avoid_field:
             extra = item.data.get(p.avoid_field) or []
             avoided += [str(t) for t in (extra if isinstance(extra, list) else [extra])]
-        named = [t for t in avoided if t and _names(question, t)]
+        anchor = str(item.data.get("anchor") or "")
+        # the anchor may contain an avoided name ("cornea" in "substantia propria of cornea")
+        without_anchor = normalise(question).replace(normalise(anchor), " | ") if anchor else question
+        named = [t for t in avoided if t and _names(without_anchor, t)]
         if named:
             return f"names {', '.join(repr(t) for t in named)}"
-        anchor = str(item.data.get("anchor") or "")
         if p.require_anchor and anchor and not _names(question, anchor):
             return f"does not name the anchor {anchor!r}"
         relation = _first_relation(item) if p.require_first_relation else None

@@ -38,6 +38,11 @@ class Clause:
     unresolved: list[str] = field(default_factory=list)
     """Coreference phrases no earlier entity or path node could stand for."""
 
+    def free_words(self) -> list[str]:
+        """The words outside entity names ("allergic" in "allergic rhinitis" cues no relation)."""
+        inside = {i for r in self.refs if r.named for i in range(r.start, r.end)}
+        return [w if i not in inside else "" for i, w in enumerate(self.words)]
+
     def between(self, a: Ref, b: Ref) -> str:
         first, second = (a, b) if a.start <= b.start else (b, a)
         return " ".join(self.words[first.end : second.start])

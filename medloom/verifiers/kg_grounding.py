@@ -195,7 +195,7 @@ class KGGrounding(Check):
             if step.text.rstrip().endswith("?"):
                 flags[step.index] = "asks a question instead of stating a hop of the path"
                 continue
-            unresolved = [p for c in affirmed for p in c.unresolved if cued_relations(c.words)]
+            unresolved = [p for c in affirmed for p in c.unresolved if cued_relations(c.free_words())]
             if unresolved:
                 flags[step.index] = f"cannot tell what {unresolved[0]!r} refers to"
                 continue
@@ -238,7 +238,7 @@ class KGGrounding(Check):
     def _denied_edge(self, clause: Clause, refs: list[Ref]) -> str | None:
         """A denial ("X does not treat Y") is wrong when the KG holds that edge."""
         kg = self.loaded.kg
-        cued = {rel for _, rel in cued_relations(clause.words)}
+        cued = {rel for _, rel in cued_relations(clause.free_words())}
         for a, b in combinations(refs, 2):
             for x in a.nodes:
                 for y in b.nodes:
@@ -252,7 +252,7 @@ class KGGrounding(Check):
         """A reason when the clause's relation words fit no KG edge between its entities, or state
         one the wrong way round."""
         kg = self.loaded.kg
-        cued = {rel for _, rel in cued_relations(clause.words)}
+        cued = {rel for _, rel in cued_relations(clause.free_words())}
         if not cued:
             return None
         found: list[str] = []

@@ -160,7 +160,7 @@ BENCH: list[tuple[str, str, dict[str, Any], str, list[str], str]] = [
     (
         "leakage",
         "leakage",
-        {"extra_terms_field": "intermediates"},
+        {"extra_terms_field": "intermediates", "allowed_field": "anchor"},
         "the question names neither the answer nor an intermediate entity",
         ["leaked_answer", "leaked_intermediate"],
         "question",

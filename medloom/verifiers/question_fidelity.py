@@ -114,13 +114,16 @@ class QuestionFidelity(Check):
         if off:
             out.append(f"names {', '.join(repr(o) for o in dict.fromkeys(off))}, not on the path")
         runs = relation_runs(path)
+        inside = {i for a, b, _ in mentions for i in range(a, b)}
+        words = [w if i not in inside else "" for i, w in enumerate(words)]  # names cue no relation
         cues = cued_relations(words, set(runs))
         said = [rel for _, rel in sorted(cues)]
         said = [rel for i, rel in enumerate(said) if i == 0 or said[i - 1] != rel]
         if said != runs:
-            missing = _unmatched_in_order(runs, said)
-            detail = f"no wording for {', '.join(missing)}" if missing else f"it reads {' → '.join(said)}"
-            out.append(f"does not describe the path's relations in order ({' → '.join(runs)}; {detail})")
+            reads = " → ".join(said) or "no relation"
+            out.append(
+                f"does not describe the path's relations in order ({' → '.join(runs)}; it reads {reads})"
+            )
         on_path = {pos for pos, _ in cues}  # a word naming a path relation names no other
         kg_relations = {relation_key(r) for r in kg.relations} - set(runs)
         foreign = [rel for pos, rel in cued_relations(words, kg_relations) if pos not in on_path]
@@ -141,15 +144,3 @@ class QuestionFidelity(Check):
         if wanted and re.search(pattern, " ".join(words)) is None:
             out.append(f"does not ask 'which {path.end.type.lower()}' (the answer's type)")
         return out
-
-
-def _unmatched_in_order(wanted: list[str], seen: list[str]) -> list[str]:
-    """The items of ``wanted`` left unmatched when matched, in order, against ``seen``."""
-    missing, i = [], 0
-    for rel in wanted:
-        j = next((k for k in range(i, len(seen)) if seen[k] == rel), None)
-        if j is None:
-            missing.append(rel)
-        else:
-            i = j + 1
-    return missing
