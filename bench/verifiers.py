@@ -23,11 +23,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from medloom.eval.injection import QUESTION_KINDS, TRACE_KINDS, Case, build_cases  # noqa: E402
+from medloom.eval.verifier_bench import BENCH, VerifierFigures, score  # noqa: E402
 from medloom.kg.spec import KGSpec  # noqa: E402
 from medloom.kg.store import load_kg  # noqa: E402
 from medloom.verifiers import CHECKS  # noqa: E402
-from medloom.verifiers.injection import QUESTION_KINDS, TRACE_KINDS, Case, build_cases  # noqa: E402
-from medloom.verifiers.measure import BENCH, VerifierFigures, score  # noqa: E402
 from medloom.verifiers.measured import MEASURED_FILE  # noqa: E402
 
 HETIONET = ROOT.parent / "shared" / "data" / "hetionet"

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from medloom.errors import ConfigError, MedloomError
+from medloom.cli.console import err, fail, out, resolve_config
+from medloom.cli.modes import ModeOption, with_mode
+from medloom.core.errors import ConfigError, MedloomError
 from medloom.eval.outputs import COLUMNS, row_cells, write_results
 from medloom.eval.records import EvalResult
 
@@ -64,6 +66,7 @@ def eval_command(
         list[str] | None,
         typer.Option("--set", "-s", help="Override a key in every config: models.gen.model=NAME."),
     ] = None,
+    mode: ModeOption = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default: runs/eval-<time>/).")
     ] = None,
@@ -74,7 +77,6 @@ def eval_command(
 ) -> None:
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
-    from medloom.cli.main import _fail, err, out, resolve_config
     from medloom.cli.progress import RichProgress
     from medloom.eval.runner import aevaluate, default_solvers
 
@@ -92,7 +94,7 @@ def eval_command(
                 endpoints=endpoint,
                 limit=limit,
                 fields=_fields(field),
-                overrides=set_,
+                overrides=with_mode(mode, set_),
                 out_dir=out_dir,
                 concurrency=concurrency,
                 no_cache=no_cache,
@@ -104,7 +106,7 @@ def eval_command(
         err.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         payload = result.model_dump(mode="json", exclude={"predictions"})
         payload["files"] = {k: str(v) for k, v in files.items()}

@@ -14,7 +14,7 @@ from typing import Literal
 
 import yaml
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.kg.verbalise import cue, phrases, relation_cues, relation_key
 
 WORDS_FILE = Path(__file__).parent / "data" / "relation_words.yaml"

@@ -12,14 +12,15 @@ from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, LLMResponse, Usage
+from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
 from medloom.llm.pool import EndpointPool, EndpointState
+from medloom.llm.redact import configured_secrets, redact_choices, redact_error
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.transport import HttpTransport, close_all, parse_json_choices
-from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
-from medloom.llm.wire import classify, is_endpoint_fault, redact, request_body
+from medloom.llm.wire import classify, is_endpoint_fault, request_body
 
 ResponseHook = Callable[[LLMRequest, LLMResponse], None]
 
@@ -44,6 +45,7 @@ class LLMClient:
         ]
         self.pool = EndpointPool(named, self.settings.health)
         self.cache = cache
+        self._owns_cache = False  # a cache opened by from_urls is closed with the client
         self.ledger = TokenLedger(self.settings.prices)
         self._clients: dict[str, HttpTransport] = {}
         self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
@@ -63,11 +65,23 @@ class LLMClient:
         settings: LLMSettings | None = None,
         *,
         cache_path: str | Path | None = None,
+        api_key_env: str | None = None,
     ) -> LLMClient:
-        """A client over plain base URLs (no key), optionally with a cache file."""
-        endpoints = [EndpointConfig(name=f"endpoint{i}", base_url=u) for i, u in enumerate(urls)]
-        cache = RequestCache(cache_path) if cache_path else None
-        return cls(endpoints, settings, cache=cache)
+        """A client over base URLs, optionally with a cache file and the environment variable
+        holding their API key. ``async with LLMClient.from_urls([...]) as client:`` closes it."""
+        endpoints = [
+            EndpointConfig(name=f"endpoint{i}", base_url=u, api_key_env=api_key_env)
+            for i, u in enumerate(urls)
+        ]
+        client = cls(endpoints, settings, cache=RequestCache(cache_path) if cache_path else None)
+        client._owns_cache = client.cache is not None
+        return client
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -161,8 +175,11 @@ class LLMClient:
         return found
 
     async def aclose(self) -> None:
+        """Close the HTTP sessions (and a cache file ``from_urls`` opened)."""
         await close_all(list(self._clients.values()))
         self._clients.clear()
+        if self._owns_cache and self.cache is not None:
+            self.cache.close()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -172,6 +189,9 @@ class LLMClient:
             client = HttpTransport(ep.name, ep.config.base_url, ep.config.api_key(), ep.config.timeout_s)
             self._clients[ep.name] = client
         return client
+
+    def _secrets(self) -> list[str]:
+        return configured_secrets(ep.config.api_key_env for ep in self.pool.endpoints)
 
     def _wait(self, state: RetryCallState) -> float:
         retry = self.settings.retry
@@ -245,6 +265,7 @@ class LLMClient:
                     part, part_usage = await self._create(client, request, 1, ep.config)
                     choices += part
                     usage += part_usage
+            choices = redact_choices(choices, self._secrets())  # before anything caches or records it
             if len(choices) < count:
                 raise RetryableLLMError(
                     f"{ep.name} returned {len(choices)} of {count} samples", endpoint=ep.name
@@ -256,7 +277,7 @@ class LLMClient:
                 raise
             err = classify(exc, ep.name)
             healthy = False if is_endpoint_fault(err) else None
-            leaked = redact(err, [ep.config.api_key()])  # servers may echo the key back
+            leaked = redact_error(err, self._secrets())  # servers may echo the key back
             error = str(err)
             if leaked:
                 raise err from None  # the original exception still quotes the key

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from medloom.core.records import Item, Trace, Verdict
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key, verbalise_path
 from medloom.kg.wording import cued_relations, voice
-from medloom.records import Item, Trace, Verdict
 from medloom.verifiers.base import Check
 from medloom.verifiers.kg_claims import ClaimReader, Clause, Ref, StepClaims, is_conclusion
 

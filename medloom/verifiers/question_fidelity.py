@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from medloom.core.records import Item, Trace, Verdict
 from medloom.kg.paths import KGPath
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key
 from medloom.kg.wording import cued_relations, default_type_words, words_of
-from medloom.records import Item, Trace, Verdict
 from medloom.verifiers.base import Check
 
 if TYPE_CHECKING:

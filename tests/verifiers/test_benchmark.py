@@ -6,10 +6,10 @@ from functools import cache
 
 import pytest
 
+from medloom.eval.injection import CORRECT, QUESTION_KINDS, TRACE_KINDS, Case, build_cases
+from medloom.eval.verifier_bench import BENCH, VerifierFigures, score
 from medloom.kg import load_kg
 from medloom.verifiers import CHECKS
-from medloom.verifiers.injection import CORRECT, QUESTION_KINDS, TRACE_KINDS, Case, build_cases
-from medloom.verifiers.measure import BENCH, VerifierFigures, score
 from medloom.verifiers.measured import recipe_verifiers, shipped
 
 

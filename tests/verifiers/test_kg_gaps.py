@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from medloom.core.records import Item, Step, Trace
 from medloom.kg import load_kg
 from medloom.kg.paths import KGPath, make_path
 from medloom.kg.verbalise import role_question
-from medloom.records import Item, Step, Trace
 from medloom.verifiers import CHECKS
 from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.match import McqAnswerMatch
