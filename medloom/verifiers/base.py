@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from medloom.agents.context import AgentContext
+from medloom.core.registry import REGISTRY
 from medloom.records import Item, Trace, Verdict
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec
+
+
+C = TypeVar("C", bound="type[Check]")
+
+
+def register_check(name: str) -> Callable[[C], C]:
+    """Class decorator: make ``name`` usable as ``check:`` in a verifier node (``cls.name`` should match)."""
+
+    def wrap(cls: C) -> C:
+        REGISTRY.add("check", name, cls)
+        return cls
+
+    return wrap
+
+
+def registered_checks() -> dict[str, type[Check]]:
+    """Every known check (built-in, registered, and from installed plugins)."""
+    return REGISTRY.all("check")
 
 
 class Check(ABC):

@@ -14,12 +14,13 @@ from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import cue, relation_cues, relation_key, verbalise_path
 from medloom.records import Item, Trace, Verdict
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec
 
 
+@register_check("kg_grounding")
 class KGGrounding(Check):
     """Flags steps that name two or more KG entities of which one is linked to none of the
     others by a KG edge (in either direction), and, with ``path_field``, a path in

@@ -8,7 +8,7 @@ import unicodedata
 
 from medloom.agents.parsing import extract_choice
 from medloom.records import Item, Trace, Verdict
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 
 def normalise(text: str) -> str:
@@ -20,6 +20,7 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+@register_check("mcq_answer")
 class McqAnswerMatch(Check):
     """Passes when the trace's option letter equals the gold letter (gold may be option text)."""
 
@@ -42,6 +43,7 @@ class McqAnswerMatch(Check):
         return self.verdict(False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"])
 
 
+@register_check("string_match")
 class StringMatch(Check):
     """Normalised exact match of the trace's answer with the gold answer."""
 
@@ -70,6 +72,7 @@ def first_number(text: str) -> float | None:
         return None
 
 
+@register_check("numeric_match")
 class NumericMatch(Check):
     """The first number in the answer equals the gold number within a relative tolerance."""
 

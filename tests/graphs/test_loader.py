@@ -10,7 +10,9 @@ import yaml
 
 from medloom.errors import ConfigError
 from medloom.graphs.loader import apply_override, load_raw, load_spec, validate_spec
-from medloom.graphs.spec import GeneratorNode, GraphSpec, RefinerNode
+from medloom.graphs.spec import GraphSpec
+from medloom.nodes.generator import GeneratorNode
+from medloom.nodes.refiner import RefinerNode
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "mcq_refine.yaml"
