@@ -93,13 +93,21 @@ class Registry:
             self._loaded = True
             for package in self._packages:
                 _import_package(package)
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, ModuleType):
-                    loaded(self)
-            for group, kind in LEGACY_GROUPS.items():
-                for ep in entry_points(group=group):
-                    self._entries[kind].setdefault(ep.name, ep.load())
+            self.load_plugins()
+
+    def load_plugins(self) -> None:
+        """Load the installed plugins (``medloom.plugins``, and the older per-kind groups)."""
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, ModuleType):
+                loaded(self)
+        for group, kind in LEGACY_GROUPS.items():
+            for ep in entry_points(group=group):
+                self._entries[kind].setdefault(ep.name, ep.load())
+
+    def remove(self, kind: Kind, name: str) -> None:
+        """Forget ``name`` (tests that register temporary entries clean up with this)."""
+        self._entries[kind].pop(name, None)
 
 
 def _import_package(name: str) -> None:
