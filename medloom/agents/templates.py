@@ -13,8 +13,8 @@ from typing import Any, Literal
 import jinja2
 import jinja2.meta
 
-from medloom.errors import ConfigError
-from medloom.llm.types import ChatMessage
+from medloom.core.calls import ChatMessage
+from medloom.core.errors import ConfigError
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 Mode = Literal["chat", "completion"]

@@ -13,8 +13,8 @@ from typing import Any
 import networkx as nx
 
 from medloom.agents.templates import TemplateLibrary
+from medloom.core.errors import GraphError
 from medloom.core.registry import REGISTRY
-from medloom.errors import GraphError
 from medloom.graphs.conditions import Condition
 from medloom.graphs.spec import GraphSpec
 from medloom.graphs.template_check import check_template_variables

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from medloom.records import Trace
+from medloom.core.records import Trace
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

@@ -9,11 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 from medloom.agents.context import AgentContext
-from medloom.errors import LLMError
-from medloom.graphs.runtime import Runtime
-from medloom.nodes.protocol import ItemMemory, NodeContext
-from medloom.records import Item, Trace
-from medloom.runs.events import (
+from medloom.core.errors import LLMError
+from medloom.core.events import (
     Event,
     ItemFinished,
     ItemStarted,
@@ -22,7 +19,10 @@ from medloom.runs.events import (
     RowSkipped,
     TraceDropped,
 )
-from medloom.runs.rows import trace_row
+from medloom.core.records import Item, Trace
+from medloom.core.rows import trace_row
+from medloom.graphs.runtime import Runtime
+from medloom.nodes.protocol import ItemMemory, NodeContext
 
 log = logging.getLogger("medloom.engine")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from medloom.agents.agent import ModelRef
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.build import CompiledGraph, kinds_of
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.client import LLMClient

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from medloom.core.registry import UnknownName
 from medloom.data.readers import DatasetSpec
+from medloom.data.sources import SourceSpec
 from medloom.graphs.conditions import Always, Condition, parse_condition
 from medloom.kg.spec import KGSpec
 from medloom.llm.settings import EndpointConfig, LLMSettings
@@ -108,15 +109,6 @@ class EdgeSpec(_Strict):
         return data
 
 
-class SourceSpec(_Strict):
-    """Items made by a registered source (see ``medloom.data.sources``) instead of read from a
-    dataset, e.g. chains sampled from a knowledge graph."""
-
-    op: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(default=None, ge=1)
-
-
 class OutputSpec(_Strict):
     passthrough: list[str] = Field(default_factory=list)
     """Input fields copied into every output row (as JSON in ``source_fields``)."""
@@ -143,6 +135,13 @@ class RunSettings(_Strict):
     graph's loop bounds, see ``medloom.graphs.build.visit_bound``)."""
 
 
+class Resources(_Strict):
+    """Shared resources nodes, checks and sources use, by name (``resources.kg``)."""
+
+    kg: KGSpec | None = None
+    """The knowledge graph (``--set resources.kg.source=PATH`` switches it)."""
+
+
 class GraphSpec(_Strict):
     name: str
     description: str = ""
@@ -151,14 +150,30 @@ class GraphSpec(_Strict):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     dataset: DatasetSpec | None = None
     source: SourceSpec | None = None
-    kg: KGSpec | None = None
-    """The knowledge graph KG steps, sources and checks use (``--set kg.source=PATH`` switches it)."""
+    resources: Resources = Field(default_factory=Resources)
     run: RunSettings = Field(default_factory=RunSettings)
     templates_dir: str | None = None
     nodes: dict[str, SerializeAsAny[NodeSpec]] = Field(min_length=1)
     """Each node's spec is the model of its kind (see ``medloom.nodes``)."""
     edges: list[EdgeSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kg_alias(cls, data: Any) -> Any:
+        """Deprecated: a top-level ``kg:`` (and ``--set kg.source=``) is read as ``resources.kg``;
+        its keys win over those already under ``resources.kg``."""
+        if not isinstance(data, dict) or "kg" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("kg")
+        resources = dict(data.get("resources") or {})
+        current = resources.get("kg")
+        if isinstance(legacy, dict) and isinstance(current, dict):
+            legacy = {**current, **legacy}
+        resources["kg"] = legacy
+        data["resources"] = resources
+        return data
 
     @field_validator("nodes", mode="wrap")
     @classmethod

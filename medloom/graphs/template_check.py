@@ -7,10 +7,10 @@ from typing import Any
 
 from medloom.agents.agent import item_variables
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
+from medloom.core.records import Item
 from medloom.graphs.spec import GraphSpec
 from medloom.nodes.kind import NodeKind
-from medloom.records import Item
 
 ITEM_VARIABLES = frozenset(item_variables(Item(id="probe", index=0, question="")))
 """What every node passes to its templates: the item's fields."""

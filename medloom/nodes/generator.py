@@ -10,9 +10,9 @@ from pydantic import Field, model_validator
 from medloom.agents.agent import Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import Generator
+from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeOutput
-from medloom.records import Item, Trace
 
 
 class GeneratorNode(NodeSpec):

@@ -13,21 +13,40 @@ Adding a node kind is one module that subclasses :class:`NodeKind` and registers
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.templates import TemplateLibrary
+from medloom.core.errors import GraphError
 from medloom.core.registry import REGISTRY
-from medloom.errors import GraphError
 from medloom.nodes.protocol import Node
+from medloom.verifiers.base import CheckResources
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
     from medloom.llm.client import LLMClient
+
+
+class ModelView(Protocol):
+    @property
+    def mode(self) -> Literal["chat", "completion"]: ...
+
+
+class Recipe(Protocol):
+    """What node kinds and ops read of the recipe (``medloom.graphs.spec.GraphSpec`` is one)."""
+
+    @property
+    def models(self) -> Mapping[str, ModelView]: ...
+
+    @property
+    def nodes(self) -> Mapping[str, NodeSpec]: ...
+
+    @property
+    def resources(self) -> CheckResources: ...
 
 
 class NodeSpec(BaseModel):
@@ -65,7 +84,7 @@ class NodeBuild:
     """
 
     node: str
-    graph: GraphSpec
+    graph: Recipe
     templates: TemplateLibrary
     models: dict[str, ModelRef]
     client: LLMClient | None = None
@@ -80,7 +99,8 @@ class NodeBuild:
         """The mode of model ``alias``; an error naming ``key`` when the recipe has no such model."""
         if alias not in self.graph.models:
             raise self.fail(f"unknown model '{alias}' (models: {', '.join(self.graph.models)})", key)
-        return self.graph.models[alias].mode
+        mode: str = self.graph.models[alias].mode
+        return mode
 
     def need_template(self, name: str, alias: str, key: str, model_key: str = "model") -> None:
         mode = self.need_model(alias, model_key)

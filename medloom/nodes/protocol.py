@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from medloom.agents.context import AgentContext
-from medloom.records import Item, Trace
-from medloom.runs.events import NodeStats
+from medloom.core.events import NodeStats
+from medloom.core.records import Item, Trace
 
 
 @dataclass

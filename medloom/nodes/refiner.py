@@ -9,6 +9,7 @@ from pydantic import Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import Refiner
+from medloom.core.records import Item, Trace
 from medloom.nodes.kind import (
     TRACE_VARIABLES,
     NodeBuild,
@@ -19,7 +20,6 @@ from medloom.nodes.kind import (
     register_kind,
 )
 from medloom.nodes.protocol import Drop, NodeContext, NodeOutput
-from medloom.records import Item, Trace
 
 
 class RefinerNode(NodeSpec):

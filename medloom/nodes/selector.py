@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from medloom.core.events import Selection
+from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName, register
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, register_kind
 from medloom.nodes.protocol import Drop, NodeContext, NodeOutput
-from medloom.records import Item, Trace
-from medloom.runs.events import Selection
 
 SelectMethod = Callable[[list[Trace], int], tuple[list[Trace], dict[str, Any]]]
 

@@ -21,14 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
+from medloom.core.errors import GraphError
+from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY
-from medloom.errors import GraphError
-from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, register_kind
+from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, Recipe, register_kind
 from medloom.nodes.protocol import Node, NodeOutput
-from medloom.records import Item, Trace
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
     from medloom.llm.client import LLMClient
 
 P = TypeVar("P", bound=BaseModel)
@@ -62,7 +61,7 @@ class OpBuild:
 
     node: str
     spec: StepNode
-    graph: GraphSpec
+    graph: Recipe
     templates: TemplateLibrary
     models: dict[str, ModelRef]
     client: LLMClient | None = None

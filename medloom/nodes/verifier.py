@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import VerifierRole
+from medloom.core.events import VerdictGiven
+from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
-from medloom.records import Item, Trace
-from medloom.runs.events import VerdictGiven
 from medloom.verifiers import Check, Composite, LLMJudge
 
 
@@ -95,7 +95,7 @@ class VerifierKind(NodeKind[VerifierNode]):
             except UnknownName as exc:
                 raise build.fail(str(exc), f"verifiers.{i}.check") from None
             try:
-                cls.from_params(v.params, build.graph)
+                cls.from_params(v.params, build.graph.resources)
             except TypeError as exc:
                 raise build.fail(
                     f"bad parameters for check '{v.check}': {exc}", f"verifiers.{i}.params"
@@ -115,7 +115,7 @@ class VerifierKind(NodeKind[VerifierNode]):
                 agent = build.make_agent(f"{build.node}:judge", v.judge, v.template, v.sampling)
                 parts.append(LLMJudge(agent, parse_retries=v.parse_retries, structured=v.structured))
             else:
-                parts.append(check_class(v.check).from_params(v.params, build.graph))
+                parts.append(check_class(v.check).from_params(v.params, build.graph.resources))
         if len(parts) == 1:
             return VerifierRun(parts[0])
         return VerifierRun(Composite(parts, spec.mode, spec.threshold, name=build.node))

@@ -33,10 +33,10 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
+from medloom.core.events import TraceCreated
+from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import TraceCreated
 
 
 def permutations_for(letters: list[str], count: int, seed: str) -> list[list[str]]:

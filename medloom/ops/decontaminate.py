@@ -19,13 +19,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.context import AgentContext
+from medloom.core.errors import MedloomError
+from medloom.core.events import Note
+from medloom.core.records import Item, Trace
 from medloom.data.items import iter_items
 from medloom.data.readers import DatasetSpec, FieldMap, Format
-from medloom.errors import MedloomError
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import Note
 
 _WORD = re.compile(r"\w+")
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from medloom.agents.context import AgentContext
+from medloom.core.records import Item, Trace
 from medloom.nodes.generator import GeneratorNode
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
 
 
 class DifficultyParams(OpParams):

@@ -16,10 +16,10 @@ from pydantic import Field, field_validator
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
+from medloom.core.events import Note, TraceCreated
+from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import Note, TraceCreated
 
 
 class GoldResampleParams(OpParams):

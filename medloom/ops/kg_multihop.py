@@ -16,14 +16,14 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
+from medloom.core.calls import Choice
+from medloom.core.events import TraceCreated
+from medloom.core.records import Item, Trace
+from medloom.core.text import normalise
 from medloom.kg.paths import KGPath
 from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question
-from medloom.llm.types import Choice
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import TraceCreated
-from medloom.verifiers.match import normalise
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
 

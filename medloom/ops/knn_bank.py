@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from medloom.agents.parsing import parse_steps
+from medloom.core.errors import ConfigError
 from medloom.data.readers import BadRow, DatasetSpec, iter_rows
-from medloom.errors import ConfigError
 
 
 class BankExample(BaseModel):

@@ -24,13 +24,13 @@ import openai
 from pydantic import Field
 
 from medloom.agents.context import AgentContext
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item, Trace
 from medloom.llm.settings import EndpointConfig
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.ops.knn_bank import BankExample, load_bank
 from medloom.ops.knn_similarity import TfidfIndex, cosine, embed_texts, top_k
-from medloom.records import Item, Trace
 
 
 class EmbeddingParams(OpParams):

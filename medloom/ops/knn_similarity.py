@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import openai
 
-from medloom.errors import LLMError
+from medloom.core.errors import LLMError
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

@@ -26,10 +26,10 @@ from pydantic import BaseModel, Field
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
+from medloom.core.events import Note, TraceCreated, TraceRevised
+from medloom.core.records import Item, Revision, Trace
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Revision, Trace
-from medloom.runs.events import Note, TraceCreated, TraceRevised
 
 GENERAL_FIELDS = (
     "Internal Medicine",

@@ -12,6 +12,8 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
+from medloom.core.events import TraceCreated
+from medloom.core.records import Item, Trace
 from medloom.kg.linking import (
     LinkedEntity,
     candidates,
@@ -25,15 +27,13 @@ from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import verbalise_path
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import TraceCreated
 
 
 class _KGStep(BaseOp):
     """A step that reads the recipe's knowledge graph (loaded on first use, off the event loop)."""
 
     async def kg(self) -> LoadedKG:
-        return await asyncio.to_thread(load_kg, self.build.graph.kg, self.build.base_dir)
+        return await asyncio.to_thread(load_kg, self.build.graph.resources.kg, self.build.base_dir)
 
 
 class LinkParams(OpParams):

@@ -18,10 +18,10 @@ from pydantic import Field
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_json_object
+from medloom.core.events import Selection
+from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
-from medloom.runs.events import Selection
 
 _SCORE = re.compile(r"(?:quality|score)\s*(?:score)?\s*[:=\-]\s*\**\s*(\d+(?:\.\d+)?)", re.I)
 _REASON = re.compile(r"^\s*reason\s*[:\-]\s*(.+)$", re.I | re.M)

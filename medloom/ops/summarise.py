@@ -15,9 +15,9 @@ import re
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
+from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.records import Item, Trace
 
 _LABEL = re.compile(r"^\s*summary\s*:\s*", re.I)
 

@@ -26,7 +26,7 @@ async def embedded_endpoints(spec: Any = None) -> AsyncIterator[list[str]]:
     """
     del spec  # every model alias of the recipe is served by the one default model
     if not vllm_importable():
-        from medloom.errors import ConfigError
+        from medloom.core.errors import ConfigError
 
         raise ConfigError(
             "no endpoint configured and vLLM is not installed: pass --endpoint URL, or install "

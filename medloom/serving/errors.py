@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medloom.errors import MedloomError
+from medloom.core.errors import MedloomError
 
 
 class ServingError(MedloomError, RuntimeError):

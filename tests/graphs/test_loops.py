@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
+from medloom.core.events import ItemFinished
+from medloom.core.records import Item
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
 from medloom.graphs.loader import load_spec, validate_spec
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
-from medloom.records import Item
-from medloom.runs.events import ItemFinished
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "mcq_refine.yaml"

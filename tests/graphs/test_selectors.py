@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from medloom.core.records import Trace, Verdict
 from medloom.graphs.conditions import matches
 from medloom.nodes.selector import SelectorNode, select
-from medloom.records import Trace, Verdict
 
 
 def t(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Literal
 
 from medloom.agents.context import AgentContext
+from medloom.core.records import Item, Trace
 from medloom.core.registry import Registry
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec
 from medloom.nodes.protocol import NodeContext, NodeOutput
 from medloom.nodes.step import BaseOp, OpParams
-from medloom.records import Item, Trace
 
 
 class TallySpec(NodeSpec):

@@ -10,13 +10,13 @@ import pytest
 
 from medloom.agents.templates import TemplateLibrary
 from medloom.core import registry as registry_module
+from medloom.core.events import ItemFinished
+from medloom.core.records import Item
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.graphs.build import build_graph
 from medloom.graphs.engine import Engine
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
-from medloom.records import Item
-from medloom.runs.events import ItemFinished
 
 ANSWER = "Step 1: Beta blockers control adrenergic symptoms.\nAnswer: A"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
+from medloom.core.events import Note, TraceDropped
 from medloom.graphs.build import build_graph
 from medloom.ops.decontaminate import ngrams
-from medloom.runs.events import Note, TraceDropped
 from tests.graphs.test_engine import GEN, RIGHT, ends, item, make_spec, run, runtime
 
 SELECT = {"type": "selector", "method": "all"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medloom.runs.events import LLMCall, Note, TraceDropped
+from medloom.core.events import LLMCall, Note, TraceDropped
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import GEN, RIGHT, WRONG, ends, item, make_spec, run, runtime
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from medloom.core.records import Item
 from medloom.ops.kg_multihop import clean_question, difficulty
-from medloom.records import Item
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, make_spec, run, runtime
 

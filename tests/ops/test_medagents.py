@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from medloom.core.events import ItemFinished, Note, TraceRevised
 from medloom.ops.medagents import parse_fields, parse_vote
-from medloom.runs.events import ItemFinished, Note, TraceRevised
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, item, run
 from tests.ops.recipes import recipe_runtime, tail

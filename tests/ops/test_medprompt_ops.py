@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
+from medloom.core.records import Item, Trace
 from medloom.graphs.build import build_graph
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.ops.choice_shuffle import permutations_for, shuffled_item, vote
-from medloom.records import Item, Trace
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, run
 

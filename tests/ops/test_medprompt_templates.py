@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from medloom.agents.agent import item_variables
 from medloom.agents.templates import TemplateLibrary
-from medloom.records import Item
+from medloom.core.records import Item
 
 SHOT = {
     "id": "b1",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from medloom.core.events import Selection, TraceDropped, TraceRevised, VerdictGiven
 from medloom.ops.difficulty import tier
 from medloom.ops.ranking import parse_quality
-from medloom.runs.events import Selection, TraceDropped, TraceRevised, VerdictGiven
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import OPTIONS, RIGHT, WRONG, ends, item, run
 from tests.ops.recipes import recipe_runtime, tail

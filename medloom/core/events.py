@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from medloom.llm.types import LLMRequest, LLMResponse
-from medloom.records import Revision, Trace, Verdict
+from medloom.core.calls import LLMRequest, LLMResponse
+from medloom.core.records import Revision, Trace, Verdict
 
 SCHEMA_VERSION = 1
 

@@ -5,45 +5,40 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import datasets
+from medloom.core.records import Item, Trace
 
-from medloom.records import Item, Trace
+ColumnType = str | list[Any] | dict[str, Any]
+"""A column's type: a scalar name ("string", "float64", "int32", "bool"), ``[type]`` for a list,
+``{field: type}`` for a struct. ``medloom.runs.outputs`` turns it into ``datasets`` features."""
 
-ROW_FEATURES = datasets.Features(
-    {
-        "item_id": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "options": datasets.List({"key": datasets.Value("string"), "text": datasets.Value("string")}),
-        "answer": datasets.Value("string"),
-        "answer_text": datasets.Value("string"),
-        "reasoning": datasets.Value("string"),
-        "steps": datasets.List(datasets.Value("string")),
-        "predicted": datasets.Value("string"),
-        "score": datasets.Value("float64"),
-        "verdicts": datasets.List(
-            {
-                "verifier": datasets.Value("string"),
-                "node": datasets.Value("string"),
-                "passed": datasets.Value("bool"),
-                "score": datasets.Value("float64"),
-                "reason": datasets.Value("string"),
-            }
-        ),
-        "rounds": datasets.Value("int32"),
-        "model": datasets.Value("string"),
-        "temperature": datasets.Value("float64"),
-        "trace_id": datasets.Value("string"),
-        "run_id": datasets.Value("string"),
-        "trajectory": datasets.Value("string"),
-        "source_fields": datasets.Value("string"),
-    }
-)
+ROW_COLUMNS: dict[str, ColumnType] = {
+    "item_id": "string",
+    "question": "string",
+    "options": [{"key": "string", "text": "string"}],
+    "answer": "string",
+    "answer_text": "string",
+    "reasoning": "string",
+    "steps": ["string"],
+    "predicted": "string",
+    "score": "float64",
+    "verdicts": [
+        {"verifier": "string", "node": "string", "passed": "bool", "score": "float64", "reason": "string"}
+    ],
+    "rounds": "int32",
+    "model": "string",
+    "temperature": "float64",
+    "trace_id": "string",
+    "run_id": "string",
+    "trajectory": "string",
+    "source_fields": "string",
+}
+"""The fixed columns of every output row (extra ``output.columns`` are text)."""
 
 
-def column_features(columns: list[str] | dict[str, str]) -> datasets.Features:
-    """The row features plus a text column for each extra column."""
-    extra = {name: datasets.Value("string") for name in columns if name not in ROW_FEATURES}
-    return datasets.Features({**ROW_FEATURES, **extra})
+def row_columns(columns: list[str] | dict[str, str]) -> dict[str, ColumnType]:
+    """The row columns plus a text column for each extra column."""
+    extra = {name: "string" for name in columns if name not in ROW_COLUMNS}
+    return {**ROW_COLUMNS, **extra}
 
 
 def _column_value(item: Item, trace: Trace, source: str) -> str | None:
