@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medloom.core.notes import facets_text, listing_cell, note_schema
 from medloom.kg.store import DEMO_KG
-from medloom.runs.report import Report, facets_text
+from medloom.runs.report import Report
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RunStats, compute_stats
 
@@ -213,24 +214,25 @@ def dataset_card(
             facets = report.note_facets.get(node, {})
             for kind, count in kinds.items():
                 lines.append(f"| {node} | {kind} | {count} | {_cell(facets_text(facets.get(kind, {})))} |")
-    if report.contamination:
+    for kind, records in report.listings.items():
+        schema = note_schema(kind)
+        if schema is None or schema.listing is None or not records:
+            continue
+        listing = schema.listing
+        columns = [c for c in listing.columns if c.card]
         lines += [
             "",
-            "## Decontamination",
+            f"## {listing.card_heading}",
             "",
-            f"{len(report.contamination)} removal(s) for overlap with evaluation sets:",
+            listing.card_intro.format(n=len(records)),
             "",
-            "| item | trace | eval set | overlap | closest eval item | shared n-grams | example n-gram |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| " + " | ".join(c.card for c in columns) + " |",
+            "|" + " --- |" * len(columns),
         ]
-        for c in report.contamination[:50]:
-            lines.append(
-                f"| {c.get('item_id')} | {c.get('trace_id') or '–'} | {c.get('eval_set')}"
-                f" | {_pct(c.get('overlap'))} | {c.get('closest_eval_id')}"
-                f" | {c.get('shared_ngrams_with_closest')} | {_cell(str(c.get('example_ngram', '')))} |"
-            )
-        if len(report.contamination) > 50:
-            lines.append(f"\n(and {len(report.contamination) - 50} more in `report.json`)")
+        for record in records[:50]:
+            lines.append("| " + " | ".join(_cell(listing_cell(record, c)) for c in columns) + " |")
+        if len(records) > 50:
+            lines.append(f"\n(and {len(records) - 50} more in `report.json`)")
     lines += ["", "## Sources and licences", ""]
     for description, path in input_sources(config):
         lines.append(f"- Source: {description}.")

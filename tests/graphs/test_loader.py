@@ -257,3 +257,20 @@ def test_load_spec_applies_overrides_before_validating(tmp_path: Path) -> None:
     assert err.key == "nodes.generate.sampels"
     err = load_error(path, ["run.concurrency=0"])
     assert err.key == "run.concurrency" and str(err).startswith(str(path))
+
+
+def test_a_top_level_kg_block_is_read_as_resources_kg(tmp_path: Path) -> None:
+    data = recipe()
+    data["kg"] = {"source": "old.tsv", "format": "triples"}
+    spec = load_spec(write(tmp_path, data))
+    assert spec.resources.kg is not None
+    assert (spec.resources.kg.source, spec.resources.kg.format) == ("old.tsv", "triples")
+    assert "kg" not in spec.model_dump()
+
+
+def test_set_kg_source_still_switches_the_resources_kg(tmp_path: Path) -> None:
+    data = recipe()
+    data["resources"] = {"kg": {"source": "demo", "format": "hetionet"}}
+    spec = load_spec(write(tmp_path, data), ["kg.source=mine.csv"])
+    assert spec.resources.kg is not None
+    assert (spec.resources.kg.source, spec.resources.kg.format) == ("mine.csv", "hetionet")
