@@ -8,6 +8,7 @@ from pathlib import Path
 from medloom.agents.agent import ModelRef
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import ConfigError
+from medloom.core.usage import Price
 from medloom.graphs.build import CompiledGraph, kinds_of
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.client import LLMClient
@@ -21,6 +22,8 @@ class Runtime:
 
     compiled: CompiledGraph
     nodes: dict[str, Node] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)
+    """``llm.prices``: each node's calls are costed as they are counted."""
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
@@ -59,7 +62,7 @@ def instantiate(
     file: str | Path | None = None,
     base_dir: Path | None = None,
 ) -> Runtime:
-    rt = Runtime(compiled=compiled)
+    rt = Runtime(compiled=compiled, prices=client.settings.prices)
     for name, kind in kinds_of(compiled.spec).items():
         build = NodeBuild(
             node=name,
