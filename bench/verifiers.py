@@ -27,7 +27,7 @@ from medloom.eval.injection import QUESTION_KINDS, TRACE_KINDS, Case, build_case
 from medloom.eval.verifier_bench import BENCH, VerifierFigures, score  # noqa: E402
 from medloom.kg.spec import KGSpec  # noqa: E402
 from medloom.kg.store import load_kg  # noqa: E402
-from medloom.verifiers import CHECKS  # noqa: E402
+from medloom.verifiers import registered_checks  # noqa: E402
 from medloom.verifiers.measured import MEASURED_FILE  # noqa: E402
 
 HETIONET = ROOT.parent / "shared" / "data" / "hetionet"
@@ -42,7 +42,9 @@ def run_checks(cases: dict[str, list[Case]], sources: dict[str, str]) -> list[Ve
         for c in cases[which]:
             if c.kg not in built:
                 uses_kg = check in ("kg_grounding", "question_fidelity")
-                built[c.kg] = CHECKS[check](**({**params, "source": sources[c.kg]} if uses_kg else params))
+                built[c.kg] = registered_checks()[check](
+                    **({**params, "source": sources[c.kg]} if uses_kg else params)
+                )
             verdicts[c.id] = built[c.kg].check(c.item, c.trace)
         passed = {k: v.passed for k, v in verdicts.items()}
         out.append(score(name, check, cases[which], passed, scope=scope, params=params, what=what))

@@ -96,7 +96,7 @@ class WriteQuestion(BaseOp):
         super().__init__(build)
         self.agent = build.agent()
         self.fidelity = QuestionFidelity(
-            type_words=self.params.type_words or None, kg=build.graph.kg, base_dir=build.base_dir
+            type_words=self.params.type_words or None, kg=build.graph.resources.kg, base_dir=build.base_dir
         )
 
     def problem(self, item: Item, question: str) -> str | None:

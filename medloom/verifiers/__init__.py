@@ -1,6 +1,8 @@
-"""Verifiers: deterministic checks, LLM judges and composites. All return a Verdict."""
+"""Verifiers: deterministic checks, LLM judges and composites. All return a Verdict.
 
-from medloom.verifiers.base import Check
+Each check registers itself by name (``@register_check``) in the one registry."""
+
+from medloom.verifiers.base import Check, register_check, registered_checks
 from medloom.verifiers.composite import Composite
 from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.llm_judge import LLMJudge, parse_judge
@@ -8,18 +10,7 @@ from medloom.verifiers.match import McqAnswerMatch, NumericMatch, StringMatch
 from medloom.verifiers.question_fidelity import QuestionFidelity
 from medloom.verifiers.structure import AnswerLeakage, FormatCheck
 
-CHECKS: dict[str, type[Check]] = {
-    "mcq_answer": McqAnswerMatch,
-    "string_match": StringMatch,
-    "numeric_match": NumericMatch,
-    "format": FormatCheck,
-    "leakage": AnswerLeakage,
-    "kg_grounding": KGGrounding,
-    "question_fidelity": QuestionFidelity,
-}
-
 __all__ = [
-    "CHECKS",
     "AnswerLeakage",
     "Check",
     "Composite",
@@ -31,4 +22,6 @@ __all__ = [
     "QuestionFidelity",
     "StringMatch",
     "parse_judge",
+    "register_check",
+    "registered_checks",
 ]

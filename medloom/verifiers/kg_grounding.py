@@ -14,13 +14,14 @@ from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key, verbalise_path
 from medloom.kg.wording import cued_relations, voice
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 from medloom.verifiers.kg_claims import ClaimReader, Clause, Ref, StepClaims, is_conclusion
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
+    from medloom.verifiers.base import CheckResources
 
 
+@register_check("kg_grounding")
 class KGGrounding(Check):
     """Checks a trace's steps (and, with ``path_field``, an item's path) against the KG.
 
@@ -38,7 +39,7 @@ class KGGrounding(Check):
       conclusion; a step naming an entity off the path as fact (a distractor, above all), a
       question restated as a step, or a relation claim whose coreference cannot be resolved fails.
 
-    ``source``/``format`` choose the graph; by default the recipe's ``kg:`` block (or the demo).
+    ``source``/``format`` choose the graph; by default the recipe's ``resources.kg`` (or the demo).
     """
 
     name = "kg_grounding"
@@ -75,8 +76,8 @@ class KGGrounding(Check):
         self._reader: ClaimReader | None = None
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], graph: GraphSpec | None = None) -> KGGrounding:
-        return cls(**params, kg=graph.kg if graph is not None else None)
+    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> KGGrounding:
+        return cls(**params, kg=resources.kg if resources is not None else None)
 
     @property
     def loaded(self) -> LoadedKG:

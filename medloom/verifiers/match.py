@@ -8,7 +8,7 @@ import re
 from medloom.agents.parsing import parse_answer
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.text import extract_choice, normalise
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 _LETTER_AND_TEXT = re.compile(r"^\s*\**\(?([A-Za-z])\)?[.):\-]\s*(.+?)\**\s*$")
 
@@ -26,6 +26,7 @@ def letter_text_conflict(answer_line: str | None, options: dict[str, str]) -> st
     return f"the answer line gives letter {letter} with the text of option {by_text}) {options[by_text]}"
 
 
+@register_check("mcq_answer")
 class McqAnswerMatch(Check):
     """Passes when the trace's option letter equals the gold letter (gold may be option text), and
     its answer line does not pair one option's letter with another's text."""
@@ -52,6 +53,7 @@ class McqAnswerMatch(Check):
         return self.verdict(False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"])
 
 
+@register_check("string_match")
 class StringMatch(Check):
     """Normalised exact match of the trace's answer with the gold answer."""
 
@@ -80,6 +82,7 @@ def first_number(text: str) -> float | None:
         return None
 
 
+@register_check("numeric_match")
 class NumericMatch(Check):
     """The first number in the answer equals the gold number within a relative tolerance."""
 

@@ -14,10 +14,10 @@ from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key
 from medloom.kg.wording import cued_relations, default_type_words, words_of
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
+    from medloom.verifiers.base import CheckResources
 
 
 def relation_runs(path: KGPath) -> list[str]:
@@ -30,6 +30,7 @@ def relation_runs(path: KGPath) -> list[str]:
     return runs
 
 
+@register_check("question_fidelity")
 class QuestionFidelity(Check):
     """Fails a question that does not describe its own path (``item.data[path_field]``):
 
@@ -68,8 +69,8 @@ class QuestionFidelity(Check):
         self._loaded: LoadedKG | None = None
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], graph: GraphSpec | None = None) -> QuestionFidelity:
-        return cls(**params, kg=graph.kg if graph is not None else None)
+    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> QuestionFidelity:
+        return cls(**params, kg=resources.kg if resources is not None else None)
 
     @property
     def loaded(self) -> LoadedKG:

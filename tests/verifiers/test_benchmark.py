@@ -9,7 +9,7 @@ import pytest
 from medloom.eval.injection import CORRECT, QUESTION_KINDS, TRACE_KINDS, Case, build_cases
 from medloom.eval.verifier_bench import BENCH, VerifierFigures, score
 from medloom.kg import load_kg
-from medloom.verifiers import CHECKS
+from medloom.verifiers import registered_checks
 from medloom.verifiers.measured import recipe_verifiers, shipped
 
 
@@ -22,7 +22,7 @@ def cases() -> dict[str, list[Case]]:
 def run(name: str) -> VerifierFigures:
     (entry,) = [b for b in BENCH if b[0] == name]
     _, check, params, what, scope, which = entry
-    verifier = CHECKS[check](**params)
+    verifier = registered_checks()[check](**params)
     passed = {c.id: verifier.check(c.item, c.trace).passed for c in cases()[which]}
     return score(name, check, cases()[which], passed, scope=scope, params=params, what=what)
 

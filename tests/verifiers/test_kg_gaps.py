@@ -13,7 +13,7 @@ from medloom.core.records import Item, Step, Trace
 from medloom.kg import load_kg
 from medloom.kg.paths import KGPath, make_path
 from medloom.kg.verbalise import role_question
-from medloom.verifiers import CHECKS
+from medloom.verifiers import registered_checks
 from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.match import McqAnswerMatch
 
@@ -131,7 +131,7 @@ def test_strict_needs_the_path_field() -> None:
 
 
 def test_question_fidelity_rejects_the_slc9a1_question_and_accepts_faithful_ones() -> None:
-    check = CHECKS["question_fidelity"]()
+    check = registered_checks()["question_fidelity"]()
     verdict = check.check(item(), trace())
     assert not verdict.passed
     text = " ".join(verdict.reasons)
