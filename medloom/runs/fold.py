@@ -12,7 +12,7 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from medloom.core.events import (
     Event,
@@ -22,6 +22,7 @@ from medloom.core.events import (
     Note,
     RowSkipped,
 )
+from medloom.core.notes import note_schema
 from medloom.core.usage import Price, UsageTally
 from medloom.runs.report import NodeReport, Report, note_facets, percentiles
 from medloom.runs.rundir import RunDir
@@ -69,7 +70,8 @@ class _Folder:
     rejections: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     skipped: dict[int, RowSkipped] = field(default_factory=dict)
-    contaminated: dict[tuple[str, str | None], dict[str, object]] = field(default_factory=dict)
+    listed: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = field(default_factory=dict)
+    """Note kind → its listed records by (item, trace) (``NoteSchema.listing``)."""
     usage: dict[tuple[str, str], UsageRow] = field(default_factory=dict)
     latencies: array[float] = field(default_factory=lambda: array("d"))
     node_latencies: dict[str, array[float]] = field(default_factory=dict)
@@ -128,9 +130,14 @@ class _Folder:
         facets = self.report.note_facets.setdefault(node, {}).setdefault(note.kind, {})
         for facet, count in note_facets(note).items():
             facets[facet] = facets.get(facet, 0) + count
-        if note.kind == "contaminated":
-            key = (note.item_id, note.trace_id)
-            self.contaminated[key] = {"item_id": note.item_id, "trace_id": note.trace_id, **note.data}
+        schema = note_schema(note.kind)
+        if schema is not None and schema.listing is not None:
+            records = self.listed.setdefault(note.kind, {})
+            records[note.item_id, note.trace_id] = {
+                "item_id": note.item_id,
+                "trace_id": note.trace_id,
+                **note.data,
+            }
 
     def finish(self, run: RunDir) -> Fold:
         report = self.report
@@ -151,7 +158,7 @@ class _Folder:
         if report.wall_time_s > 0:
             report.items_per_s = round(report.items / report.wall_time_s, 3)
             report.output_tokens_per_s = round(report.completion_tokens / report.wall_time_s, 2)
-        report.contamination = list(self.contaminated.values())[:1000]
+        report.listings = {kind: list(records.values())[:1000] for kind, records in self.listed.items()}
         report.rejection_reasons = [(r, n) for r, n in self.rejections.most_common(20) if n > 0]
         report.failure_reasons = [(r, n) for r, n in self.failures.most_common(20) if n > 0]
         for row in self.usage.values():

@@ -1,5 +1,5 @@
 """The run report (built by one pass over the trajectory file, ``medloom.runs.fold``, so a resumed
-run reports the same) and how known notes count in it."""
+run reports the same) and how notes count in it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from medloom.core.events import NodeStats, Note, Outcomes
+from medloom.core.notes import note_schema
 from medloom.core.usage import UsageTally
 from medloom.runs.rundir import RunDir
 
@@ -38,13 +39,14 @@ class Report(Outcomes, UsageTally):
     rejection_reasons: list[tuple[str, int]] = Field(default_factory=list)
     failure_reasons: list[tuple[str, int]] = Field(default_factory=list)
     skipped: list[dict[str, Any]] = Field(default_factory=list)
-    contamination: list[dict[str, Any]] = Field(default_factory=list)
-    """What decontamination removed: item, trace, evaluation set, overlap, closest evaluation item."""
+    listings: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    """Notes of the kinds whose op asks for them to be listed (``NoteSchema.listing``), one record
+    per item and trace: ``{"contaminated": [{"item_id", "trace_id", "eval_set", ...}]}``."""
     notes: dict[str, dict[str, int]] = Field(default_factory=dict)
     """How many notes each step node wrote, by kind (``{"vote": {"vote_round": 5, ...}}``)."""
     note_facets: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
-    """What known notes said, counted per node and kind: resampling matched or not and its tries,
-    vote outcomes, revised vote rounds, removals by eval set, padded expert fields."""
+    """What notes said, counted per node and kind as their op declares (``NoteSchema.facets``):
+    resampling matched or not and its tries, vote outcomes, removals by eval set, …"""
 
 
 def percentiles(values: array[float]) -> dict[str, float]:
@@ -60,25 +62,9 @@ def percentiles(values: array[float]) -> dict[str, float]:
 
 
 def note_facets(note: Note) -> dict[str, int]:
-    """What a note of a known kind counts towards in the report (nothing for other kinds)."""
-    data = note.data
-    if note.kind == "resample":
-        matched = bool(data.get("matched"))
-        return {"matched": int(matched), "no match": int(not matched), "tries": int(data.get("tries") or 0)}
-    if note.kind == "vote_outcome":
-        return {str(data.get("outcome")): 1}
-    if note.kind == "vote_round":
-        return {"revised": 1} if data.get("revised") else {}
-    if note.kind == "contaminated":
-        return {str(data.get("eval_set")): 1}
-    if note.kind == "domains":
-        return {"padded fields": len(data.get("padded") or [])} if data.get("padded") else {}
-    return {}
-
-
-def facets_text(facets: dict[str, int]) -> str:
-    """``matched 1, no match 1, tries 5`` (for the stats table and the card)."""
-    return ", ".join(f"{name} {count}" for name, count in facets.items() if count)
+    """What a note counts towards in the report, as its op declares (nothing for unknown kinds)."""
+    schema = note_schema(note.kind)
+    return schema.facets(note.data) if schema is not None else {}
 
 
 def write_report(run: RunDir, report: Report) -> Path:
