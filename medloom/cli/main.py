@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medloom.cli.eval_cmd import eval_command
@@ -39,7 +41,7 @@ def resolve_config(config: str) -> Path:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
@@ -61,6 +63,10 @@ def run(
     ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id (or directory).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="With --resume: run failed items again.")] = False,
+    accept_config_change: Annotated[
+        bool,
+        typer.Option(help="With --resume: apply the keys edited in the recipe file since the run started."),
+    ] = False,
     runs_dir: Annotated[
         Path | None, typer.Option(help="Where run directories go (default: run.runs_dir).")
     ] = None,
@@ -70,39 +76,65 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
-    """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report)."""
-    from medloom.cli.progress import RichProgress
-    from medloom.cli.summary import print_summary
-    from medloom.runs.runner import arun
+    """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report).
 
+    Exit status: 0 every item kept or rejected, 1 error, 2 config error, 3 some items failed,
+    4 no items, 130 Ctrl-C, 143 SIGTERM (docs/reliability.md).
+    """
+    from medloom.cli.exit_codes import ExitCode, run_exit_code
+    from medloom.cli.progress import RichProgress
+    from medloom.cli.signals import Terminated, cancel_on_sigterm
+    from medloom.cli.summary import print_summary
+    from medloom.runs.runner import arun, no_items_warning
+
+    started: list[Path] = []
     try:
         path = resolve_config(config) if config else None
         if path is None and not resume:
             raise ConfigError("give a CONFIG file (or --resume RUN_ID)")
         progress = None if quiet else RichProgress(err)
         result = asyncio.run(
-            arun(
-                path,
-                overrides=set_,
-                endpoints=endpoint,
-                limit=limit,
-                concurrency=concurrency,
-                resume=resume,
-                retry_failed=retry_failed,
-                runs_dir=runs_dir,
-                no_cache=no_cache,
-                progress=progress,
+            cancel_on_sigterm(
+                arun(
+                    path,
+                    overrides=set_,
+                    endpoints=endpoint,
+                    limit=limit,
+                    concurrency=concurrency,
+                    resume=resume,
+                    retry_failed=retry_failed,
+                    accept_config_change=accept_config_change,
+                    runs_dir=runs_dir,
+                    no_cache=no_cache,
+                    progress=progress,
+                    on_run_dir=started.append,
+                )
             )
         )
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]; continue with `medloom run --resume RUN_ID` (see runs/)")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        term = isinstance(exc, Terminated)
+        how = "terminated (SIGTERM)" if term else "interrupted"
+        err.print(f"[yellow]{how}[/]; {_resume_hint(started, runs_dir)}", soft_wrap=True)
+        raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise _fail(exc) from None
     if not quiet:
         print_summary(out, result.report, str(result.run_dir))
     else:
         out.print(str(result.run_dir))
+    if (warning := no_items_warning(result.report)) is not None:
+        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    raise typer.Exit(run_exit_code(result.report))
+
+
+def _resume_hint(started: list[Path], runs_dir: Path | None) -> str:
+    """The exact command that continues the run (or why there is nothing to continue)."""
+    if not started:
+        return "the run had not created its directory yet: nothing to resume"
+    run_dir = started[-1]
+    default = runs_dir is None and run_dir.parent == Path("runs")
+    where = "" if default else f" --runs-dir {shlex.quote(str(runs_dir or run_dir.parent))}"
+    return f"run {run_dir.name} is resumable: medloom run --resume {run_dir.name}{where}"
 
 
 @app.command()
