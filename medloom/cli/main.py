@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -114,7 +113,7 @@ def run(
     except (KeyboardInterrupt, Terminated) as exc:
         term = isinstance(exc, Terminated)
         how = "terminated (SIGTERM)" if term else "interrupted"
-        err.print(f"[yellow]{how}[/]; {_resume_hint(started, runs_dir)}", soft_wrap=True)
+        err.print(f"[yellow]{how}[/]; {_resume_hint(started)}", soft_wrap=True)
         raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise _fail(exc) from None
@@ -127,14 +126,13 @@ def run(
     raise typer.Exit(run_exit_code(result.report))
 
 
-def _resume_hint(started: list[Path], runs_dir: Path | None) -> str:
+def _resume_hint(started: list[Path]) -> str:
     """The exact command that continues the run (or why there is nothing to continue)."""
+    from medloom.runs.rundir import resume_command
+
     if not started:
         return "the run had not created its directory yet: nothing to resume"
-    run_dir = started[-1]
-    default = runs_dir is None and run_dir.parent == Path("runs")
-    where = "" if default else f" --runs-dir {shlex.quote(str(runs_dir or run_dir.parent))}"
-    return f"run {run_dir.name} is resumable: medloom run --resume {run_dir.name}{where}"
+    return f"run {started[-1].name} is resumable: {resume_command(started[-1])}"
 
 
 @app.command()

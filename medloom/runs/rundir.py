@@ -147,7 +147,8 @@ class RunDir:
             staging.rename(runs_dir / run_id)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RunError(f"cannot create a run directory in {runs_dir}: {storage_problem(exc)}") from None
+            problem = storage_problem(exc)
+            raise RunError(f"cannot create a run in {runs_dir}: {problem}, then run again") from None
         return cls(runs_dir / run_id)
 
     @classmethod
@@ -247,10 +248,18 @@ def storage_problem(exc: OSError) -> str:
     """An OS error while writing run files, said so that the user knows what to do."""
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on the device{where}; free some space and try again"
+        return f"no space left on the device{where}: free some space"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"not allowed to write{where}; choose a writable --runs-dir"
+        return f"not allowed to write{where}: choose a writable --runs-dir"
     return f"{exc.strerror or exc}{where}"
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues the run in ``run_dir``."""
+    import shlex
+
+    where = "" if run_dir.parent == Path("runs") else f" --runs-dir {shlex.quote(str(run_dir.parent))}"
+    return f"medloom run --resume {run_dir.name}{where}"
 
 
 class RunStorageError(RunError):

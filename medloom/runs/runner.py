@@ -33,7 +33,7 @@ from medloom.runs.events import ItemFinished
 from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
-from medloom.runs.rundir import RunDir, RunStorageError, Session, storage_problem
+from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.store import TrajectoryWriter, final_outcomes
 
@@ -260,7 +260,10 @@ async def _execute(
     try:
         run.write_meta(meta)
     except OSError as exc:
-        raise RunStorageError(f"cannot start a session of run {run.run_id}: {storage_problem(exc)}") from None
+        problem = storage_problem(exc)
+        raise RunStorageError(
+            f"cannot start a session of run {run.run_id}: {problem}, then `{resume_command(run.path)}`"
+        ) from None
     attempt = len(meta.sessions) - 1
     handler = _attach_log(run, spec)
     cache = None
@@ -311,8 +314,8 @@ async def _execute(
         status = "interrupted"  # a full disk: resume once there is space again
         log.error("run %s stopped: %s", run.run_id, storage_problem(exc))
         raise RunStorageError(
-            f"run {run.run_id} stopped: {storage_problem(exc)}, then resume it; the session is "
-            "marked interrupted"
+            f"run {run.run_id} stopped (session marked interrupted): {storage_problem(exc)}, "
+            f"then `{resume_command(run.path)}`"
         ) from None
     except Exception as exc:
         trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
