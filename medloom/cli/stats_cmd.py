@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from medloom.errors import MedloomError, RunError
@@ -44,7 +45,7 @@ def stats(
     try:
         result = compute_stats(open_run(run, runs_dir))
     except MedloomError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(stats_json(result), indent=2))

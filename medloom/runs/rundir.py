@@ -169,10 +169,10 @@ class RunDir:
             raise RunError(f"{self.meta_path} is missing: {self.path} is not a run directory") from None
         except ValidationError as exc:
             problem = exc.errors()[0]
-            where = ".".join(map(str, problem.get("loc", ()))) or "the file"
+            where = ".".join(map(str, problem.get("loc", ())))
+            what = f"{where}: {problem['msg']}" if where else str(problem["msg"])
             raise RunError(
-                f"{self.meta_path} is damaged ({where}: {problem.get('msg', 'invalid')}); "
-                "restore it from a backup, or start a new run"
+                f"{self.meta_path} is damaged ({what}); restore it from a backup, or start a new run"
             ) from None
 
     def write_meta(self, meta: RunMeta) -> None:
