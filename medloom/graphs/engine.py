@@ -9,12 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from medloom.agents.context import AgentContext
-from medloom.errors import LLMError
-from medloom.graphs.conditions import matches
-from medloom.graphs.runtime import Runtime
-from medloom.graphs.selectors import select
-from medloom.records import Item, Trace
-from medloom.runs.events import (
+from medloom.core.errors import LLMError
+from medloom.core.events import (
     Event,
     ItemFinished,
     ItemStarted,
@@ -25,7 +21,11 @@ from medloom.runs.events import (
     TraceDropped,
     VerdictGiven,
 )
-from medloom.runs.rows import trace_row
+from medloom.core.records import Item, Trace
+from medloom.core.rows import trace_row
+from medloom.graphs.conditions import matches
+from medloom.graphs.runtime import Runtime
+from medloom.graphs.selectors import select
 
 log = logging.getLogger("medloom.engine")
 
@@ -62,13 +62,8 @@ class ItemRun:
         """An item-level rejection by a step: (node, reason, code)."""
 
     def count_call(self, event: LLMCall) -> None:
-        if event.node is None or event.response is None:
-            return
-        s = self.stats[event.node]
-        s.calls += 1
-        s.cached_calls += int(event.response.cache_hit)
-        s.prompt_tokens += event.response.usage.prompt_tokens
-        s.completion_tokens += event.response.usage.completion_tokens
+        if event.node is not None:
+            self.stats[event.node].add(event.response, self.rt.prices.get(event.request.model))
 
     async def run(self) -> ItemFinished:
         for component in self.rt.compiled.components:
@@ -283,6 +278,7 @@ class ItemRun:
             status=status,  # type: ignore[arg-type]
             reason=reason,
             rows=rows or [],
+            item={"question": self.item.question, "options": self.item.options, "answer": self.item.answer},
             stats=dict(self.stats),
         )
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from medloom.agents.agent import Agent, ModelRef
 from medloom.agents.roles import Generator, Refiner, VerifierRole
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
+from medloom.core.usage import Price
 from medloom.graphs.build import CompiledGraph
 from medloom.graphs.spec import (
     GeneratorNode,
@@ -19,8 +20,8 @@ from medloom.graphs.spec import (
     StepNode,
     VerifierNode,
 )
-from medloom.graphs.steps import StepBuild, StepOp, step_ops
 from medloom.llm.client import LLMClient
+from medloom.nodes.step import Node, OpBuild, registered_ops
 from medloom.verifiers import CHECKS, Composite, LLMJudge
 
 
@@ -33,7 +34,9 @@ class Runtime:
     verifiers: dict[str, VerifierRole] = field(default_factory=dict)
     refiners: dict[str, tuple[Refiner, RefinerNode]] = field(default_factory=dict)
     selectors: dict[str, SelectorNode] = field(default_factory=dict)
-    steps: dict[str, StepOp] = field(default_factory=dict)
+    steps: dict[str, Node] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)
+    """``llm.prices``: each node's calls are costed as they are counted."""
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
@@ -72,7 +75,7 @@ def instantiate(
     file: str | Path | None = None,
     base_dir: Path | None = None,
 ) -> Runtime:
-    rt = Runtime(compiled=compiled)
+    rt = Runtime(compiled=compiled, prices=client.settings.prices)
     for name, node in compiled.spec.nodes.items():
         if isinstance(node, GeneratorNode):
             rt.generators[name] = [
@@ -116,7 +119,7 @@ def instantiate(
         elif isinstance(node, SelectorNode):
             rt.selectors[name] = node
         elif isinstance(node, StepNode):
-            build = StepBuild(
+            build = OpBuild(
                 node=name,
                 spec=node,
                 graph=compiled.spec,
@@ -126,5 +129,5 @@ def instantiate(
                 file=file,
                 base_dir=base_dir,
             )
-            rt.steps[name] = step_ops()[node.op](build)
+            rt.steps[name] = registered_ops()[node.op](build)
     return rt

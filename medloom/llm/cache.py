@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from medloom.llm.types import Choice, LLMRequest
+from medloom.core.calls import Choice, LLMRequest
 
 _SCHEMA_VERSION = 1
 _MIGRATIONS = [

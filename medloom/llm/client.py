@@ -12,14 +12,15 @@ from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, LLMResponse, Usage
+from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
 from medloom.llm.pool import EndpointPool, EndpointState
+from medloom.llm.redact import configured_secrets, redact_choices, redact_error
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.transport import HttpTransport, close_all, parse_json_choices
-from medloom.llm.types import Choice, LLMRequest, LLMResponse, Usage
-from medloom.llm.wire import classify, is_endpoint_fault, redact, request_body
+from medloom.llm.wire import classify, is_endpoint_fault, request_body
 
 ResponseHook = Callable[[LLMRequest, LLMResponse], None]
 
@@ -173,6 +174,9 @@ class LLMClient:
             self._clients[ep.name] = client
         return client
 
+    def _secrets(self) -> list[str]:
+        return configured_secrets(ep.config.api_key_env for ep in self.pool.endpoints)
+
     def _wait(self, state: RetryCallState) -> float:
         retry = self.settings.retry
         exc = state.outcome.exception() if state.outcome else None
@@ -245,6 +249,7 @@ class LLMClient:
                     part, part_usage = await self._create(client, request, 1, ep.config)
                     choices += part
                     usage += part_usage
+            choices = redact_choices(choices, self._secrets())  # before anything caches or records it
             if len(choices) < count:
                 raise RetryableLLMError(
                     f"{ep.name} returned {len(choices)} of {count} samples", endpoint=ep.name
@@ -256,7 +261,7 @@ class LLMClient:
                 raise
             err = classify(exc, ep.name)
             healthy = False if is_endpoint_fault(err) else None
-            leaked = redact(err, [ep.config.api_key()])  # servers may echo the key back
+            leaked = redact_error(err, self._secrets())  # servers may echo the key back
             error = str(err)
             if leaked:
                 raise err from None  # the original exception still quotes the key

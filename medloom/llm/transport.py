@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 
-from medloom.errors import FatalLLMError, LLMError, RetryableLLMError
-from medloom.llm.types import Choice, TokenLogprob, Usage
+from medloom.core.calls import Choice, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.wire import retry_after_from_headers, short
 
 _RETRYABLE_STATUS = {408, 429}

@@ -8,9 +8,9 @@ from typing import Any
 
 import openai
 
-from medloom.errors import FatalLLMError, LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
-from medloom.llm.types import Choice, LLMRequest, TokenLogprob, Usage
 
 
 def request_kwargs(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:
@@ -130,20 +130,6 @@ def classify(exc: BaseException, endpoint: str) -> LLMError:
             endpoint=endpoint,
         )
     return RetryableLLMError(f"{type(exc).__name__} from {endpoint}: {short(str(exc))}", endpoint=endpoint)
-
-
-def redact(err: LLMError, secrets: list[str]) -> bool:
-    """Replace every secret (an API key an error message echoes back) with ``***`` in place;
-    returns whether anything was replaced."""
-    message = str(err)
-    clean = message
-    for secret in secrets:
-        if len(secret) >= 4:
-            clean = clean.replace(secret, "***")
-    if clean == message:
-        return False
-    err.args = (clean,)
-    return True
 
 
 def is_endpoint_fault(err: LLMError) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 
 _MISSING = object()
 

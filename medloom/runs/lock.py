@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 
 LOCK_FILE = ".lock"
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 from medloom.runs.lock import lock_held
 from medloom.runs.store import TRAJECTORIES
 

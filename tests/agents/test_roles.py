@@ -7,9 +7,9 @@ import pytest
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import Generator, GeneratorRole, Refiner, RefinerRole, merge_steps
-from medloom.errors import FatalLLMError
-from medloom.records import Item, Step, Trace, Verdict
-from medloom.runs.events import LLMCall, TraceCreated, TraceRevised
+from medloom.core.errors import FatalLLMError
+from medloom.core.events import LLMCall, TraceCreated, TraceRevised
+from medloom.core.records import Item, Step, Trace, Verdict
 from medloom.testing import FakeRequest, Reply
 
 ITEM = Item(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medloom.errors import FatalLLMError
+from medloom.core.calls import Choice, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError
 from medloom.llm import ChatMessage, LLMRequest, RequestCache
-from medloom.llm.types import Choice, TokenLogprob, Usage
 from medloom.testing.fake_openai import FakeRequest, Reply
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from medloom.errors import FatalLLMError, RetryableLLMError
+from medloom.core.calls import LLMRequest
+from medloom.core.errors import FatalLLMError, RetryableLLMError
 from medloom.llm.client import LLMClient
 from medloom.llm.settings import EndpointConfig, LLMSettings, RetrySettings
 from medloom.llm.transport import HttpTransport
-from medloom.llm.types import LLMRequest
 from medloom.testing.fake_openai import FakeOpenAIServer, Reply
 
 
