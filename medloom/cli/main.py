@@ -13,6 +13,7 @@ from rich.table import Table
 
 from medloom.cli.console import err, fail, out, resolve_config
 from medloom.cli.eval_cmd import eval_command
+from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ def run(
         list[str] | None,
         typer.Option("--set", "-s", help="Override a config key: models.gen.model=NAME (repeatable)."),
     ] = None,
+    mode: ModeOption = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id (or directory).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="With --resume: run failed items again.")] = False,
     accept_config_change: Annotated[
@@ -91,7 +93,7 @@ def run(
             cancel_on_sigterm(
                 arun(
                     path,
-                    overrides=set_,
+                    overrides=with_mode(mode, set_),
                     endpoints=endpoint,
                     limit=limit,
                     concurrency=concurrency,
@@ -136,6 +138,7 @@ def _resume_hint(started: list[Path]) -> str:
 def validate(
     config: Annotated[str, typer.Argument(help="Recipe YAML file or recipe name.")],
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a config key.")] = None,
+    mode: ModeOption = None,
 ) -> None:
     """Check a recipe without running it: keys, models, templates, graph structure."""
     from medloom.graphs.build import build_graph, template_library
@@ -143,7 +146,7 @@ def validate(
 
     try:
         path = resolve_config(config)
-        spec = load_spec(path, set_)
+        spec = load_spec(path, with_mode(mode, set_))
         compiled = build_graph(spec, file=path, templates=template_library(spec, path.resolve().parent))
     except MedloomError as exc:
         raise fail(exc) from None

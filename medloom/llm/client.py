@@ -45,6 +45,7 @@ class LLMClient:
         ]
         self.pool = EndpointPool(named, self.settings.health)
         self.cache = cache
+        self._owns_cache = False  # a cache opened by from_urls is closed with the client
         self.ledger = TokenLedger(self.settings.prices)
         self._clients: dict[str, HttpTransport] = {}
         self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
@@ -64,11 +65,23 @@ class LLMClient:
         settings: LLMSettings | None = None,
         *,
         cache_path: str | Path | None = None,
+        api_key_env: str | None = None,
     ) -> LLMClient:
-        """A client over plain base URLs (no key), optionally with a cache file."""
-        endpoints = [EndpointConfig(name=f"endpoint{i}", base_url=u) for i, u in enumerate(urls)]
-        cache = RequestCache(cache_path) if cache_path else None
-        return cls(endpoints, settings, cache=cache)
+        """A client over base URLs, optionally with a cache file and the environment variable
+        holding their API key. ``async with LLMClient.from_urls([...]) as client:`` closes it."""
+        endpoints = [
+            EndpointConfig(name=f"endpoint{i}", base_url=u, api_key_env=api_key_env)
+            for i, u in enumerate(urls)
+        ]
+        client = cls(endpoints, settings, cache=RequestCache(cache_path) if cache_path else None)
+        client._owns_cache = client.cache is not None
+        return client
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -162,8 +175,11 @@ class LLMClient:
         return found
 
     async def aclose(self) -> None:
+        """Close the HTTP sessions (and a cache file ``from_urls`` opened)."""
         await close_all(list(self._clients.values()))
         self._clients.clear()
+        if self._owns_cache and self.cache is not None:
+            self.cache.close()
 
     # -- internals --------------------------------------------------------------------------
 

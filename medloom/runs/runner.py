@@ -29,6 +29,7 @@ from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.llm.settings import check_api_keys
+from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
@@ -278,6 +279,9 @@ async def _execute(
         ) from None
     attempt = len(meta.sessions) - 1
     handler = _attach_log(run, spec)
+    if (advice := concurrency_advice(spec)) is not None:
+        log.warning(advice)
+        print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
     cache = None
     if spec.llm.cache.enabled:
         cache = RequestCache(
