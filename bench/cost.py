@@ -62,7 +62,7 @@ def _load_recipe(recipe: Path) -> dict[str, Any]:
 
 def measure(recipe: Path, supports_n: bool, limit: int, work: Path) -> dict[str, float]:
     import medloom
-    from medloom.testing.fake_openai import FakeOpenAIServer
+    from medloom.testing.fake import FakeOpenAIServer
     from medloom.testing.mcq_student import McqStudent
 
     config = _load_recipe(recipe)

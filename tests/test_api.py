@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 import medloom
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import REPO
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pydantic import BaseModel
 
 from medloom.llm.settings import Price
-from medloom.llm.types import LLMResponse, Usage
+from medloom.llm.types import EmbeddingResponse, LLMResponse, Usage
 
 
 class ModelTally(BaseModel):
@@ -43,6 +43,14 @@ class TokenLedger:
 
     def record(self, response: LLMResponse) -> None:
         self.by_model[response.model].add(response, self.prices.get(response.model))
+
+    def record_embedding(self, response: EmbeddingResponse) -> None:
+        tally = self.by_model[response.model]
+        tally.calls += 1
+        tally.samples += len(response.vectors)
+        tally.cached_samples += response.cached
+        tally.prompt_tokens += response.usage.prompt_tokens
+        tally.cost += cost_of(response.usage, self.prices.get(response.model))
 
     def record_failure(self, model: str) -> None:
         self.by_model[model].failures += 1

@@ -10,7 +10,7 @@ from medloom.errors import FatalLLMError, NoEndpointAvailable, RetryableLLMError
 from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
 from medloom.llm.accounting import cost_of
 from medloom.llm.types import Usage
-from medloom.testing.fake_openai import FakeRequest, Reply
+from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import FAST_RETRY, endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
 
