@@ -21,29 +21,29 @@ _EXPORTS = {
     "build_graph": "medloom.graphs.build",
     "GraphSpec": "medloom.graphs.spec",
     "LLMClient": "medloom.llm.client",
-    "LLMRequest": "medloom.llm.types",
+    "LLMRequest": "medloom.core.calls",
     "EndpointConfig": "medloom.llm.settings",
     "Agent": "medloom.agents.agent",
     "ModelRef": "medloom.agents.agent",
     "Generator": "medloom.agents.roles",
     "Refiner": "medloom.agents.roles",
     "AgentContext": "medloom.agents.context",
-    "Item": "medloom.records",
-    "Trace": "medloom.records",
-    "Verdict": "medloom.records",
+    "Item": "medloom.core.records",
+    "Trace": "medloom.core.records",
+    "Verdict": "medloom.core.records",
 }
 
 if TYPE_CHECKING:
     from medloom.agents.agent import Agent, ModelRef
     from medloom.agents.context import AgentContext
     from medloom.agents.roles import Generator, Refiner
+    from medloom.core.calls import LLMRequest
+    from medloom.core.records import Item, Trace, Verdict
     from medloom.graphs.build import build_graph
     from medloom.graphs.loader import load_spec
     from medloom.graphs.spec import GraphSpec
     from medloom.llm.client import LLMClient
     from medloom.llm.settings import EndpointConfig
-    from medloom.llm.types import LLMRequest
-    from medloom.records import Item, Trace, Verdict
     from medloom.runs.runner import RunResult, arun, run
 
 

@@ -53,4 +53,4 @@ import transformers
 
 print(f"ok: torch {torch.__version__}, transformers {transformers.__version__}")
 PY
-echo ">> done. Prepare the model once with: $PY -c 'from medloom.llm.serving import prepare_default_model; print(prepare_default_model())'"
+echo ">> done. Prepare the model once with: $PY -c 'from medloom.serving import prepare_default_model; print(prepare_default_model())'"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.llm.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer, prepare_default_model
+from medloom.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer, prepare_default_model
 
 REQUIRE_ENV = "MEDLOOM_REQUIRE_VLLM"
 TEST_KV_CACHE_GIB = 1

@@ -2,7 +2,7 @@
 
 from medloom.agents.agent import Agent, ModelRef, Sampling, item_variables, trace_variables
 from medloom.agents.context import AgentContext
-from medloom.agents.parsing import extract_choice, parse_reasoning
+from medloom.agents.parsing import parse_reasoning
 from medloom.agents.roles import Generator, GeneratorRole, Refiner, RefinerRole, VerifierRole
 from medloom.agents.templates import TemplateLibrary
 
@@ -17,7 +17,6 @@ __all__ = [
     "Sampling",
     "TemplateLibrary",
     "VerifierRole",
-    "extract_choice",
     "item_variables",
     "parse_reasoning",
     "trace_variables",

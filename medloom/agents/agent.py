@@ -8,11 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import LLMError
+from medloom.core.calls import ChatMessage, LLMRequest, LLMResponse
+from medloom.core.errors import LLMError
+from medloom.core.events import LLMCall
+from medloom.core.records import Item, Trace
 from medloom.llm.client import LLMClient
-from medloom.llm.types import ChatMessage, LLMRequest, LLMResponse
-from medloom.records import Item, Trace
-from medloom.runs.events import LLMCall
 
 Mode = Literal["chat", "completion"]
 

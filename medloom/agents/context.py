@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from medloom.runs.events import Event
+from medloom.core.events import Event
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 from medloom.agents.agent import Agent, item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning, parse_steps
-from medloom.records import Item, Revision, Step, Trace, Verdict
-from medloom.runs.events import TraceCreated, TraceRevised
+from medloom.core.events import TraceCreated, TraceRevised
+from medloom.core.records import Item, Revision, Step, Trace, Verdict
 
 
 @runtime_checkable

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import jinja2
 
-from medloom.errors import ConfigError
-from medloom.llm.types import ChatMessage
+from medloom.core.calls import ChatMessage
+from medloom.core.errors import ConfigError
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 Mode = Literal["chat", "completion"]

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from medloom.errors import ConfigError, MedloomError
+from medloom.cli.console import err, fail, out, resolve_config
+from medloom.core.errors import ConfigError, MedloomError
 from medloom.eval.outputs import COLUMNS, row_cells, write_results
 from medloom.eval.records import EvalResult
 
@@ -74,7 +75,6 @@ def eval_command(
 ) -> None:
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
-    from medloom.cli.main import _fail, err, out, resolve_config
     from medloom.cli.progress import RichProgress
     from medloom.eval.runner import aevaluate, default_solvers
 
@@ -104,7 +104,7 @@ def eval_command(
         err.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         payload = result.model_dump(mode="json", exclude={"predictions"})
         payload["files"] = {k: str(v) for k, v in files.items()}

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from medloom.cli.console import err, fail, out, resolve_config
 from medloom.cli.eval_cmd import eval_command
-from medloom.errors import ConfigError, MedloomError
+from medloom.core.errors import ConfigError, MedloomError
 
 app = typer.Typer(
     name="medloom",
@@ -23,24 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def resolve_config(config: str) -> Path:
-    """A path, or the name of a recipe in ./configs."""
-    path = Path(config)
-    if path.is_file():
-        return path
-    for candidate in (Path("configs") / f"{config}.yaml", Path("configs") / config):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config file not found: {config} (see `medloom recipes` for the built-in ones)")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
 @app.command()
@@ -98,7 +80,7 @@ def run(
         err.print("[yellow]interrupted[/]; continue with `medloom run --resume RUN_ID` (see runs/)")
         raise typer.Exit(130) from None
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not quiet:
         print_summary(out, result.report, str(result.run_dir))
     else:
@@ -119,7 +101,7 @@ def validate(
         spec = load_spec(path, set_)
         compiled = build_graph(spec, file=path, templates=template_library(spec, path.resolve().parent))
     except MedloomError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     order = " → ".join("(" + " ⇄ ".join(c) + ")" if len(c) > 1 else c[0] for c in compiled.components)
     out.print(f"[green]ok[/] {path}: recipe '{spec.name}', {len(spec.nodes)} nodes, {len(spec.edges)} edges")
     out.print(f"  order: {order}")
@@ -171,9 +153,9 @@ def serve(
     Arguments after `--` go to vLLM unchanged.
     """
     try:
-        from medloom.llm.serving import run_serve_command
+        from medloom.serving import run_serve_command
     except ImportError as exc:
-        raise _fail(
+        raise fail(
             MedloomError(f"serving needs the local extra: pip install 'medloom[local]' ({exc})")
         ) from None
     device = "cpu" if cpu else "gpu" if gpu else "auto"
@@ -186,7 +168,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     """Print a finished run's report.json."""
     path = run_dir / "report.json"
     if not path.exists():
-        raise _fail(MedloomError(f"{path} does not exist"))
+        raise fail(MedloomError(f"{path} does not exist"))
     out.print_json(json.dumps(json.loads(path.read_text())))
 
 

@@ -15,8 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from medloom.core.events import ItemFinished
 from medloom.llm.client import LLMClient
-from medloom.runs.events import ItemFinished
 
 
 class RichProgress:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from medloom.cli.stats_cmd import RunArg, RunsDirOpt
-from medloom.errors import MedloomError
+from medloom.core.errors import MedloomError
 
 
 def view(

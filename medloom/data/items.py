@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medloom.agents.parsing import extract_choice
+from medloom.core.records import Item
+from medloom.core.text import extract_choice
 from medloom.data.readers import BadRow, DatasetSpec, FieldMap, iter_rows
-from medloom.records import Item
 
 
 def _options(row: dict[str, Any], fields: FieldMap) -> dict[str, str] | None:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medloom.errors import DataError
+from medloom.core.errors import DataError
 
 Format = Literal["auto", "jsonl", "csv", "parquet", "disk", "hub"]
 

@@ -2,24 +2,23 @@
 
 A source makes items instead of reading them, e.g. chains sampled from a knowledge graph.
 Register one with :func:`register_source`; it must be deterministic for a given config (a
-resumed run skips the items it already finished by id). Plugins can expose sources through
-the ``medloom.sources`` entry-point group.
+resumed run skips the items it already finished by id). Plugins register theirs from a module
+in the ``medloom.plugins`` entry-point group (see ``medloom.core.registry``).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item
+from medloom.core.registry import REGISTRY
 from medloom.data.items import iter_items
 from medloom.data.readers import count_rows
-from medloom.errors import ConfigError
-from medloom.records import Item
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec
@@ -38,28 +37,15 @@ class ItemSource(Protocol):
 SourceFactory = Callable[["GraphSpec", Path | None], ItemSource]
 """Called with the recipe (``spec.source.params`` holds the op's settings) and its directory."""
 
-SOURCES: dict[str, SourceFactory] = {}
-BUILTIN_SOURCE_MODULES: tuple[str, ...] = ("medloom.kg.source",)
-_loaded = False
-
 
 def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
-    def wrap(factory: SourceFactory) -> SourceFactory:
-        SOURCES[name] = factory
-        return factory
-
-    return wrap
+    """Decorator: make ``name`` usable as ``source.op`` in recipes."""
+    return REGISTRY.register("source", name)
 
 
 def source_ops() -> dict[str, SourceFactory]:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in BUILTIN_SOURCE_MODULES:
-            importlib.import_module(module)
-        for ep in entry_points(group="medloom.sources"):
-            SOURCES.setdefault(ep.name, ep.load())
-    return SOURCES
+    """Every known source (built-in, registered, and from installed plugins)."""
+    return REGISTRY.all("source")
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item
 from medloom.data.items import iter_items
 from medloom.data.readers import BadRow, DatasetSpec, FieldMap, iter_rows
-from medloom.errors import ConfigError
-from medloom.records import Item
 
 _ID_COLUMNS = ("id", "realidx", "qid", "question_id")
 _ANSWER_COLUMNS = ("answer_idx", "answer", "label", "gold")

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
+from medloom.core.events import ItemFinished, LLMCall, TraceCreated
+from medloom.core.records import Item, Trace
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.records import EvalResult, Prediction, SolverResult
 from medloom.eval.stats import wilson_interval
 from medloom.graphs.loader import load_raw, validate_spec
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import LLMSettings
-from medloom.records import Item, Trace
-from medloom.runs.events import ItemFinished, LLMCall, TraceCreated
 from medloom.runs.runner import (
     EmbeddedProvider,
     ProgressHook,

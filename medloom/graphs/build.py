@@ -9,7 +9,7 @@ from pathlib import Path
 import networkx as nx
 
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import GraphError
+from medloom.core.errors import GraphError
 from medloom.graphs.spec import (
     GeneratorNode,
     GraphSpec,
@@ -19,7 +19,7 @@ from medloom.graphs.spec import (
     StepNode,
     VerifierNode,
 )
-from medloom.graphs.steps import StepBuild, step_ops
+from medloom.nodes.step import OpBuild, registered_ops
 from medloom.verifiers import CHECKS
 
 
@@ -201,7 +201,7 @@ def _check_steps(
     fail: Callable[[str, str], GraphError],
 ) -> None:
     """Each step's op exists and accepts its params, models and templates (built unbound)."""
-    ops = step_ops()
+    ops = registered_ops()
     for name, node in spec.nodes.items():
         if not isinstance(node, StepNode):
             continue
@@ -214,7 +214,7 @@ def _check_steps(
                 )
         base_dir = Path(file).resolve().parent if file else None
         ops[node.op](
-            StepBuild(
+            OpBuild(
                 node=name, spec=node, graph=spec, templates=templates, models={}, file=file, base_dir=base_dir
             )
         )

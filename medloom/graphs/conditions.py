@@ -6,7 +6,7 @@ import operator
 import re
 from collections.abc import Callable
 
-from medloom.records import Trace
+from medloom.core.records import Trace
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

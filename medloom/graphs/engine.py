@@ -9,12 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from medloom.agents.context import AgentContext
-from medloom.errors import LLMError
-from medloom.graphs.conditions import matches
-from medloom.graphs.runtime import Runtime
-from medloom.graphs.selectors import select
-from medloom.records import Item, Trace
-from medloom.runs.events import (
+from medloom.core.errors import LLMError
+from medloom.core.events import (
     Event,
     ItemFinished,
     ItemStarted,
@@ -25,7 +21,11 @@ from medloom.runs.events import (
     TraceDropped,
     VerdictGiven,
 )
-from medloom.runs.rows import trace_row
+from medloom.core.records import Item, Trace
+from medloom.core.rows import trace_row
+from medloom.graphs.conditions import matches
+from medloom.graphs.runtime import Runtime
+from medloom.graphs.selectors import select
 
 log = logging.getLogger("medloom.engine")
 

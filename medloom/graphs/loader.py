@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.spec import GraphSpec
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from medloom.agents.agent import Agent, ModelRef
 from medloom.agents.roles import Generator, Refiner, VerifierRole
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.build import CompiledGraph
 from medloom.graphs.spec import (
     GeneratorNode,
@@ -19,8 +19,8 @@ from medloom.graphs.spec import (
     StepNode,
     VerifierNode,
 )
-from medloom.graphs.steps import StepBuild, StepOp, step_ops
 from medloom.llm.client import LLMClient
+from medloom.nodes.step import Node, OpBuild, registered_ops
 from medloom.verifiers import CHECKS, Composite, LLMJudge
 
 
@@ -33,7 +33,7 @@ class Runtime:
     verifiers: dict[str, VerifierRole] = field(default_factory=dict)
     refiners: dict[str, tuple[Refiner, RefinerNode]] = field(default_factory=dict)
     selectors: dict[str, SelectorNode] = field(default_factory=dict)
-    steps: dict[str, StepOp] = field(default_factory=dict)
+    steps: dict[str, Node] = field(default_factory=dict)
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
@@ -116,7 +116,7 @@ def instantiate(
         elif isinstance(node, SelectorNode):
             rt.selectors[name] = node
         elif isinstance(node, StepNode):
-            build = StepBuild(
+            build = OpBuild(
                 node=name,
                 spec=node,
                 graph=compiled.spec,
@@ -126,5 +126,5 @@ def instantiate(
                 file=file,
                 base_dir=base_dir,
             )
-            rt.steps[name] = step_ops()[node.op](build)
+            rt.steps[name] = registered_ops()[node.op](build)
     return rt

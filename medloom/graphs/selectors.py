@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from medloom.core.records import Trace
 from medloom.graphs.spec import SelectorNode
-from medloom.records import Trace
 
 
 def _rank_key(trace: Trace) -> tuple[float, int, int, str]:

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, Field
 
-from medloom.errors import DataError
+from medloom.core.errors import DataError
 from medloom.kg.model import KnowledgeGraph
 from medloom.kg.spec import KGFormat
 

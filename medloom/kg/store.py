@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.kg.loaders import LoadReport, load_into
 from medloom.kg.lookup import EntityIndex
 from medloom.kg.model import KnowledgeGraph

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.kg.paths import Hop, KGPath
 
 PHRASES_FILE = Path(__file__).parent / "data" / "phrases.yaml"

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from pydantic import BaseModel
 
+from medloom.core.calls import EmbeddingResponse, LLMResponse, Usage
 from medloom.llm.settings import Price
-from medloom.llm.types import EmbeddingResponse, LLMResponse, Usage
 
 
 class ModelTally(BaseModel):

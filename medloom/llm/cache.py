@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from medloom.llm.types import Choice, LLMRequest
+from medloom.core.calls import Choice, LLMRequest
 
 _SCHEMA_VERSION = 2
 _MIGRATIONS = [

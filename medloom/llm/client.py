@@ -14,7 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.calls import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
+from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
 from medloom.llm.dedup import InflightDedup
@@ -24,7 +25,6 @@ from medloom.llm.pool import EndpointPool
 from medloom.llm.retry import RetryPolicy
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.transport import Transport
-from medloom.llm.types import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
 from medloom.llm.wire import classify, parse_choices, parse_embeddings, request_body
 
 Tags = Mapping[str, str]

@@ -12,7 +12,7 @@ import json
 
 import aiohttp
 
-from medloom.errors import RetryableLLMError
+from medloom.core.errors import RetryableLLMError
 from medloom.llm.transport import TransportRequest, TransportResponse
 from medloom.llm.wire import short
 

@@ -7,7 +7,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from medloom.errors import EndpointsResting, NoEndpointAvailable
+from medloom.core.errors import EndpointsResting, NoEndpointAvailable
 from medloom.llm.settings import EndpointConfig, HealthSettings
 
 

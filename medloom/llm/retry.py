@@ -8,7 +8,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.settings import RetrySettings
 
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
-from medloom.errors import LLMError, RetryableLLMError
+from medloom.core.errors import LLMError, RetryableLLMError
 
 Method: TypeAlias = Literal["GET", "POST"]
 

@@ -7,10 +7,10 @@ import email.utils
 import time
 from typing import Any
 
-from medloom.errors import FatalLLMError, LLMError, RetryableLLMError
+from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
 from medloom.llm.transport import TransportResponse
-from medloom.llm.types import Choice, LLMRequest, TokenLogprob, Usage
 
 _RETRYABLE_STATUS = {408, 429}
 

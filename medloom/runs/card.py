@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medloom.kg.store import DEMO_KG
 from medloom.runs.report import Report, facets_text
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RunStats, compute_stats
@@ -47,12 +48,7 @@ def input_sources(config: dict[str, Any]) -> list[tuple[str, str | None]]:
     if isinstance(kg, dict) and isinstance(kg.get("source"), str):
         path = kg["source"]
         if path == "demo":
-            try:
-                from medloom.kg.store import DEMO_KG
-
-                path = str(DEMO_KG)
-            except ImportError:  # pragma: no cover - the KG layer is part of the package
-                pass
+            path = str(DEMO_KG)
         found.append((f"knowledge graph `{kg['source']}` ({path})", path))
     return found
 

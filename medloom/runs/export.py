@@ -11,10 +11,9 @@ from typing import Literal
 
 import datasets
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 from medloom.runs.card import dataset_card
-from medloom.runs.outputs import kept_rows
-from medloom.runs.rows import column_features
+from medloom.runs.outputs import column_features, kept_rows
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
 from medloom.runs.store import final_items

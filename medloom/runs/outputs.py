@@ -10,10 +10,23 @@ from typing import Any
 
 import datasets
 
-from medloom.runs.events import ItemFinished
-from medloom.runs.rows import column_features
+from medloom.core.events import ItemFinished
+from medloom.core.rows import ColumnType, row_columns
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import final_outcomes, read_event_at
+
+
+def _feature(kind: ColumnType) -> Any:
+    if isinstance(kind, list):
+        return datasets.List(_feature(kind[0]))
+    if isinstance(kind, dict):
+        return {name: _feature(sub) for name, sub in kind.items()}
+    return datasets.Value(kind)
+
+
+def column_features(columns: list[str] | dict[str, str]) -> datasets.Features:
+    """The ``datasets`` features of the output rows (``medloom.core.rows``) plus the extra columns."""
+    return datasets.Features({name: _feature(kind) for name, kind in row_columns(columns).items()})
 
 
 def kept_rows(path: str, offsets: list[int], stamp: str) -> Iterator[dict[str, Any]]:

@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from medloom.core.calls import LLMResponse
+from medloom.core.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import Price
-from medloom.llm.types import LLMResponse
-from medloom.runs.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
 

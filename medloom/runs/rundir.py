@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 from medloom.runs.store import TRAJECTORIES
 
 

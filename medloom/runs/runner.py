@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 import datasets
 
+from medloom.core.errors import ConfigError
+from medloom.core.events import ItemFinished
 from medloom.data.sources import item_source
-from medloom.errors import ConfigError
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
 from medloom.graphs.loader import apply_override, load_raw, validate_spec
@@ -27,7 +28,6 @@ from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.runs.card import write_card
-from medloom.runs.events import ItemFinished
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session
@@ -106,7 +106,7 @@ async def _no_embedded(spec: GraphSpec) -> AsyncIterator[list[str]]:
 
 def default_embedded_provider() -> EmbeddedProvider:
     try:
-        from medloom.llm.serving.embedded import embedded_endpoints
+        from medloom.serving.embedded import embedded_endpoints
     except ImportError:
         return _no_embedded
     return embedded_endpoints

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from medloom.core.events import ItemFinished, ItemStatus, LLMCall
 from medloom.llm.settings import Price
-from medloom.runs.events import ItemFinished, ItemStatus, LLMCall
 from medloom.runs.report import ModelUsage, Report, _percentiles, build_report
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from medloom.runs.events import Event, ItemFinished, parse_event
+from medloom.core.events import Event, ItemFinished, parse_event
 
 TRAJECTORIES = "trajectories.jsonl"
 

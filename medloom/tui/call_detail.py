@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from medloom.runs.events import LLMCall
+from medloom.core.events import LLMCall
 
 
 def render_call(call: LLMCall) -> RenderableType:

@@ -7,7 +7,7 @@ import difflib
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from medloom.runs.events import TraceRevised
+from medloom.core.events import TraceRevised
 
 
 def diff_lines(before: str, after: str) -> list[str]:

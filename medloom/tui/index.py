@@ -14,7 +14,7 @@ import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from medloom.runs.events import Event, parse_event
+from medloom.core.events import Event, parse_event
 from medloom.runs.store import TRAJECTORIES
 
 INDEX_FILE = ".medloom-index.json"

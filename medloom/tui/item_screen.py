@@ -14,8 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
-from medloom.records import Trace, Verdict
-from medloom.runs.events import (
+from medloom.core.events import (
     Event,
     ItemFinished,
     ItemStarted,
@@ -27,6 +26,7 @@ from medloom.runs.events import (
     TraceRevised,
     VerdictGiven,
 )
+from medloom.core.records import Trace, Verdict
 from medloom.tui.call_detail import render_call
 from medloom.tui.diff_view import render_revision
 from medloom.tui.index import TrajectoryIndex

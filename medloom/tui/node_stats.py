@@ -11,9 +11,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from medloom.cli.stats_cmd import render_stats
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
+from medloom.tui.stats_tables import render_stats
 
 
 class NodeStatsScreen(Screen[None]):

@@ -13,7 +13,7 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
-from medloom.runs.events import Note
+from medloom.core.events import Note
 
 
 def _votes(note: Note) -> list[dict[str, Any]]:

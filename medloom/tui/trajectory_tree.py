@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widgets import Tree
 
-from medloom.runs.events import (
+from medloom.core.events import (
     Event,
     ItemFinished,
     ItemStarted,

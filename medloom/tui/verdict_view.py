@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from medloom.records import Trace, Verdict
+from medloom.core.records import Trace, Verdict
 
 
 def render_steps(trace: Trace, verdicts: list[Verdict]) -> Text:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from medloom.agents.context import AgentContext
-from medloom.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace, Verdict
 
 if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec

@@ -7,7 +7,7 @@ from typing import Literal
 
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import VerifierRole
-from medloom.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace, Verdict
 
 
 class Composite:

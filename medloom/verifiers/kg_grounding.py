@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from medloom.core.records import Item, Trace, Verdict
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import cue, relation_cues, relation_key, verbalise_path
-from medloom.records import Item, Trace, Verdict
 from medloom.verifiers.base import Check
 
 if TYPE_CHECKING:

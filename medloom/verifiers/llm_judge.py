@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from medloom.agents.agent import Agent, item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_json_object
-from medloom.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace, Verdict
 
 
 class JudgeOutput(BaseModel):

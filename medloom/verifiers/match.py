@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 
-from medloom.agents.parsing import extract_choice
-from medloom.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace, Verdict
+from medloom.core.text import extract_choice, normalise
 from medloom.verifiers.base import Check
-
-
-def normalise(text: str) -> str:
-    """Lower case, accents and punctuation removed, articles dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 class McqAnswerMatch(Check):

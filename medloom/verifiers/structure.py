@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from medloom.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace, Verdict
+from medloom.core.text import normalise
 from medloom.verifiers.base import Check
-from medloom.verifiers.match import normalise
 
 
 class FormatCheck(Check):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from medloom.agents.parsing import (
-    extract_choice,
     parse_answer,
     parse_json_object,
     parse_reasoning,
     parse_steps,
 )
+from medloom.core.text import extract_choice
 
 OPTIONS = {
     "A": "Serum ferritin",

@@ -7,9 +7,9 @@ import pytest
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import Generator, GeneratorRole, Refiner, RefinerRole, merge_steps
-from medloom.errors import FatalLLMError
-from medloom.records import Item, Step, Trace, Verdict
-from medloom.runs.events import LLMCall, TraceCreated, TraceRevised
+from medloom.core.errors import FatalLLMError
+from medloom.core.events import LLMCall, TraceCreated, TraceRevised
+from medloom.core.records import Item, Step, Trace, Verdict
 from medloom.testing import FakeRequest, Reply
 
 ITEM = Item(
@@ -335,7 +335,7 @@ async def test_a_fake_routes_on_the_calling_agent_and_node_not_the_prompt(fake_l
     fake, client = fake_llm(respond)
     expert = Agent("expert", CHAT, "mcq_cot", client)
     novice = Agent("novice", CHAT, "mcq_cot", client)  # same template, same prompt
-    events, ctx = _events()
+    _, ctx = _events()
     (good,) = await Generator(expert).generate(ITEM, ctx)
     (bad,) = await Generator(novice).generate(ITEM, AgentContext(item_id=ITEM.id))
     assert (good.answer, bad.answer) == ("A", "C")

@@ -9,8 +9,8 @@ import pytest
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.parsing import parse_reasoning
 from medloom.agents.templates import BUILTIN_DIR, TemplateLibrary, split_chat
-from medloom.errors import ConfigError
-from medloom.records import Item, Trace
+from medloom.core.errors import ConfigError
+from medloom.core.records import Item, Trace
 
 ITEM = Item(
     id="q1",

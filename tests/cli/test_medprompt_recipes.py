@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medloom.medprompt.bank import load_bank
+from medloom.ops.knn_bank import load_bank
 from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import medloom_cli, only_run, read_report
 

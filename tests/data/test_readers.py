@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from medloom.core.errors import DataError
+from medloom.core.records import Item
 from medloom.data import BadRow, DatasetSpec, FieldMap, count_rows, iter_items, iter_rows, row_to_item
-from medloom.errors import DataError
-from medloom.records import Item
 
 OPTIONS = {"A": "Propranolol", "B": "Levothyroxine", "C": "Radioactive iodine", "D": "Surgery"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.eval.runner import aevaluate, default_solvers
 from medloom.graphs.spec import GraphSpec
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from medloom.agents.templates import TemplateLibrary
-from medloom.errors import ConfigError, GraphError
+from medloom.core.errors import ConfigError, GraphError
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.loader import load_spec
 from medloom.graphs.spec import GraphSpec

@@ -9,12 +9,7 @@ import pytest
 
 from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
-from medloom.graphs.build import build_graph
-from medloom.graphs.engine import Engine
-from medloom.graphs.runtime import Runtime, instantiate, resolve_models
-from medloom.graphs.spec import GraphSpec
-from medloom.records import Item, Trace, Verdict
-from medloom.runs.events import (
+from medloom.core.events import (
     ItemFinished,
     ItemStarted,
     LLMCall,
@@ -25,6 +20,11 @@ from medloom.runs.events import (
     VerdictGiven,
     parse_event,
 )
+from medloom.core.records import Item, Trace, Verdict
+from medloom.graphs.build import build_graph
+from medloom.graphs.engine import Engine
+from medloom.graphs.runtime import Runtime, instantiate, resolve_models
+from medloom.graphs.spec import GraphSpec
 from medloom.testing import FakeRequest, Reply
 
 OPTIONS = {"A": "Propranolol", "B": "Levothyroxine", "C": "Radioactive iodine"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from medloom.errors import ConfigError
+from medloom.core.errors import ConfigError
 from medloom.graphs.loader import apply_override, load_raw, load_spec, validate_spec
 from medloom.graphs.spec import GeneratorNode, GraphSpec, RefinerNode
 

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
+from medloom.core.records import Trace, Verdict
 from medloom.graphs.conditions import matches
 from medloom.graphs.selectors import select
 from medloom.graphs.spec import SelectorNode
-from medloom.records import Trace, Verdict
 
 
 def t(

@@ -11,7 +11,7 @@ from medloom.runs.runner import run
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE
-from tests.steps.recipes import CONFIGS
+from tests.ops.recipes import CONFIGS
 
 FAILING_QUESTION = "peaked T waves"
 """Every call about this item gets a non-retryable error, so the item ends as failed."""
@@ -81,8 +81,8 @@ def _pharmacology_dissents_once(field: str, report: str, count: int) -> str:
 @pytest.fixture(scope="session")
 def method_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real runs of the medagents (one dissent, then consensus) and meditron_resample recipes."""
-    from tests.steps.test_medagents import TWO_EXPERTS, Panel
-    from tests.steps.test_meditron_recipe import teacher
+    from tests.ops.test_medagents import TWO_EXPERTS, Panel
+    from tests.ops.test_meditron_recipe import teacher
 
     runs = tmp_path_factory.mktemp("methods")
     with FakeOpenAIServer(Panel(_pharmacology_dissents_once)) as srv:

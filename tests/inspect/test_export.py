@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from medloom.errors import RunError
+from medloom.core.errors import RunError
 from medloom.runs.export import export_run
 from medloom.runs.rundir import RunDir
 from tests.helpers import medloom_cli

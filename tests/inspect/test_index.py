@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from medloom.runs.events import ItemFinished, ItemStarted
+from medloom.core.events import ItemFinished, ItemStarted
 from medloom.runs.store import TRAJECTORIES
 from medloom.tui.index import INDEX_FILE, TrajectoryIndex, open_index
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.runs.events import ItemFinished, ItemStarted
+from medloom.core.events import ItemFinished, ItemStarted
 from medloom.runs.rundir import RunMeta, Session
 from medloom.runs.store import TRAJECTORIES
 from medloom.tui.app import InspectApp

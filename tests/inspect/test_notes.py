@@ -9,13 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from textual.widgets import Static
 
-from medloom.cli.stats_cmd import render_stats
-from medloom.runs.events import Note
+from medloom.core.events import Note
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
 from medloom.tui.app import InspectApp
 from medloom.tui.item_screen import ItemScreen
 from medloom.tui.note_view import note_label, render_note
+from medloom.tui.stats_tables import render_stats
 from medloom.tui.trajectory_tree import TrajectoryTree
 from tests.inspect.test_app import SIZE, text_of
 

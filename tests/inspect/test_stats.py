@@ -16,10 +16,10 @@ import yaml
 from rich.console import Console
 from textual.widgets import Static
 
-from medloom.cli.stats_cmd import render_stats
 from medloom.runs.rundir import STALE_S, RunDir
 from medloom.runs.stats import bucket_size, compute_stats, stats_json
 from medloom.tui.app import InspectApp
+from medloom.tui.stats_tables import render_stats
 from tests.helpers import medloom_cli
 from tests.inspect.test_app import text_of
 

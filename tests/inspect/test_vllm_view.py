@@ -9,10 +9,10 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
-from medloom.llm.serving import VLLMServer
 from medloom.runs.rundir import RunDir
 from medloom.runs.runner import arun
 from medloom.runs.stats import compute_stats
+from medloom.serving import VLLMServer
 from medloom.tui.app import InspectApp
 from medloom.tui.item_screen import ItemScreen
 from tests.helpers import RECIPE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.llm.serving import VLLMServer
+from medloom.serving import VLLMServer
 from tests.helpers import REPO, medloom_cli
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medloom.llm.serving import VLLMServer
 from medloom.runs.runner import arun
+from medloom.serving import VLLMServer
 from tests.helpers import REPO
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from medloom.llm import EndpointConfig, LLMClient, LLMRequest
-from medloom.llm.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer
 from medloom.runs.runner import arun
+from medloom.serving import DEFAULT_MODEL_NAME, ServerConfig, VLLMServer
 from tests.helpers import RECIPE, read_report
 from tests.vllm_fixtures import TEST_KV_CACHE_GIB
 

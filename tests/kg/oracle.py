@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from medloom.core.records import Item
 from medloom.data.sources import item_source
 from medloom.graphs.loader import load_spec
 from medloom.kg.paths import KGPath
 from medloom.kg.verbalise import role_question
-from medloom.records import Item
 from medloom.testing import FakeRequest
 
 

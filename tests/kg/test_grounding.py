@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from medloom.core.records import Item, Step, Trace
 from medloom.kg import load_kg
 from medloom.kg.samplers import ChainConstraints, sample_chains
-from medloom.records import Item, Step, Trace
 from medloom.verifiers import CHECKS
 from medloom.verifiers.kg_grounding import KGGrounding
 

@@ -110,8 +110,8 @@ def test_kg_source_override_switches_the_graph_items_come_from(tmp_path: Path) -
 
 
 def test_relations_missing_from_a_switched_kg_are_a_config_error(tmp_path: Path) -> None:
+    from medloom.core.errors import ConfigError
     from medloom.data.sources import item_source
-    from medloom.errors import ConfigError
     from medloom.graphs.loader import load_spec
 
     kg_file = tmp_path / "kg.csv"

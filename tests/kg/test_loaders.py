@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.errors import ConfigError, DataError
+from medloom.core.errors import ConfigError, DataError
 from medloom.kg import KGSpec, load_kg, load_text
 from medloom.kg.loaders import detect_format
 

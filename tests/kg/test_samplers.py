@@ -132,7 +132,7 @@ def test_bad_constraints_are_rejected() -> None:
 
 def test_kg_chains_can_mask_the_rare_seed_instead_of_the_far_end() -> None:
     from medloom.graphs.spec import GraphSpec
-    from medloom.kg.source import ChainSource
+    from medloom.ops.kg_chains import ChainSource
 
     def items(mask: str) -> list:  # type: ignore[type-arg]
         spec = GraphSpec.model_validate(

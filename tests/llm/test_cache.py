@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medloom.errors import FatalLLMError
+from medloom.core.calls import Choice, TokenLogprob, Usage
+from medloom.core.errors import FatalLLMError
 from medloom.llm import ChatMessage, LLMRequest, RequestCache
-from medloom.llm.types import Choice, TokenLogprob, Usage
 from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory
@@ -289,7 +289,8 @@ def test_a_version_1_cache_gains_the_embeddings_table_and_keeps_its_samples(tmp_
     path = tmp_path / "v1.sqlite"
     db = sqlite3.connect(path)
     db.execute(
-        "CREATE TABLE samples (key TEXT PRIMARY KEY, model TEXT NOT NULL, choice TEXT NOT NULL, created REAL NOT NULL)"
+        "CREATE TABLE samples (key TEXT PRIMARY KEY, model TEXT NOT NULL, choice TEXT NOT NULL, "
+        "created REAL NOT NULL)"
     )
     db.execute("INSERT INTO samples VALUES ('k:0', 'm', '{}', 0)")
     db.execute("PRAGMA user_version=1")

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from medloom.errors import FatalLLMError, NoEndpointAvailable, RetryableLLMError
+from medloom.core.calls import Usage
+from medloom.core.errors import FatalLLMError, NoEndpointAvailable, RetryableLLMError
 from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
 from medloom.llm.accounting import cost_of
-from medloom.llm.types import Usage
 from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import FAST_RETRY, endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory

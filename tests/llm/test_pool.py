@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from medloom.errors import EndpointsResting, NoEndpointAvailable
+from medloom.core.errors import EndpointsResting, NoEndpointAvailable
 from medloom.llm import LLMClient, LLMRequest, LLMResponse
 from medloom.llm.pool import EndpointPool
 from medloom.llm.settings import EndpointConfig, HealthSettings

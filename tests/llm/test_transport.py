@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from medloom.errors import FatalLLMError, RetryableLLMError
+from medloom.core.calls import LLMRequest
+from medloom.core.errors import FatalLLMError, RetryableLLMError
 from medloom.llm.client import LLMClient
 from medloom.llm.http import AiohttpTransport
 from medloom.llm.settings import EndpointConfig, LLMSettings, RetrySettings
 from medloom.llm.transport import MockTransport, TransportRequest, TransportResponse
-from medloom.llm.types import LLMRequest
 from medloom.llm.wire import decode
 from medloom.testing import FakeOpenAIServer, Reply
 

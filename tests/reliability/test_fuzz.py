@@ -13,12 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from medloom.core.errors import ConfigError, DataError
+from medloom.core.records import Item
 from medloom.data.items import iter_items
 from medloom.data.readers import BadRow, DatasetSpec, count_rows
-from medloom.errors import ConfigError, DataError
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.loader import apply_override, load_raw, validate_spec
-from medloom.records import Item
 from tests.helpers import RECIPE
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

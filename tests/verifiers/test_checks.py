@@ -6,7 +6,8 @@ import pytest
 
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.records import Item, Step, Trace, Verdict
+from medloom.core.records import Item, Step, Trace, Verdict
+from medloom.core.text import normalise
 from medloom.verifiers import (
     CHECKS,
     AnswerLeakage,
@@ -16,7 +17,7 @@ from medloom.verifiers import (
     NumericMatch,
     StringMatch,
 )
-from medloom.verifiers.match import first_number, normalise
+from medloom.verifiers.match import first_number
 
 OPTIONS = {"A": "Propranolol", "B": "Levothyroxine", "C": "Radioactive iodine", "D": "Surgery"}
 

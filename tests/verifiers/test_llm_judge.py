@@ -9,8 +9,8 @@ import pytest
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.records import Item, Trace
-from medloom.runs.events import LLMCall
+from medloom.core.events import LLMCall
+from medloom.core.records import Item, Trace
 from medloom.verifiers import LLMJudge, parse_judge
 from medloom.verifiers.llm_judge import JudgeOutput
 

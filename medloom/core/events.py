@@ -1,0 +1,153 @@
+"""Trajectory events: a versioned, typed record of everything that happens to an item."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from medloom.core.calls import LLMRequest, LLMResponse
+from medloom.core.records import Revision, Trace, Verdict
+
+SCHEMA_VERSION = 1
+
+ItemStatus = Literal["kept", "rejected", "failed"]
+
+
+class _Event(BaseModel):
+    v: int = SCHEMA_VERSION
+    ts: float = Field(default_factory=time.time)
+    item_id: str
+    attempt: int = 0
+    """Which session of the run produced the event (0 for the first, +1 per resume)."""
+    node: str | None = None
+
+
+class ItemStarted(_Event):
+    type: Literal["item_started"] = "item_started"
+    index: int
+    input: dict[str, Any]
+
+
+class LLMCall(_Event):
+    type: Literal["llm_call"] = "llm_call"
+    agent: str
+    request: LLMRequest
+    response: LLMResponse | None = None
+    error: str | None = None
+
+
+class TraceCreated(_Event):
+    type: Literal["trace"] = "trace"
+    trace: Trace
+
+
+class VerdictGiven(_Event):
+    type: Literal["verdict"] = "verdict"
+    trace_id: str
+    verdict: Verdict
+
+
+class TraceRevised(_Event):
+    type: Literal["revision"] = "revision"
+    trace_id: str
+    new_trace_id: str
+    revision: Revision
+
+
+class TraceDropped(_Event):
+    type: Literal["dropped"] = "dropped"
+    trace_id: str
+    reason: str
+
+
+class Selection(_Event):
+    type: Literal["selection"] = "selection"
+    method: str
+    selected: list[str]
+    candidates: list[str]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Note(_Event):
+    """What a step decided, for the trajectory: votes and revisions, removals, resampling tries."""
+
+    type: Literal["note"] = "note"
+    kind: str
+    """What the note is about ("vote_round", "contaminated", "resample")."""
+    trace_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeStats(BaseModel):
+    """What one node did for one item (summed over items in the report)."""
+
+    traces_in: int = 0
+    traces_out: int = 0
+    passed: int = 0
+    failed: int = 0
+    dropped: int = 0
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Verifier pass/fail counts by refinement round ("0", "1", ...)."""
+
+    def merge(self, other: NodeStats) -> None:
+        for name in (
+            "traces_in",
+            "traces_out",
+            "passed",
+            "failed",
+            "dropped",
+            "calls",
+            "cached_calls",
+            "prompt_tokens",
+            "completion_tokens",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for rnd, counts in other.rounds.items():
+            mine = self.rounds.setdefault(rnd, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
+
+
+class ItemFinished(_Event):
+    type: Literal["item_end"] = "item_end"
+    status: ItemStatus
+    reason: str | None = None
+    """Why it was rejected or failed (the node is in ``node``)."""
+    reason_code: str | None = None
+    """A short category of a rejection's reason, for reports ("failed mcq_answer")."""
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    stats: dict[str, NodeStats] = Field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+class RowSkipped(_Event):
+    type: Literal["row_skipped"] = "row_skipped"
+    index: int
+    reason: str
+
+
+Event = Annotated[
+    ItemStarted
+    | LLMCall
+    | TraceCreated
+    | VerdictGiven
+    | TraceRevised
+    | TraceDropped
+    | Selection
+    | Note
+    | ItemFinished
+    | RowSkipped,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(line: str | bytes) -> Event:
+    """One event from a trajectory line."""
+    return EVENT_ADAPTER.validate_json(line)

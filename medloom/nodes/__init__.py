@@ -1,0 +1,1 @@
+"""Node kinds and the one node protocol (see ``medloom.nodes.protocol``)."""

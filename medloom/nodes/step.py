@@ -1,0 +1,141 @@
+"""Step nodes: registered operations (``medloom/ops/``) a recipe names with ``type: step`` and ``op: NAME``.
+
+A step receives an item and the traces routed to it and returns the traces it passes on, the
+ones it drops (with a reason), optionally an updated item (for example with knowledge-graph
+paths added to ``item.data``) or an item-level rejection. Steps without incoming edges run
+once per item with no traces, like generators.
+
+Register an op with :func:`register_op`; third-party packages expose modules that do so through
+the ``medloom.plugins`` entry-point group (see ``medloom.core.registry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from medloom.agents.agent import Agent, ModelRef, Sampling
+from medloom.agents.context import AgentContext
+from medloom.agents.templates import TemplateLibrary
+from medloom.core.errors import GraphError
+from medloom.core.records import Item, Trace
+from medloom.core.registry import REGISTRY
+from medloom.nodes.protocol import Node, NodeOutput
+
+if TYPE_CHECKING:
+    from medloom.graphs.spec import GraphSpec, StepNode
+    from medloom.llm.client import LLMClient
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class OpParams(BaseModel):
+    """Base for an op's ``params``: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class OpBuild:
+    """What an op's constructor gets: its node, the recipe, and a way to make agents.
+
+    At check time (before any endpoint is known) ``client`` is None: constructors must only
+    validate and build, never call a model.
+    """
+
+    node: str
+    spec: StepNode
+    graph: GraphSpec
+    templates: TemplateLibrary
+    models: dict[str, ModelRef]
+    client: LLMClient | None = None
+    file: str | Path | None = None
+    base_dir: Path | None = None
+
+    def fail(self, message: str, key: str = "") -> GraphError:
+        where = f"nodes.{self.node}" + (f".{key}" if key else "")
+        return GraphError(message, file=self.file, key=where)
+
+    def params(self, model: type[P]) -> P:
+        """The node's ``params`` validated as ``model``; errors name the key."""
+        try:
+            return model.model_validate(self.spec.params)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise self.fail(
+                f"{err['msg']} (op '{self.spec.op}')", f"params.{loc}" if loc else "params"
+            ) from None
+
+    def agent(
+        self,
+        template: str | None = None,
+        *,
+        model: str | None = None,
+        sampling: Sampling | None = None,
+        name: str | None = None,
+    ) -> Agent:
+        """An agent for this node; model and template default to the node's, and must exist."""
+        alias = model or self.spec.model or (self.spec.models[0] if self.spec.models else None)
+        if alias is None:
+            raise self.fail(f"op '{self.spec.op}' needs a model: set nodes.{self.node}.model", "model")
+        if alias not in self.graph.models:
+            raise self.fail(f"unknown model '{alias}' (models: {', '.join(self.graph.models)})", "model")
+        template = template or self.spec.template
+        if template is None:
+            raise self.fail(f"op '{self.spec.op}' needs a prompt template", "template")
+        mode = self.graph.models[alias].mode
+        if not self.templates.has(template, mode):
+            raise self.fail(
+                f"prompt template '{template}.{mode}.j2' not found "
+                f"(available: {', '.join(self.templates.available())})",
+                "template",
+            )
+        ref = self.models.get(alias) or ModelRef(alias=alias, served=alias, mode=mode)
+        return Agent(
+            name or self.node,
+            ref,
+            template,
+            self.client,
+            sampling=sampling or self.spec.sampling,
+            templates=self.templates,
+        )
+
+
+OpFactory = Callable[["OpBuild"], Node]
+"""Usually a class taking an OpBuild."""
+
+
+def register_op(name: str) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: make ``name`` usable as ``op:`` in recipes."""
+
+    def wrap(cls: type[Any]) -> type[Any]:
+        REGISTRY.add("op", name, cls)
+        cls.op_name = name
+        return cls
+
+    return wrap
+
+
+def registered_ops() -> dict[str, OpFactory]:
+    """Every known op (built-in, registered, and from installed plugins)."""
+    return REGISTRY.all("op")
+
+
+class BaseOp:
+    """Convenience base: ``Params`` is validated from the node's params into ``self.params``."""
+
+    Params: ClassVar[type[OpParams]] = OpParams
+    op_name: ClassVar[str] = ""
+
+    def __init__(self, build: OpBuild):
+        self.build = build
+        self.node = build.node
+        self.params: Any = build.params(self.Params)
+
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
+        raise NotImplementedError

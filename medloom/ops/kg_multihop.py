@@ -1,0 +1,229 @@
+"""KG multi-hop ops (the ``kg_multihop`` recipe).
+
+- ``kg_question``: an agent turns the item's masked chain facts into one question; the item's
+  ``question`` becomes that text (a question that repeats the mask placeholder is rejected).
+- ``kg_label_check``: a solver answers the question alone ``samples`` times; the share it gets
+  right tags the item's difficulty, and items below ``min_correct`` are rejected for review.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field
+
+from medloom.agents.agent import item_variables
+from medloom.agents.context import AgentContext
+from medloom.agents.parsing import parse_reasoning
+from medloom.core.calls import Choice
+from medloom.core.events import TraceCreated
+from medloom.core.records import Item, Trace
+from medloom.core.text import normalise
+from medloom.kg.paths import KGPath
+from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question
+from medloom.nodes.protocol import NodeOutput
+from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
+
+_QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
+
+
+def clean_question(text: str) -> str:
+    """The first paragraph of ``text`` without a leading "Question:" label, up to its last "?"."""
+    body = _QUESTION_PREFIX.sub("", text.strip())
+    body = re.split(r"\n\s*\n|###|\n(?:Facts|Answer|Options?)\s*:", body, maxsplit=1)[0]
+    body = " ".join(body.split())
+    if "?" in body:
+        body = body[: body.rindex("?") + 1]
+    return body.strip()
+
+
+class QuestionParams(OpParams):
+    min_chars: int = Field(default=20, ge=1)
+    samples: int = Field(default=1, ge=1)
+    """Candidate questions sampled in one request; the first usable one is kept."""
+    require_anchor: bool = False
+    """A usable question names the chain's first entity (``data.anchor``)."""
+    avoid_field: str | None = None
+    """``item.data`` field listing names a usable question must not contain (besides the answer)."""
+    require_first_relation: bool = False
+    """A usable question uses the wording of the chain's first relation (``data.path``), the
+    anchor's own fact ("treats"/"treated", "binds"/"bound", from phrases.yaml), so a question
+    that describes another chain (e.g. a copied example) is not used."""
+    fallback: Literal["none", "role_question"] = "none"
+    """When no candidate is usable: reject the item ("none"), or ask the question built from
+    the path by ``medloom.kg.verbalise.role_question`` (start named, later entities described by
+    type and order), which must pass the same rules; ``data.question_source`` records which."""
+    type_words: dict[str, list[str]] = Field(default_factory=dict)
+    """Per answer type (``data.answer_type``), words one of which a usable question asks for
+    ("which/what [other] <word>", e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+
+
+def _names(text: str, term: str) -> bool:
+    return f" {normalise(term)} " in f" {normalise(text)} " if len(normalise(term)) >= 3 else False
+
+
+def _asks_for(question: str, words: list[str]) -> bool:
+    """Whether ``question`` asks "which/what [other] <word>" for one of ``words``."""
+    alternatives = "|".join(re.escape(normalise(w)) for w in words)
+    pattern = rf"\b(?:which|what)(?: other| another)? (?:{alternatives})\b"
+    return re.search(pattern, normalise(question)) is not None
+
+
+def _first_relation(item: Item) -> str | None:
+    hops = (item.data.get("path") or {}).get("hops") or []
+    return str(hops[0]["relation"]) if hops else None
+
+
+@register_op("kg_question")
+class WriteQuestion(BaseOp):
+    """Writes the item's question from ``data.facts`` (the chain with its answer masked).
+
+    ``samples`` candidates are drawn; the first that is long enough, ends with "?", does not
+    repeat the mask, names no avoided term (the answer, ``avoid_field`` names), contains a word
+    of the answer's type (``type_words``), and, with ``require_anchor`` and
+    ``require_first_relation``, names the anchor and uses the wording of its relation is kept.
+    When none is usable the item is rejected listing every candidate's problem.
+    """
+
+    Params = QuestionParams
+
+    def __init__(self, build: OpBuild):
+        super().__init__(build)
+        self.agent = build.agent()
+
+    def problem(self, item: Item, question: str) -> str | None:
+        """Why ``question`` is unusable for ``item`` (None when it is usable)."""
+        p = self.params
+        mask = str(item.data.get("mask", "[ANSWER]"))
+        if len(question) < p.min_chars:
+            return "too short"
+        if not question.endswith("?"):
+            return "not a question (no '?')"
+        if mask.lower() in question.lower():
+            return f"repeats the mask {mask}"
+        avoided = [item.gold_text or ""]
+        if p.avoid_field:
+            extra = item.data.get(p.avoid_field) or []
+            avoided += [str(t) for t in (extra if isinstance(extra, list) else [extra])]
+        named = [t for t in avoided if t and _names(question, t)]
+        if named:
+            return f"names {', '.join(repr(t) for t in named)}"
+        anchor = str(item.data.get("anchor") or "")
+        if p.require_anchor and anchor and not _names(question, anchor):
+            return f"does not name the anchor {anchor!r}"
+        relation = _first_relation(item) if p.require_first_relation else None
+        cues = relation_cues().get(relation_key(relation)) if relation else None
+        if relation and cues and not cues & {cue(w) for w in re.findall(r"[A-Za-z]+", question)}:
+            return f"does not use the wording of the anchor's relation ({relation})"
+        words = p.type_words.get(str(item.data.get("answer_type") or ""))
+        if words and not _asks_for(question, words):
+            return f"does not ask 'which/what {' / '.join(words)}'"
+        return None
+
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
+        texts, response = await self.agent.call(item_variables(item), ctx, n=self.params.samples)
+        tried: list[dict[str, str | None]] = []
+        for index, raw in enumerate(texts):
+            question = clean_question(raw)
+            why = self.problem(item, question)
+            tried.append({"question": question or raw[:80], "problem": why})
+            if why is None:
+                choice = response.choices[index] if index < len(response.choices) else None
+                return self._use(item, ctx, question, "llm", tried, raw=raw, index=index, choice=choice)
+        problems = "; ".join(f"{t['question']!r}: {t['problem']}" for t in tried) or "no output"
+        if self.params.fallback == "role_question" and item.data.get("path"):
+            question = role_question(KGPath.model_validate(item.data["path"]))
+            why = self.problem(item, question)
+            if why is None:
+                return self._use(item, ctx, question, "role_question", tried)
+            problems += f"; the role question {question!r}: {why}"
+        masked = tried and all(str(t["problem"]).startswith("repeats the mask") for t in tried)
+        return NodeOutput(
+            reject=f"no usable question among {len(tried)} candidates ({problems})",
+            reject_code="mask in question" if masked else "no usable question",
+        )
+
+    def _use(
+        self,
+        item: Item,
+        ctx: AgentContext,
+        question: str,
+        source: str,
+        tried: list[dict[str, str | None]],
+        *,
+        raw: str = "",
+        index: int = 0,
+        choice: Choice | None = None,
+    ) -> NodeOutput:
+        trace = Trace(
+            id=f"{item.id}/{self.node}",
+            item_id=item.id,
+            node=self.node,
+            model=self.agent.model.served if source == "llm" else None,
+            text=question,
+            finish_reason=choice.finish_reason if choice else None,
+            sample_index=index,
+            meta={"question": question, "raw": raw, "question_source": source, "candidates": tried},
+        )
+        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        data = {**item.data, "question_source": source}
+        return NodeOutput(traces=[trace], item=item.model_copy(update={"question": question, "data": data}))
+
+
+class LabelParams(OpParams):
+    samples: int = Field(default=4, ge=1)
+    temperature: float = Field(default=0.7, ge=0)
+    min_correct: int = Field(default=1, ge=0)
+    """Reject items fewer samples answer correctly (0 keeps unanswered items, tagged hard)."""
+    easy_at: float = Field(default=0.75, gt=0, le=1)
+    """Share of correct samples from which an item counts as easy."""
+
+
+Difficulty = Literal["easy", "medium", "hard"]
+
+
+def difficulty(correct: int, samples: int, easy_at: float = 0.75) -> Difficulty:
+    if correct == 0:
+        return "hard"
+    return "easy" if correct / samples >= easy_at else "medium"
+
+
+@register_op("kg_label_check")
+class LabelCheck(BaseOp):
+    """A solver answers from the question and options alone; tags difficulty by its accuracy."""
+
+    Params = LabelParams
+
+    def __init__(self, build: OpBuild):
+        super().__init__(build)
+        self.agent = build.agent(build.spec.template or "mcq_cot")
+
+    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
+        p = self.params
+        texts, _ = await self.agent.call(item_variables(item), ctx, n=p.samples, temperature=p.temperature)
+        answers = [parse_reasoning(t, item.options)[1] for t in texts]
+        correct = sum(a == item.answer for a in answers)
+        tag = difficulty(correct, len(texts) or 1, p.easy_at)
+        data = {
+            **item.data,
+            "difficulty": tag,
+            "solver_correct": correct,
+            "solver_samples": len(texts),
+            "solver_answers": answers,
+        }
+        updated = item.model_copy(update={"data": data})
+        if correct < p.min_correct:
+            return NodeOutput(
+                item=updated,
+                reject=(
+                    f"label check: {correct}/{len(texts)} solver samples chose the KG answer "
+                    f"{item.answer} (answers {answers}); needs review"
+                ),
+                reject_code="label check failed",
+            )
+        tagged = [t.model_copy(update={"meta": {**t.meta, "difficulty": tag}}) for t in traces]
+        return NodeOutput(traces=tagged, item=updated)
+
+
+# -- MedReason: link entities, find and prune paths, check the CoT alone ------------------------
