@@ -111,7 +111,8 @@ class EmbeddingResponse(BaseModel):
     """Embeddings of several texts, in input order, with where and how they were obtained."""
 
     model: str
-    vectors: list[list[float]]
+    vectors: list[list[float]] = Field(default_factory=list, exclude=True)
+    """Not serialised: a trajectory keeps the texts and the usage, the cache keeps the vectors."""
     usage: Usage = Field(default_factory=Usage)
     """Tokens paid for (cached texts cost nothing)."""
     cached: int = 0
@@ -120,3 +121,7 @@ class EmbeddingResponse(BaseModel):
     endpoint: str | None = None
     attempts: int = 0
     errors: list[str] = Field(default_factory=list)
+
+    @property
+    def cache_hit(self) -> bool:
+        return bool(self.vectors) and self.cached == len(self.vectors)

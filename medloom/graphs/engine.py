@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from medloom.agents.context import AgentContext
 from medloom.core.errors import LLMError
 from medloom.core.events import (
+    EmbeddingCall,
     Event,
     ItemFinished,
     ItemStarted,
@@ -61,7 +62,7 @@ class ItemRun:
         self.rejected: tuple[str, str, str] | None = None
         """An item-level rejection by a step: (node, reason, code)."""
 
-    def count_call(self, event: LLMCall) -> None:
+    def count_call(self, event: LLMCall | EmbeddingCall) -> None:
         if event.node is None or event.response is None:
             return
         s = self.stats[event.node]
@@ -313,7 +314,7 @@ class Engine:
         runner: ItemRun
 
         def emit(event: Event) -> None:
-            if isinstance(event, LLMCall):
+            if isinstance(event, LLMCall | EmbeddingCall):
                 runner.count_call(event)
             self.sink(event)
 

@@ -138,6 +138,13 @@ class LLMClient:
         self.ledger.record_embedding(response)
         return response
 
+    def with_endpoints(self, endpoints: list[EndpointConfig]) -> LLMClient:
+        """A client over other endpoints sharing this one's transport, cache, settings and ledger
+        (e.g. a separate embeddings API)."""
+        other = LLMClient(endpoints, self.settings, cache=self.cache, transport=self.transport)
+        other.ledger = self.ledger
+        return other
+
     async def discover_models(self) -> dict[str, list[str]]:
         """Ask endpoints without a configured model list what they serve (``/v1/models``)."""
         found: dict[str, list[str]] = {}

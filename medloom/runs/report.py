@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from medloom.core.calls import LLMResponse
-from medloom.core.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
+from medloom.core.calls import EmbeddingResponse, LLMResponse
+from medloom.core.events import EmbeddingCall, ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.llm.accounting import cost_of
 from medloom.llm.settings import Price
 from medloom.runs.rundir import RunDir
@@ -25,6 +25,16 @@ class ModelUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    def add_embedding(self, response: EmbeddingResponse | None, price: Price | None) -> None:
+        """Count one recorded embeddings call (``None``: it failed)."""
+        if response is None:
+            self.failed_calls += 1
+            return
+        self.calls += 1
+        self.cached_calls += int(response.cache_hit)
+        self.prompt_tokens += response.usage.prompt_tokens
+        self.cost += cost_of(response.usage, price)
 
     def add_call(self, response: LLMResponse | None, price: Price | None) -> None:
         """Count one recorded call (``None``: it failed)."""
@@ -98,7 +108,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     skipped: dict[int, RowSkipped] = {}
     latencies: array[float] = array("d")
     contaminated: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
+    for offset, event in iter_events(
+        run.trajectories, {"item_end", "llm_call", "embedding_call", "row_skipped", "note"}
+    ):
         if isinstance(event, Note):
             kinds = report.notes.setdefault(event.node or "?", {})
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
@@ -117,6 +129,10 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             report.models.setdefault(model, ModelUsage()).add_call(event.response, prices.get(model))
             if event.response is not None and not event.response.cache_hit:
                 latencies.append(event.response.latency_s)
+        elif isinstance(event, EmbeddingCall):
+            report.models.setdefault(event.model, ModelUsage()).add_embedding(
+                event.response, prices.get(event.model)
+            )
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     last = set(finals.values())

@@ -27,6 +27,7 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.llm.transport import Transport
 from medloom.runs.card import write_card
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
@@ -125,8 +126,11 @@ async def arun(
     no_cache: bool = False,
     progress: ProgressHook | None = None,
     embedded: EmbeddedProvider | None = None,
+    transport: Transport | None = None,
 ) -> RunResult:
-    """Run (or resume) a recipe; returns the run directory, its report and the kept rows."""
+    """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
+
+    ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's)."""
     config_file: str | None = None
     if isinstance(config, GraphSpec):
         config = config.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -170,7 +174,9 @@ async def arun(
             spec = validate_spec(data_live, file=file)
             compiled = build_graph(spec, file=file, templates=templates)
         where = (file, base_dir)
-        return await _execute(run, spec, compiled, templates, root, data, where, retry_failed, progress)
+        return await _execute(
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -184,6 +190,7 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
+    transport: Transport | None = None,
 ) -> RunResult:
     file, base_dir = where
     meta = run.read_meta()
@@ -207,7 +214,7 @@ async def _execute(
         cache = RequestCache(
             Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
         )
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache)
+    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
     writer = TrajectoryWriter(run.trajectories)
     status = "crashed"
     try:
