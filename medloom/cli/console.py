@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medloom.core.errors import ConfigError
 
@@ -26,5 +27,5 @@ def resolve_config(config: str) -> Path:
 
 def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` and the exit to raise: 2 for a config error, 1 otherwise."""
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, whatever the width
     return typer.Exit(2 if isinstance(exc, ConfigError) else 1)

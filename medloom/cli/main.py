@@ -33,8 +33,22 @@ def run(
     endpoint: Annotated[
         list[str] | None,
         typer.Option(
-            "--endpoint", "-e", help="OpenAI-compatible base URL (repeat for a pool); replaces the config's."
+            "--endpoint",
+            "-e",
+            help="OpenAI-compatible base URL (repeat for a pool); replaces the config's endpoints and "
+            "keeps their api_key_env and other settings. --set endpoints.0.KEY=... refines it.",
         ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key of the --endpoint URLs ('' for none).",
+        ),
+    ] = None,
+    endpoint_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Calls in flight per endpoint (each endpoint's max_concurrency; default 32)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N input rows.")] = None,
     set_: Annotated[
@@ -74,6 +88,8 @@ def run(
                 runs_dir=runs_dir,
                 no_cache=no_cache,
                 progress=progress,
+                api_key_env=api_key_env,
+                endpoint_concurrency=endpoint_concurrency,
             )
         )
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from medloom.llm.dedup import InflightDedup
 from medloom.llm.dispatch import EndpointDispatcher, Lease
 from medloom.llm.http import AiohttpTransport
 from medloom.llm.pool import EndpointPool
+from medloom.llm.redact import redact_choices
 from medloom.llm.retry import RetryPolicy
 from medloom.llm.settings import EndpointConfig, LLMSettings
 from medloom.llm.transport import Transport
@@ -256,6 +257,7 @@ class LLMClient:
                     part, part_usage = parse_choices(payload, request.mode, lease.endpoint.name)
                     choices += part
                     usage += part_usage
+            choices = redact_choices(choices, lease.secrets())  # before anything caches or records it
             if len(choices) < count:
                 raise RetryableLLMError(
                     f"{lease.endpoint.name} returned {len(choices)} of {count} samples",

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 from asyncio_throttle import Throttler
 
 from medloom.llm.pool import EndpointPool, EndpointState
+from medloom.llm.redact import configured_secrets, redact_error
 from medloom.llm.transport import Method, Transport, TransportRequest
-from medloom.llm.wire import classify, decode, is_endpoint_fault, redact
+from medloom.llm.wire import classify, decode, is_endpoint_fault
 
 T = TypeVar("T")
 
@@ -30,6 +31,9 @@ class Lease:
     ) -> dict[str, Any]:
         return await self._dispatcher.request(self.endpoint, "POST", path, body, tags)
 
+    def secrets(self) -> list[str]:
+        return self._dispatcher.secrets()
+
 
 class EndpointDispatcher:
     """Routes calls over the pool (least outstanding, health, per-endpoint concurrency) and an
@@ -46,6 +50,10 @@ class EndpointDispatcher:
                 if float(rate_limit_rps).is_integer()
                 else Throttler(rate_limit=1, period=1.0 / rate_limit_rps)
             )
+
+    def secrets(self) -> list[str]:
+        """The configured API key values, read now (never recorded, cached or quoted)."""
+        return configured_secrets(ep.config.api_key_env for ep in self.pool.endpoints)
 
     def headers(self, ep: EndpointState) -> dict[str, str]:
         """Request headers of ``ep``; reading its key raises ValueError when the variable is unset."""
@@ -107,7 +115,7 @@ class EndpointDispatcher:
                 raise
             err = classify(exc, ep.name)
             healthy = False if is_endpoint_fault(err) else None
-            leaked = redact(err, [ep.config.api_key()])  # servers may echo the key back
+            leaked = redact_error(err, self.secrets())  # servers may echo the key back
             error = str(err)
             if leaked or err is exc:
                 raise err from None  # the original exception may quote the key

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from medloom.core.errors import ConfigError
+
 
 class EndpointConfig(BaseModel):
     """One OpenAI-compatible base URL. The API key is read from ``api_key_env`` at call time."""
@@ -35,15 +37,23 @@ class EndpointConfig(BaseModel):
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if not key:
-                raise ValueError(
-                    f"endpoint '{self.name or self.base_url}': environment variable "
-                    f"{self.api_key_env} is not set; export it or remove api_key_env"
+                where = f"'{self.name}' ({self.base_url})" if self.name else self.base_url
+                raise ConfigError(
+                    f"environment variable {self.api_key_env} is not set (the API key of endpoint "
+                    f"{where}): export {self.api_key_env}=YOUR_KEY, or drop api_key_env for a "
+                    "server that needs no key"
                 )
             return key
         return "EMPTY"
 
     def label(self) -> str:
         return self.name or self.base_url
+
+
+def check_api_keys(endpoints: list[EndpointConfig]) -> None:
+    """Raise a ConfigError naming the variable and the endpoint when a key variable is not set."""
+    for endpoint in endpoints:
+        endpoint.api_key()
 
 
 class RetrySettings(BaseModel):

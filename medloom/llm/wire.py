@@ -171,20 +171,6 @@ def _usage(payload: dict[str, Any]) -> Usage:
     )
 
 
-def redact(err: LLMError, secrets: list[str]) -> bool:
-    """Replace every secret (an API key an error message echoes back) with ``***`` in place;
-    returns whether anything was replaced."""
-    message = str(err)
-    clean = message
-    for secret in secrets:
-        if len(secret) >= 4:
-            clean = clean.replace(secret, "***")
-    if clean == message:
-        return False
-    err.args = (clean,)
-    return True
-
-
 def is_endpoint_fault(err: LLMError) -> bool:
     """Whether the failure says something about the endpoint's health (not a 429 or a 4xx)."""
     return isinstance(err, RetryableLLMError) and err.status != 429

@@ -27,8 +27,10 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
 from medloom.runs.card import write_card
+from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
 from medloom.runs.rundir import RunDir, Session
@@ -66,16 +68,21 @@ def prepare_config(
     limit: int | None = None,
     concurrency: int | None = None,
     no_cache: bool = False,
+    api_key_env: str | None = None,
+    endpoint_concurrency: int | None = None,
 ) -> dict[str, Any]:
-    """The config dict with command-line overrides applied (validated later)."""
+    """The config dict with command-line overrides applied (validated later).
+
+    ``--endpoint`` URLs replace the endpoints first, so ``--set endpoints.0.KEY=...`` refines them."""
     data = copy.deepcopy(raw)
+    if endpoints:
+        apply_endpoint_urls(data, endpoints, api_key_env=api_key_env, file=file)
+    elif api_key_env is not None:
+        raise ConfigError("--api-key-env names the key of an --endpoint URL: give --endpoint too", file=file)
     for assignment in overrides or []:
         apply_override(data, assignment, file=file)
-    if endpoints:
-        data["endpoints"] = [{"name": f"cli{i}", "base_url": url} for i, url in enumerate(endpoints)]
-        for model in (data.get("models") or {}).values():
-            if isinstance(model, dict):
-                model.pop("endpoints", None)
+    if endpoint_concurrency is not None:
+        apply_endpoint_concurrency(data, endpoint_concurrency, file=file)
     if limit is not None:
         data.setdefault("source" if "source" in data else "dataset", {})["limit"] = limit
     if concurrency is not None:
@@ -127,6 +134,8 @@ async def arun(
     progress: ProgressHook | None = None,
     embedded: EmbeddedProvider | None = None,
     transport: Transport | None = None,
+    api_key_env: str | None = None,
+    endpoint_concurrency: int | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
 
@@ -158,9 +167,12 @@ async def arun(
         limit=limit,
         concurrency=concurrency,
         no_cache=no_cache,
+        api_key_env=api_key_env,
+        endpoint_concurrency=endpoint_concurrency,
     )
     _localize_dataset_path(data, base_dir)
     spec = validate_spec(data, file=file)
+    check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
     templates = template_library(spec, base_dir)
     compiled = build_graph(spec, file=file, templates=templates)
     root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)

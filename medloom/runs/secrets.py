@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from medloom.llm.redact import MIN_SECRET_LEN, redact_text
+
 
 class SecretFilter(logging.Filter):
     """Replaces any of the given secret values in log records with ``***``."""
 
     def __init__(self, secrets: list[str]):
         super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
+        self.secrets = [s for s in secrets if len(s) >= MIN_SECRET_LEN]
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
@@ -23,6 +25,4 @@ class SecretFilter(logging.Filter):
         return True
 
     def _clean(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact_text(text, self.secrets)

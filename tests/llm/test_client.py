@@ -7,7 +7,7 @@ import time
 import pytest
 
 from medloom.core.calls import Usage
-from medloom.core.errors import FatalLLMError, NoEndpointAvailable, RetryableLLMError
+from medloom.core.errors import ConfigError, FatalLLMError, NoEndpointAvailable, RetryableLLMError
 from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
 from medloom.llm.accounting import cost_of
 from medloom.testing.fake import FakeRequest, Reply
@@ -427,14 +427,14 @@ async def test_api_key_from_env_is_sent_as_bearer_token(
     assert headers["authorization"] == "Bearer sk-test-123"
 
 
-async def test_missing_api_key_env_raises_clear_value_error(
+async def test_missing_api_key_env_raises_a_config_error_naming_variable_and_endpoint(
     make_server: ServerFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MEDLOOM_TEST_LLM_KEY_MISSING", raising=False)
     srv = make_server()
     client = make_client(endpoint(srv, name="keyed", api_key_env="MEDLOOM_TEST_LLM_KEY_MISSING"))
 
-    with pytest.raises(ValueError, match="MEDLOOM_TEST_LLM_KEY_MISSING") as info:
+    with pytest.raises(ConfigError, match="MEDLOOM_TEST_LLM_KEY_MISSING") as info:
         await client.generate(completion())
 
     assert "keyed" in str(info.value)
@@ -444,7 +444,7 @@ async def test_missing_api_key_env_raises_clear_value_error(
     assert snap["outstanding"] == 0
     assert snap["failures"] == 0
     assert snap["in_rotation"] is True
-    with pytest.raises(ValueError, match="MEDLOOM_TEST_LLM_KEY_MISSING"):
+    with pytest.raises(ConfigError, match="MEDLOOM_TEST_LLM_KEY_MISSING"):
         await client.discover_models()
 
 
