@@ -4,7 +4,7 @@ client caches or returns them."""
 from __future__ import annotations
 
 import pytest
-from medloom.testing.fake_openai import FakeRequest
+from medloom.testing.fake import FakeRequest
 
 from medloom.core.calls import Choice, TokenLogprob
 from medloom.core.errors import FatalLLMError
