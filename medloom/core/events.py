@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse
 from medloom.core.records import Revision, Trace, Verdict
+from medloom.core.usage import UsageTally
 
 SCHEMA_VERSION = 1
 
@@ -92,33 +93,22 @@ class Note(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class NodeStats(BaseModel):
-    """What one node did for one item (summed over items in the report)."""
+class NodeStats(UsageTally):
+    """What one node did for one item (summed over items in the report): traces and its LLM calls."""
 
     traces_in: int = 0
     traces_out: int = 0
     passed: int = 0
     failed: int = 0
     dropped: int = 0
-    calls: int = 0
-    cached_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Verifier pass/fail counts by refinement round ("0", "1", ...)."""
 
-    def merge(self, other: NodeStats) -> None:
-        for name in (
-            "traces_in",
-            "traces_out",
-            "passed",
-            "failed",
-            "dropped",
-            "calls",
-            "cached_calls",
-            "prompt_tokens",
-            "completion_tokens",
-        ):
+    def merge(self, other: UsageTally) -> None:
+        super().merge(other)
+        if not isinstance(other, NodeStats):
+            return
+        for name in ("traces_in", "traces_out", "passed", "failed", "dropped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for rnd, counts in other.rounds.items():
             mine = self.rounds.setdefault(rnd, {})
@@ -134,6 +124,9 @@ class ItemFinished(_Event):
     reason_code: str | None = None
     """A short category of a rejection's reason, for reports ("failed mcq_answer")."""
     rows: list[dict[str, Any]] = Field(default_factory=list)
+    item: dict[str, Any] | None = None
+    """The item's question, options and gold answer as it ended (training exports read it for items
+    without a kept row; absent in runs made before it was recorded)."""
     stats: dict[str, NodeStats] = Field(default_factory=dict)
     wall_s: float = 0.0
 

@@ -20,11 +20,11 @@ from typing import Any
 from medloom.core.errors import ConfigError
 from medloom.core.events import ItemFinished, LLMCall, TraceCreated
 from medloom.core.records import Item, Trace
+from medloom.core.usage import UsageTally
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.records import EvalResult, Prediction, SolverResult
 from medloom.eval.stats import wilson_interval
 from medloom.graphs.loader import load_raw, validate_spec
-from medloom.llm.accounting import cost_of
 from medloom.llm.settings import LLMSettings
 from medloom.runs.runner import (
     EmbeddedProvider,
@@ -90,14 +90,6 @@ def _has_own_endpoints(solver: Solver, overrides: list[str] | None) -> bool:
     return bool(data.get("endpoints"))
 
 
-@dataclass
-class _Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    calls: int = 0
-
-
 def row_vote(rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, int]]:
     """The answer of a solver that kept several rows for an item: the most common ``predicted``
     (self-consistency); a tie goes to the answer of the earliest row."""
@@ -113,19 +105,15 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
     """One prediction per benchmark item from a finished run's trajectories."""
     prices = LLMSettings.model_validate(_read_yaml(run_dir / "config.yaml").get("llm") or {}).prices
     ends: dict[str, ItemFinished] = {}
-    usage: dict[str, _Usage] = defaultdict(_Usage)
+    usage: dict[str, UsageTally] = defaultdict(UsageTally)
     last_trace: dict[str, Trace] = {}
     for _, event in iter_events(run_dir / "trajectories.jsonl", {"llm_call", "item_end", "trace"}):
         if isinstance(event, ItemFinished):
             ends[event.item_id] = event
         elif isinstance(event, TraceCreated):
             last_trace[event.item_id] = event.trace
-        elif isinstance(event, LLMCall) and event.response is not None:
-            tally = usage[event.item_id]
-            tally.prompt_tokens += event.response.usage.prompt_tokens
-            tally.completion_tokens += event.response.usage.completion_tokens
-            tally.cost += cost_of(event.response.usage, prices.get(event.request.model))
-            tally.calls += 1
+        elif isinstance(event, LLMCall):
+            usage[event.item_id].add(event.response, prices.get(event.request.model))
     out = []
     for item in items:
         end = ends.get(item.id)
@@ -138,7 +126,7 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
             # answer is still its last trace's.
             fallback = last_trace[item.id]
             predicted = fallback.answer
-        spent = usage.get(item.id, _Usage())
+        spent = usage.get(item.id, UsageTally())
         detail = {k: str(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
         if len(rows) > 1:
             detail["row_votes"] = json.dumps(votes)

@@ -63,13 +63,9 @@ class ItemRun:
         """An item-level rejection by a step: (node, reason, code)."""
 
     def count_call(self, event: LLMCall | EmbeddingCall) -> None:
-        if event.node is None or event.response is None:
-            return
-        s = self.stats[event.node]
-        s.calls += 1
-        s.cached_calls += int(event.response.cache_hit)
-        s.prompt_tokens += event.response.usage.prompt_tokens
-        s.completion_tokens += event.response.usage.completion_tokens
+        if event.node is not None:
+            model = event.model if isinstance(event, EmbeddingCall) else event.request.model
+            self.stats[event.node].add(event.response, self.rt.prices.get(model))
 
     async def run(self) -> ItemFinished:
         for component in self.rt.compiled.components:
@@ -284,6 +280,7 @@ class ItemRun:
             status=status,  # type: ignore[arg-type]
             reason=reason,
             rows=rows or [],
+            item={"question": self.item.question, "options": self.item.options, "answer": self.item.answer},
             stats=dict(self.stats),
         )
 

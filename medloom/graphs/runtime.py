@@ -9,6 +9,7 @@ from medloom.agents.agent import Agent, ModelRef
 from medloom.agents.roles import Generator, Refiner, VerifierRole
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import ConfigError
+from medloom.core.usage import Price
 from medloom.graphs.build import CompiledGraph
 from medloom.graphs.spec import (
     GeneratorNode,
@@ -34,6 +35,8 @@ class Runtime:
     refiners: dict[str, tuple[Refiner, RefinerNode]] = field(default_factory=dict)
     selectors: dict[str, SelectorNode] = field(default_factory=dict)
     steps: dict[str, Node] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)
+    """``llm.prices``: each node's calls are costed as they are counted."""
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
@@ -72,7 +75,7 @@ def instantiate(
     file: str | Path | None = None,
     base_dir: Path | None = None,
 ) -> Runtime:
-    rt = Runtime(compiled=compiled)
+    rt = Runtime(compiled=compiled, prices=client.settings.prices)
     for name, node in compiled.spec.nodes.items():
         if isinstance(node, GeneratorNode):
             rt.generators[name] = [

@@ -130,6 +130,7 @@ class LLMClient:
             model=model,
             vectors=[vectors[t] for t in texts],
             usage=usage,
+            inputs=len(texts),
             cached=cached,
             latency_s=time.perf_counter() - started,
             endpoint=endpoint,

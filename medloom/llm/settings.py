@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medloom.core.errors import ConfigError
+from medloom.core.usage import Price
 
 
 class EndpointConfig(BaseModel):
@@ -72,15 +73,6 @@ class HealthSettings(BaseModel):
     """Consecutive connection/5xx failures after which an endpoint leaves the rotation."""
     probe_after_s: float = Field(default=5.0, ge=0)
     """How long an ejected endpoint rests before one probe request is let through."""
-
-
-class Price(BaseModel):
-    """Price in currency units per million tokens."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: float = 0.0
-    completion: float = 0.0
 
 
 class CacheSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Export a run's kept rows as Parquet, JSONL or a `datasets` directory, with a dataset card."""
+"""Export a run's kept rows as Parquet, JSONL or a `datasets` directory, or as training data (``sft``,
+``dpo``, ``prm``, ``kto``: see ``medloom.runs.exports``), with a dataset card."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import datasets
 
 from medloom.core.errors import RunError
 from medloom.runs.card import dataset_card
+from medloom.runs.exports import TRAINING_FORMATS, ExportOptions, card_section, training_rows
 from medloom.runs.outputs import column_features, kept_rows
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
 from medloom.runs.store import final_items
 
-ExportFormat = Literal["parquet", "jsonl", "hf"]
+ExportFormat = Literal["parquet", "jsonl", "hf", "sft", "dpo", "prm", "kto"]
 DATA_FILES: dict[str, str] = {"parquet": "data.parquet", "jsonl": "data.jsonl", "hf": "data/*.arrow"}
+DATA_FILES |= dict.fromkeys(TRAINING_FORMATS, "data.parquet")
 
 
 def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
@@ -60,11 +63,14 @@ def export_run(
     out: Path | None = None,
     push_to_hub: str | None = None,
     pusher: Pusher = hub_push,
+    options: ExportOptions | None = None,
 ) -> tuple[Path, int]:
     """Write the rows and a README.md card into ``out`` (default ``<run>/export/<fmt>``); optionally
-    push both to the Hub dataset ``push_to_hub``. Returns the directory and the row count."""
+    push both to the Hub dataset ``push_to_hub``. Returns the directory and the row count.
+
+    Training formats write ``data.parquet`` and ``data.jsonl``; ``options`` shapes their rows."""
     if fmt not in DATA_FILES:
-        raise RunError(f"unknown export format '{fmt}': use parquet, jsonl or hf")
+        raise RunError(f"unknown export format '{fmt}': use parquet, jsonl, hf, sft, dpo, prm or kto")
     if push_to_hub is not None and (push_to_hub.count("/") != 1 or not all(push_to_hub.split("/"))):
         raise RunError(f"--push-to-hub {push_to_hub!r}: give a Hub dataset id as OWNER/NAME")
     out = out or run.path / "export" / fmt
@@ -73,14 +79,19 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     datasets.disable_progress_bars()
     card = dataset_card(run, compute_stats(run), run.read_config(), data_files=DATA_FILES[fmt])
-    (out / "README.md").write_text(card)
     with tempfile.TemporaryDirectory(dir=run.path, prefix=".export-") as cache:
-        ds = kept_dataset(run, Path(cache))
-        if fmt == "parquet":
-            ds.to_parquet(str(out / "data.parquet"))
-        elif fmt == "jsonl":
-            ds.to_json(str(out / "data.jsonl"), lines=True, force_ascii=False)
+        if fmt in TRAINING_FORMATS:
+            made = training_rows(run, fmt, options)
+            card = f"{card.rstrip()}\n\n{card_section(fmt, made)}"
+            ds = made.dataset()
         else:
+            ds = kept_dataset(run, Path(cache))
+        (out / "README.md").write_text(card)
+        if fmt in ("parquet", *TRAINING_FORMATS):
+            ds.to_parquet(str(out / "data.parquet"))
+        if fmt in ("jsonl", *TRAINING_FORMATS):
+            ds.to_json(str(out / "data.jsonl"), lines=True, force_ascii=False)
+        if fmt == "hf":
             target = out / "data"
             if target.exists():
                 shutil.rmtree(target)

@@ -8,52 +8,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from medloom.core.calls import EmbeddingResponse, LLMResponse
 from medloom.core.events import EmbeddingCall, ItemFinished, LLMCall, NodeStats, Note, RowSkipped
-from medloom.llm.accounting import cost_of
-from medloom.llm.settings import Price
+from medloom.core.usage import Price, UsageTally
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
-
-
-class ModelUsage(BaseModel):
-    calls: int = 0
-    cached_calls: int = 0
-    failed_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-
-    def add_embedding(self, response: EmbeddingResponse | None, price: Price | None) -> None:
-        """Count one recorded embeddings call (``None``: it failed)."""
-        if response is None:
-            self.failed_calls += 1
-            return
-        self.calls += 1
-        self.cached_calls += int(response.cache_hit)
-        self.prompt_tokens += response.usage.prompt_tokens
-        self.cost += cost_of(response.usage, price)
-
-    def add_call(self, response: LLMResponse | None, price: Price | None) -> None:
-        """Count one recorded call (``None``: it failed)."""
-        if response is None:
-            self.failed_calls += 1
-            return
-        self.calls += 1
-        if response.cache_hit:
-            self.cached_calls += 1
-        self.prompt_tokens += response.usage.prompt_tokens
-        self.completion_tokens += response.usage.completion_tokens
-        self.cost += cost_of(response.usage, price)
 
 
 class NodeReport(NodeStats):
     pass_rate: float | None = None
 
 
-class Report(BaseModel):
+class Report(UsageTally):
+    """A run's outcome: item counts, pass rates per node, and (as a tally) every LLM call of the run."""
+
     run_id: str
     recipe: str
     items: int = 0
@@ -65,12 +34,7 @@ class Report(BaseModel):
     pass_rate: float | None = None
     """kept / (kept + rejected)."""
     nodes: dict[str, NodeReport] = Field(default_factory=dict)
-    models: dict[str, ModelUsage] = Field(default_factory=dict)
-    calls: int = 0
-    cached_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
+    models: dict[str, UsageTally] = Field(default_factory=dict)
     latency_s: dict[str, float] = Field(default_factory=dict)
     wall_time_s: float = 0.0
     items_per_s: float = 0.0
@@ -126,13 +90,11 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             skipped[event.index] = event
         elif isinstance(event, LLMCall):
             model = event.request.model
-            report.models.setdefault(model, ModelUsage()).add_call(event.response, prices.get(model))
+            report.models.setdefault(model, UsageTally()).add(event.response, prices.get(model))
             if event.response is not None and not event.response.cache_hit:
                 latencies.append(event.response.latency_s)
         elif isinstance(event, EmbeddingCall):
-            report.models.setdefault(event.model, ModelUsage()).add_embedding(
-                event.response, prices.get(event.model)
-            )
+            report.models.setdefault(event.model, UsageTally()).add(event.response, prices.get(event.model))
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     last = set(finals.values())
@@ -162,11 +124,7 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
         {"index": s.index, "reason": s.reason} for s in sorted(skipped.values(), key=lambda s: s.index)
     ][:1000]
     for usage in report.models.values():
-        report.calls += usage.calls
-        report.cached_calls += usage.cached_calls
-        report.prompt_tokens += usage.prompt_tokens
-        report.completion_tokens += usage.completion_tokens
-        report.cost += usage.cost
+        report.merge(usage)
     report.cost = round(report.cost, 6)
     report.latency_s = _percentiles(latencies)
     report.wall_time_s = round(sum((s.ended or s.started) - s.started for s in meta.sessions), 3)

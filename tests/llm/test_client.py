@@ -8,8 +8,8 @@ import pytest
 
 from medloom.core.calls import Usage
 from medloom.core.errors import ConfigError, FatalLLMError, NoEndpointAvailable, RetryableLLMError
+from medloom.core.usage import cost_of
 from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
-from medloom.llm.accounting import cost_of
 from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import FAST_RETRY, endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
@@ -230,7 +230,7 @@ async def test_server_error_then_success_is_retried_and_recorded(
     assert "kaboom in the kitchen" in response.errors[0]
     assert "flaky" in response.errors[0]
     assert srv.request_count == 2
-    assert client.ledger.by_model[MODEL].failures == 0
+    assert client.ledger.by_model[MODEL].failed_calls == 0
 
 
 async def test_429_retry_after_is_honoured(make_server: ServerFactory, make_client: ClientFactory) -> None:
@@ -285,7 +285,7 @@ async def test_fatal_client_errors_are_not_retried(
     assert srv.request_count == 1
     assert info.value.status == status
     assert "you did it wrong" in str(info.value)
-    assert client.ledger.by_model[MODEL].failures == 1
+    assert client.ledger.by_model[MODEL].failed_calls == 1
     assert client.ledger.calls == 0
     # A bad request is not the endpoint's fault: it stays in rotation with no failure counted.
     (snap,) = client.pool.snapshot()
@@ -305,7 +305,7 @@ async def test_exhausting_max_attempts_raises_retryable(
 
     assert srv.request_count == 3
     assert info.value.status == 503
-    assert client.ledger.by_model[MODEL].failures == 1
+    assert client.ledger.by_model[MODEL].failed_calls == 1
     assert client.pool.snapshot()[0]["outstanding"] == 0
 
 
@@ -471,7 +471,7 @@ async def test_ledger_totals_match_usage_of_fresh_responses(
     assert tally.calls == 4
     assert tally.samples == 1 + 2 + 1 + 3
     assert tally.cached_samples == 1
-    assert tally.failures == 0
+    assert tally.failed_calls == 0
     expected_cost = (paid.prompt_tokens * 2.0 + paid.completion_tokens * 10.0) / 1e6
     assert tally.cost == pytest.approx(expected_cost)
     assert tally.cost > 0
@@ -495,7 +495,7 @@ async def test_ledger_without_price_has_zero_cost_and_counts_failures(
 
     tally = client.ledger.by_model[MODEL]
     assert tally.calls == 1
-    assert tally.failures == 1
+    assert tally.failed_calls == 1
     assert tally.prompt_tokens == 1
     assert tally.completion_tokens == 1
     assert tally.cost == 0.0

@@ -151,7 +151,7 @@ async def test_endpoint_down_is_ejected_and_probed_back(
     assert all(r.endpoint == "b" and r.text == "from b" for r in during)
     assert a.request_count == a_seen
     assert any("connection error from a" in e for r in during for e in r.errors)
-    assert client.ledger.by_model[MODEL].failures == 0
+    assert client.ledger.by_model[MODEL].failed_calls == 0
     snap_a = snapshot_of(client, "a")
     assert snap_a["in_rotation"] is False
     assert isinstance(snap_a["failures"], int) and snap_a["failures"] >= 3

@@ -4,12 +4,12 @@ client caches or returns them."""
 from __future__ import annotations
 
 import pytest
-from medloom.testing.fake import FakeRequest
 
 from medloom.core.calls import Choice, TokenLogprob
 from medloom.core.errors import FatalLLMError
 from medloom.llm import LLMRequest, RequestCache
 from medloom.llm.redact import configured_secrets, redact_choices, redact_error
+from medloom.testing.fake import FakeRequest
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory
 

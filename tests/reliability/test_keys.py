@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE, medloom_cli, only_run, read_report
 

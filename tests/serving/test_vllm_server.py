@@ -17,6 +17,7 @@ import pytest
 
 from medloom.serving import (
     DEFAULT_MODEL_NAME,
+    LayoutError,
     ServerConfig,
     ServerExitedError,
     ServerGroup,
@@ -79,7 +80,9 @@ def test_cpu_defaults_and_command(tmp_path: Path) -> None:
 
 def test_hub_names_gpu_and_env_overrides() -> None:
     server = VLLMServer(
-        ServerConfig(model="org/model", device="gpu", gpu=1, host="0.0.0.0", port=9000, env={"X": "1"})
+        ServerConfig(
+            model="org/model", device="gpu", devices=("1",), host="0.0.0.0", port=9000, env={"X": "1"}
+        )
     )
     assert server.model_name == "org/model"
     assert "--max-model-len" not in server.command()
@@ -90,15 +93,17 @@ def test_hub_names_gpu_and_env_overrides() -> None:
     assert server.base_url == "http://127.0.0.1:9000/v1"
 
 
-def test_replicas_get_ports_and_devices() -> None:
-    gpus = ServerGroup.replicas(ServerConfig(model="m", device="gpu", port=8000), 2)
+def test_replicas_get_ports_and_devices(bare_python: str, vllm_install: Callable[[str], object]) -> None:
+    vllm_install("none")
+    config = ServerConfig(model="m", device="gpu", port=8000, devices=("0", "1"), python=bare_python)
+    gpus = ServerGroup.replicas(config, 2)
     assert [s.config.port for s in gpus.servers] == [8000, 8001]
-    assert [s.config.gpu for s in gpus.servers] == [0, 1]
+    assert [s.config.devices for s in gpus.servers] == [("0",), ("1",)]
     cpus = ServerGroup.replicas(ServerConfig(model="m", device="cpu"), 2)
     ports = [s.config.port for s in cpus.servers]
     assert len(set(ports)) == 2 and all(p > 0 for p in ports)
     assert cpus.endpoints == [f"http://127.0.0.1:{p}/v1" for p in ports]
-    with pytest.raises(ValueError):
+    with pytest.raises(LayoutError):
         ServerGroup.replicas(ServerConfig(model="m"), 0)
 
 
@@ -171,7 +176,7 @@ def test_group_start_failure_stops_the_others(fake_vllm: MakeConfig) -> None:
     assert _wait_gone(_pids(fake_vllm), 5) == []
 
 
-@pytest.mark.parametrize("mode", ["ok", "stubborn"])
+@pytest.mark.parametrize("mode", ["ok", "stubborn", "setsid"])
 def test_server_dies_with_its_parent(fake_vllm: MakeConfig, tmp_path: Path, mode: str) -> None:
     """SIGKILL the process that launched the server: PDEATHSIG and the watchdog take the group down."""
     cfg = fake_vllm(mode)
@@ -179,7 +184,7 @@ def test_server_dies_with_its_parent(fake_vllm: MakeConfig, tmp_path: Path, mode
         f"""
         import sys, time
         from pathlib import Path
-        from medloom.serving import vllm_server as vs
+        from medloom.serving import server as vs
         vs.vllm_importable = lambda python=None: True
         server = vs.VLLMServer(vs.ServerConfig(model={mode!r}, device="cpu", env={cfg.env!r},
                                                log_path=Path({str(tmp_path / "parent.log")!r})))
@@ -197,10 +202,59 @@ def test_server_dies_with_its_parent(fake_vllm: MakeConfig, tmp_path: Path, mode
         assert len(pids) == 2 and all(_alive(p) for p in pids)
         parent.kill()
         parent.wait()
-        # "ok" goes at once; "stubborn" ignores SIGTERM until the watchdog's grace (10 s) ends
+        # "ok" goes at once; "stubborn" ignores SIGTERM until the watchdog's grace (10 s) ends;
+        # "setsid"'s engine left the group: the watchdog's snapshot of descendants finds it
         assert _wait_gone(pids, 20) == []
     finally:
         parent.kill()
+
+
+def test_readiness_with_pass_through_name_and_api_key(fake_vllm: MakeConfig) -> None:
+    """`-- --served-model-name X --api-key K` used to make the probe fail (wrong name, 401)."""
+    extra = ["--served-model-name", "tiny", "--api-key", "sk-local", "--seed", "1"]
+    with VLLMServer(fake_vllm("ok", extra_args=extra)) as server:
+        assert server.model_name == "tiny"
+        assert "sk-local" not in " ".join(server.command())  # the key goes by environment
+        assert httpx.get(server.base_url + "/models").status_code == 401
+        headers = {"Authorization": "Bearer sk-local"}
+        assert httpx.get(server.base_url + "/models", headers=headers).json()["data"][0]["id"] == "tiny"
+    assert _wait_gone(_pids(fake_vllm), 5) == []
+
+
+def test_readiness_uses_an_inherited_vllm_api_key(
+    fake_vllm: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "sk-env")
+    with VLLMServer(fake_vllm("ok")) as server:
+        assert server.config.api_key == "sk-env"
+
+
+def test_gpu_waits_past_the_timeout_while_the_log_grows(fake_vllm: MakeConfig) -> None:
+    server = VLLMServer(fake_vllm("slow", device="gpu", ready_timeout_s=2.0))
+    with server:
+        assert server.ready_after_s is not None and server.ready_after_s > 4
+    impatient = VLLMServer(fake_vllm("slow", device="gpu", ready_timeout_s=2.0, wait_while_logging=False))
+    impatient.start()
+    with pytest.raises(ServerStartError, match=r"--ready-timeout SECONDS, or MEDLOOM_VLLM_READY_TIMEOUT"):
+        impatient.wait_ready()
+
+
+def test_gpu_gives_up_once_the_log_is_silent(fake_vllm: MakeConfig) -> None:
+    server = VLLMServer(fake_vllm("hang", device="gpu", ready_timeout_s=1.0, log_silence_s=2.0))
+    server.start()
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="its log was silent for the last"):
+        server.wait_ready()
+    assert time.monotonic() - started < 10
+    assert _wait_gone(_pids(fake_vllm), 5) == []
+
+
+def test_serve_entry_point_and_ready_timeout_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLOOM_VLLM_READY_TIMEOUT", "5400")
+    config = ServerConfig(model="org/m", device="gpu", entry_point="serve")
+    assert config.ready_timeout_s == 5400
+    command = VLLMServer(config).command()
+    assert command[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", "org/m"] and "--model" not in command
 
 
 # -- a real vLLM server on CPU (the prepared Gemma 3 270M) -----------------------------------
@@ -329,9 +383,9 @@ def test_serve_command_runs_until_sigterm(fake_vllm: MakeConfig) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from medloom.serving import vllm_server as vs
-        vs.vllm_importable = lambda python=None: True
-        sys.exit(vs.run_serve_command("ok", "cpu", 0, 2, []))
+        from medloom.serving import command, server
+        server.vllm_importable = lambda python=None: True
+        sys.exit(command.run_serve_command("ok", "cpu", 0, 2, []))
         """
     )
     proc = subprocess.Popen(
