@@ -13,6 +13,7 @@ from rich.table import Table
 
 from medloom.cli.console import err, fail, out, resolve_config
 from medloom.cli.eval_cmd import eval_command
+from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ def run(
         list[str] | None,
         typer.Option("--set", "-s", help="Override a config key: models.gen.model=NAME (repeatable)."),
     ] = None,
+    mode: ModeOption = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id (or directory).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="With --resume: run failed items again.")] = False,
     runs_dir: Annotated[
@@ -79,7 +81,7 @@ def run(
         result = asyncio.run(
             arun(
                 path,
-                overrides=set_,
+                overrides=with_mode(mode, set_),
                 endpoints=endpoint,
                 limit=limit,
                 concurrency=concurrency,
@@ -107,6 +109,7 @@ def run(
 def validate(
     config: Annotated[str, typer.Argument(help="Recipe YAML file or recipe name.")],
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a config key.")] = None,
+    mode: ModeOption = None,
 ) -> None:
     """Check a recipe without running it: keys, models, templates, graph structure."""
     from medloom.graphs.build import build_graph, template_library
@@ -114,7 +117,7 @@ def validate(
 
     try:
         path = resolve_config(config)
-        spec = load_spec(path, set_)
+        spec = load_spec(path, with_mode(mode, set_))
         compiled = build_graph(spec, file=path, templates=template_library(spec, path.resolve().parent))
     except MedloomError as exc:
         raise fail(exc) from None

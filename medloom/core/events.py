@@ -93,6 +93,11 @@ class Note(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+PREFERENCE_PAIR = "preference_pair"
+"""The note kind of a preference pair an op built itself (``data``: ``kind``, ``chosen``,
+``rejected``, ``chosen_trace_id``, ``rejected_trace_id``, ``reason``); the ``dpo`` export uses them."""
+
+
 class NodeStats(UsageTally):
     """What one node did for one item (summed over items in the report): traces and its LLM calls."""
 

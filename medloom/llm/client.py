@@ -59,6 +59,7 @@ class LLMClient:
         self.dispatcher = EndpointDispatcher(self.pool, self.transport, self.settings.rate_limit_rps)
         self.retry = RetryPolicy(self.settings.retry)
         self.cache = cache
+        self._owns_cache = False  # a cache opened by from_urls is closed with the client
         self.ledger = TokenLedger(self.settings.prices)
         self._dedup: InflightDedup[LLMResponse] = InflightDedup()
 
@@ -69,12 +70,25 @@ class LLMClient:
         settings: LLMSettings | None = None,
         *,
         cache_path: str | Path | None = None,
+        api_key_env: str | None = None,
         transport: Transport | None = None,
     ) -> LLMClient:
-        """A client over plain base URLs (no key), optionally with a cache file."""
-        endpoints = [EndpointConfig(name=f"endpoint{i}", base_url=u) for i, u in enumerate(urls)]
+        """A client over base URLs, optionally with a cache file and the environment variable
+        holding their API key. ``async with LLMClient.from_urls([...]) as client:`` closes it."""
+        endpoints = [
+            EndpointConfig(name=f"endpoint{i}", base_url=u, api_key_env=api_key_env)
+            for i, u in enumerate(urls)
+        ]
         cache = RequestCache(cache_path) if cache_path else None
-        return cls(endpoints, settings, cache=cache, transport=transport)
+        client = cls(endpoints, settings, cache=cache, transport=transport)
+        client._owns_cache = cache is not None
+        return client
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -164,7 +178,10 @@ class LLMClient:
         return found
 
     async def aclose(self) -> None:
+        """Close the transport (and a cache file ``from_urls`` opened)."""
         await self.transport.aclose()
+        if self._owns_cache and self.cache is not None:
+            self.cache.close()
 
     # -- the layers -------------------------------------------------------------------------
 

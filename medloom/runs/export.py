@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +20,10 @@ from medloom.runs.stats import compute_stats
 from medloom.runs.store import final_items
 
 ExportFormat = Literal["parquet", "jsonl", "hf", "sft", "dpo", "prm", "kto"]
-DATA_FILES: dict[str, str] = {"parquet": "data.parquet", "jsonl": "data.jsonl", "hf": "data/*.arrow"}
+DATA_FILES: dict[str, str] = {"parquet": "data.parquet", "jsonl": "data.jsonl", "hf": "data-*.arrow"}
 DATA_FILES |= dict.fromkeys(TRAINING_FORMATS, "data.parquet")
+SAVED_FILES = ("data-*.arrow", "dataset_info.json", "state.json")
+"""What ``save_to_disk`` writes (``--format hf`` writes it into ``--out`` itself, beside the card)."""
 
 
 def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
@@ -91,11 +92,10 @@ def export_run(
             ds.to_parquet(str(out / "data.parquet"))
         if fmt in ("jsonl", *TRAINING_FORMATS):
             ds.to_json(str(out / "data.jsonl"), lines=True, force_ascii=False)
-        if fmt == "hf":
-            target = out / "data"
-            if target.exists():
-                shutil.rmtree(target)
-            ds.save_to_disk(str(target), num_shards=1 if len(ds) == 0 else None)
+        if fmt == "hf":  # into ``out`` itself, so ``datasets.load_from_disk(out)`` works
+            for stale in (p for pattern in SAVED_FILES for p in out.glob(pattern)):
+                stale.unlink()
+            ds.save_to_disk(str(out), num_shards=1 if len(ds) == 0 else None)
         if push_to_hub is not None:
             try:
                 pusher(ds, push_to_hub, card, os.environ.get("HF_TOKEN"))

@@ -29,6 +29,7 @@ from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
+from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
 from medloom.runs.outputs import write_outputs
@@ -221,6 +222,9 @@ async def _execute(
     run.write_meta(meta)
     attempt = len(meta.sessions) - 1
     handler = _attach_log(run, spec)
+    if (advice := concurrency_advice(spec)) is not None:
+        log.warning(advice)
+        print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
     cache = None
     if spec.llm.cache.enabled:
         cache = RequestCache(

@@ -38,3 +38,9 @@ def test_wilson_interval_edge_cases() -> None:
         wilson_interval(5, 4)
     with pytest.raises(ValueError, match="confidence"):
         wilson_interval(1, 4, confidence=1.5)
+
+
+@pytest.mark.parametrize("total", [1, 3, 10, 20, 263])
+def test_wilson_bounds_are_exact_at_none_and_all_correct(total: int) -> None:
+    assert wilson_interval(0, total)[0] == 0.0  # not 2.8e-17 (issue 12)
+    assert wilson_interval(total, total)[1] == 1.0

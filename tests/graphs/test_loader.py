@@ -255,3 +255,18 @@ def test_load_spec_applies_overrides_before_validating(tmp_path: Path) -> None:
     assert err.key == "nodes.generate.sampels"
     err = load_error(path, ["run.concurrency=0"])
     assert err.key == "run.concurrency" and str(err).startswith(str(path))
+
+
+def test_a_star_segment_sets_every_entry() -> None:
+    data: dict[str, Any] = {
+        "models": {"gen": {"mode": "completion"}, "judge": {"model": "j", "mode": "completion"}},
+        "nodes": [{"sampling": {"n": 1}}, {"sampling": {"n": 2}}],
+    }
+    apply_override(data, "models.*.mode=chat")
+    apply_override(data, "nodes.*.sampling.n=3")
+    assert data["models"] == {"gen": {"mode": "chat"}, "judge": {"model": "j", "mode": "chat"}}
+    assert [node["sampling"]["n"] for node in data["nodes"]] == [3, 3]
+    apply_override(data, "models.gen.mode=completion")  # a later --set of one alias wins
+    assert data["models"]["gen"]["mode"] == "completion"
+    with pytest.raises(ConfigError, match="entries of a mapping or list"):
+        apply_override({"run": {"concurrency": 2}}, "run.concurrency.*=1")

@@ -36,7 +36,7 @@ def test_export_cli_writes_rows_and_card(mcq_run: Path, tmp_path: Path, fmt: str
     elif fmt == "jsonl":
         ds = datasets.Dataset.from_json(str(out / "data.jsonl"), cache_dir=str(tmp_path / "c"))
     else:
-        ds = datasets.load_from_disk(str(out / "data"))
+        ds = datasets.load_from_disk(str(out))  # the directory given, not a subdirectory
     assert isinstance(ds, datasets.Dataset)
     assert set(ds["item_id"]) == expected and len(ds) == len(expected)
     assert f"exported {len(expected)} rows" in result.stdout
@@ -45,7 +45,7 @@ def test_export_cli_writes_rows_and_card(mcq_run: Path, tmp_path: Path, fmt: str
     data_files = {
         "parquet": "data_files: data.parquet",
         "jsonl": "data_files: data.jsonl",
-        "hf": "data/*.arrow",
+        "hf": "data_files: data-*.arrow",
     }
     assert data_files[fmt] in card
 

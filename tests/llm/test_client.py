@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
 from medloom.core.calls import Usage
 from medloom.core.errors import ConfigError, FatalLLMError, NoEndpointAvailable, RetryableLLMError
 from medloom.core.usage import cost_of
-from medloom.llm import ChatMessage, LLMRequest, Price, RequestCache, RetrySettings
+from medloom.llm import ChatMessage, LLMClient, LLMRequest, Price, RequestCache, RetrySettings
+from medloom.llm.http import AiohttpTransport
 from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import FAST_RETRY, endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
@@ -499,3 +502,23 @@ async def test_ledger_without_price_has_zero_cost_and_counts_failures(
     assert tally.prompt_tokens == 1
     assert tally.completion_tokens == 1
     assert tally.cost == 0.0
+
+
+async def test_client_as_async_context_manager_closes_sessions_and_its_cache(
+    make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDLOOM_TEST_CM_KEY", "sk-cm-1234")
+    srv = make_server()
+    path = tmp_path / "llm.sqlite"
+    async with LLMClient.from_urls(
+        [srv.base_url], cache_path=path, api_key_env="MEDLOOM_TEST_CM_KEY"
+    ) as client:
+        await client.generate(completion())
+        assert isinstance(client.transport, AiohttpTransport)
+        assert client.transport._session is not None  # a session was opened
+    assert (
+        client.transport._session is None and srv.requests[0].headers["Authorization"] == "Bearer sk-cm-1234"
+    )
+    assert client.cache is not None
+    with pytest.raises(sqlite3.ProgrammingError):
+        len(client.cache)  # closed with the client
