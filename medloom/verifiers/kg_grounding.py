@@ -14,12 +14,13 @@ from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import cue, relation_cues, relation_key, verbalise_path
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
+    from medloom.verifiers.base import CheckResources
 
 
+@register_check("kg_grounding")
 class KGGrounding(Check):
     """Flags steps that name two or more KG entities of which one is linked to none of the
     others by a KG edge (in either direction), and, with ``path_field``, a path in
@@ -32,7 +33,7 @@ class KGGrounding(Check):
     must be stated by one step naming both of its entities: a trace that skips a hop of the
     item's path fails.
 
-    ``source``/``format`` choose the graph; by default the recipe's ``kg:`` block (or the demo).
+    ``source``/``format`` choose the graph; by default the recipe's ``resources.kg`` (or the demo).
     """
 
     name = "kg_grounding"
@@ -60,8 +61,8 @@ class KGGrounding(Check):
         self._loaded: LoadedKG | None = None
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], graph: GraphSpec | None = None) -> KGGrounding:
-        return cls(**params, kg=graph.kg if graph is not None else None)
+    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> KGGrounding:
+        return cls(**params, kg=resources.kg if resources is not None else None)
 
     @property
     def loaded(self) -> LoadedKG:

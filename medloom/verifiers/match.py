@@ -7,9 +7,10 @@ import re
 
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.text import extract_choice, normalise
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 
+@register_check("mcq_answer")
 class McqAnswerMatch(Check):
     """Passes when the trace's option letter equals the gold letter (gold may be option text)."""
 
@@ -32,6 +33,7 @@ class McqAnswerMatch(Check):
         return self.verdict(False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"])
 
 
+@register_check("string_match")
 class StringMatch(Check):
     """Normalised exact match of the trace's answer with the gold answer."""
 
@@ -60,6 +62,7 @@ def first_number(text: str) -> float | None:
         return None
 
 
+@register_check("numeric_match")
 class NumericMatch(Check):
     """The first number in the answer equals the gold number within a relative tolerance."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.text import normalise
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 
+@register_check("format")
 class FormatCheck(Check):
     """Steps numbered 1..k within bounds, a final answer, not cut off by the token limit."""
 
@@ -51,6 +52,7 @@ class FormatCheck(Check):
         return self.verdict(not reasons, reasons or ["well formed"], step_flags=flags)
 
 
+@register_check("leakage")
 class AnswerLeakage(Check):
     """Fails when the gold answer's text (or another listed term) appears in the question.
 
