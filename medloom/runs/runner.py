@@ -29,6 +29,7 @@ from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.llm.settings import check_api_keys
+from medloom.llm.transport import Transport
 from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
@@ -137,6 +138,7 @@ async def arun(
     no_cache: bool = False,
     progress: ProgressHook | None = None,
     embedded: EmbeddedProvider | None = None,
+    transport: Transport | None = None,
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
@@ -145,6 +147,7 @@ async def arun(
 
     The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
     process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
+    ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's).
     """
     config_file: str | None = None
     if isinstance(config, GraphSpec):
@@ -200,7 +203,9 @@ async def arun(
                 spec = validate_spec(data_live, file=file)
                 compiled = build_graph(spec, file=file, templates=templates)
             where = (file, base_dir)
-            result = await _execute(run, spec, compiled, templates, root, data, where, retry_failed, progress)
+            result = await _execute(
+                run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+            )
     finally:
         if lock is not None:
             lock.release()
@@ -255,6 +260,7 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
+    transport: Transport | None = None,
 ) -> RunResult:
     file, base_dir = where
     meta = run.read_meta()
@@ -287,7 +293,7 @@ async def _execute(
         cache = RequestCache(
             Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
         )
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache)
+    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
     work: asyncio.Future[None] | None = None
 
     def stop_on_write_error(exc: OSError) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import RECIPE, REPO, medloom_cli, only_run, read_report
 
 
