@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 from tests.reliability.lifecycle import run_args, sessions
 

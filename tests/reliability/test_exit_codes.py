@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medloom.testing.fake_openai import FakeOpenAIServer, Reply, ScriptedResponder
+from medloom.testing.fake import FakeOpenAIServer, Reply, ScriptedResponder
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE, medloom_cli, only_run, read_report
 from tests.reliability.lifecycle import item_ends, run_args, sessions, start_cli, wait_for_run

@@ -18,7 +18,7 @@ import pytest
 
 from medloom.runs.lock import RunLock, RunLocked, lock_held
 from medloom.runs.rundir import RunDir
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import medloom_cli, read_report
 from tests.reliability.lifecycle import item_ends, run_args, sessions, start_cli, wait_for_run

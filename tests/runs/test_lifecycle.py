@@ -13,7 +13,7 @@ import yaml
 
 import medloom
 from medloom.graphs.engine import Engine
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import RECIPE, REPO, medloom_cli, only_run, read_report
 
 
