@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from medloom.core.calls import EmbeddingResponse, LLMResponse
 from medloom.core.events import (
+    EmbeddingCall,
     Event,
     ItemFinished,
     ItemStatus,
@@ -29,7 +31,7 @@ from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RoundRow, RunStats, ThroughputBucket, UsageRow, bucket_size, run_prices
 from medloom.runs.store import iter_events, read_event_at
 
-FOLDED_TYPES = frozenset({"item_started", "llm_call", "item_end", "row_skipped", "note"})
+FOLDED_TYPES = frozenset({"item_started", "llm_call", "embedding_call", "item_end", "row_skipped", "note"})
 """The event types the fold itself reads (traces, verdicts and revisions are skipped unparsed)."""
 _TIMED = frozenset({"item_started", "llm_call", "item_end"})
 """The events whose times place the throughput windows."""
@@ -62,6 +64,18 @@ class Fold:
 
 
 @dataclass
+class _Both:
+    """A call counts for its model (the report) and for its node × model row (the stats)."""
+
+    model: UsageTally
+    row: UsageRow
+
+    def add(self, response: LLMResponse | EmbeddingResponse | None, price: Price | None) -> None:
+        self.model.add(response, price)
+        self.row.add(response, price)
+
+
+@dataclass
 class _Folder:
     report: Report
     prices: dict[str, Price]
@@ -83,6 +97,10 @@ class _Folder:
             self.first_ts = event.ts if self.first_ts is None else min(self.first_ts, event.ts)
         if isinstance(event, LLMCall):
             self._call(event)
+        elif isinstance(event, EmbeddingCall):
+            self._usage(event.node or event.agent, event.model).add(
+                event.response, self.prices.get(event.model)
+            )
         elif isinstance(event, ItemFinished):
             earlier = self.finals.get(event.item_id)
             if earlier is not None:  # retried after a resume: its earlier outcome no longer counts
@@ -96,15 +114,15 @@ class _Folder:
         elif isinstance(event, RowSkipped):
             self.skipped[event.index] = event
 
-    def _call(self, event: LLMCall) -> None:
-        model = event.request.model
-        price = self.prices.get(model)
-        self.report.models.setdefault(model, UsageTally()).add(event.response, price)
-        node = event.node or event.agent
+    def _usage(self, node: str, model: str) -> _Both:
         row = self.usage.get((node, model))
         if row is None:
             row = self.usage[node, model] = UsageRow(node=node, model=model)
-        row.add(event.response, price)
+        return _Both(self.report.models.setdefault(model, UsageTally()), row)
+
+    def _call(self, event: LLMCall) -> None:
+        node, model = event.node or event.agent, event.request.model
+        self._usage(node, model).add(event.response, self.prices.get(model))
         response = event.response
         if response is not None and not response.cache_hit:
             self.latencies.append(response.latency_s)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -14,31 +15,62 @@ TRAJECTORIES = "trajectories.jsonl"
 
 
 class TrajectoryWriter:
-    """Appends events after a session header; flushes at item boundaries so a killed run loses at most
-    what was in flight."""
+    """Appends events after a session header (``medloom.core.trajectory``); flushes at item boundaries
+    so a killed run loses at most what was in flight.
 
-    def __init__(self, path: Path, header: TrajectoryHeader | None = None):
+    A write that fails (a full disk) is fatal for the session: the writer keeps the error in
+    :attr:`error`, writes nothing more (a partial last line is cut on resume) and calls
+    ``on_error``, which stops the engine; without ``on_error`` the error is raised.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: TrajectoryHeader | None = None,
+        on_error: Callable[[OSError], None] | None = None,
+    ):
         self.path = path
+        self.on_error = on_error
+        self.error: OSError | None = None
         repair_tail(path)
         self._fh: IO[bytes] = path.open("ab")
-        self._fh.write((header or TrajectoryHeader()).model_dump_json(exclude_none=True).encode() + b"\n")
-        self._fh.flush()
         self.events_written = 0
+        self._append((header or TrajectoryHeader()).model_dump_json(exclude_none=True), flush=True)
 
     def write(self, event: Event) -> None:
-        self._fh.write(event.model_dump_json(exclude_none=True).encode() + b"\n")
-        self.events_written += 1
-        if event.type in ("item_end", "item_started", "row_skipped"):
-            self._fh.flush()
+        flush = event.type in ("item_end", "item_started", "row_skipped")
+        if self._append(event.model_dump_json(exclude_none=True), flush):
+            self.events_written += 1
+
+    def _append(self, line: str, flush: bool) -> bool:
+        if self.error is not None:
+            return False
+        try:
+            self._fh.write(line.encode() + b"\n")
+            if flush:
+                self._fh.flush()
+        except OSError as exc:
+            self.error = exc
+            if self.on_error is None:
+                raise
+            self.on_error(exc)
+            return False
+        return True
 
     def flush(self) -> None:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        if not self._fh.closed:
+        if self._fh.closed:
+            return
+        try:
             self.flush()
-            self._fh.close()
+        except OSError as exc:
+            self.error = self.error or exc
+        finally:
+            with contextlib.suppress(OSError):  # the unwritten tail is lost; resume cuts a partial line
+                self._fh.close()
 
 
 def repair_tail(path: Path) -> int:
@@ -103,7 +135,7 @@ def events_at(path: Path, offsets: Iterable[int]) -> Iterator[Event]:
 
 
 def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:
-    """The last ``item_end`` of each item, by item id: (offset, event without its rows)."""
+    """The last ``item_end`` of each item, by item id: (offset, event)."""
     finals: dict[str, tuple[int, ItemFinished]] = {}
     for offset, event in iter_events(path, {"item_end"}):
         assert isinstance(event, ItemFinished)
