@@ -120,10 +120,14 @@ class NodeStats(UsageTally):
     """What one node did for one item (summed over items in the report): traces and its LLM calls."""
 
     traces_in: int = 0
+    """Traces the node received (a generator: the inputs it was started with)."""
     traces_out: int = 0
+    """Traces it passed on along its edges."""
     passed: int = 0
     failed: int = 0
+    """A verifier's verdicts."""
     dropped: int = 0
+    """Traces it dropped (no edge's condition held, or an op dropped them)."""
     rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Verifier pass/fail counts by refinement round ("0", "1", ...)."""
 

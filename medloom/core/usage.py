@@ -32,12 +32,17 @@ class UsageTally(BaseModel):
     cached_calls: int = 0
     """Calls whose every sample came from the cache (or from an identical call in flight)."""
     failed_calls: int = 0
+    """Calls that ended in an error after their retries."""
     samples: int = 0
+    """Completions returned (``n`` per call), or texts embedded."""
     cached_samples: int = 0
+    """Of those, the ones served from the cache."""
     prompt_tokens: int = 0
+    """Prompt tokens paid for (cache hits cost nothing)."""
     completion_tokens: int = 0
-    """Tokens paid for (cache hits cost nothing)."""
+    """Completion tokens paid for."""
     cost: float = 0.0
+    """At ``llm.prices`` (0 for models without a price)."""
 
     def add(self, response: LLMResponse | EmbeddingResponse | None, price: Price | None = None) -> None:
         """Count one call; ``None`` counts a call that failed."""

@@ -19,7 +19,7 @@ from medloom.runs.rundir import RunDir
 from medloom.runs.runner import run
 from medloom.runs.stats import RunStats
 from medloom.runs.store import TrajectoryWriter, iter_events
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE
 
