@@ -9,6 +9,7 @@ import copy
 import logging
 import os
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -263,6 +264,7 @@ async def _execute(
     transport: Transport | None = None,
 ) -> RunResult:
     file, base_dir = where
+    cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
         if earlier.status == "running":  # killed without closing: this session takes over
@@ -288,11 +290,6 @@ async def _execute(
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    cache = None
-    if spec.llm.cache.enabled:
-        cache = RequestCache(
-            Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
-        )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
     work: asyncio.Future[None] | None = None
 
@@ -356,6 +353,17 @@ async def _execute(
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
+
+
+def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
+    path = Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
+    try:
+        return RequestCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise RunStorageError(
+            f"cannot open the request cache {path} ({exc}): free some space or fix its permissions, "
+            "or run with --no-cache"
+        ) from None
 
 
 def _finish(
