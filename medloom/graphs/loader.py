@@ -139,16 +139,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> GraphSpec
     return validate_spec(data, file=path)
 
 
-_NODE_TAGS = {"generator", "verifier", "refiner", "selector", "step"}
-
-
 def _key_of(loc: tuple[Any, ...]) -> str:
     """A dotted key from a pydantic error location, without union member names."""
     parts: list[str] = []
-    for i, p in enumerate(loc):
+    for p in loc:
         if isinstance(p, str) and p[:1].isupper():
             continue  # a union member's class name
-        if i == 2 and loc[0] == "nodes" and p in _NODE_TAGS:
-            continue  # the discriminator tag of a node
         parts.append(str(p))
     return ".".join(parts)

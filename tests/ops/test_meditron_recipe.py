@@ -52,7 +52,7 @@ def test_contaminated_item_is_removed_and_resampling_finds_gold(tmp_path: Path) 
     assert (row["predicted"], row["tries"], row["trace_id"]) == ("C", "2", "demo-001/teacher/try2")
     assert ends["demo-002"]["reason_code"] == "no gold match in 3 tries"
     assert ["decontaminate: contaminated", 1] in report["rejection_reasons"]
-    (removed,) = report["contamination"]
+    (removed,) = report["listings"]["contaminated"]
     assert (removed["item_id"], removed["eval_set"], removed["closest_eval_id"]) == (
         "demo-000",
         "demo-eval",
