@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from medloom.core.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
+from medloom.core.events import EmbeddingCall, ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.core.notes import note_schema
 from medloom.core.usage import Price, UsageTally
 from medloom.runs.rundir import RunDir
@@ -74,7 +74,9 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     skipped: dict[int, RowSkipped] = {}
     latencies: array[float] = array("d")
     listed: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = {}
-    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
+    for offset, event in iter_events(
+        run.trajectories, {"item_end", "llm_call", "embedding_call", "row_skipped", "note"}
+    ):
         if isinstance(event, Note):
             kinds = report.notes.setdefault(event.node or "?", {})
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
@@ -95,6 +97,8 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             report.models.setdefault(model, UsageTally()).add(event.response, prices.get(model))
             if event.response is not None and not event.response.cache_hit:
                 latencies.append(event.response.latency_s)
+        elif isinstance(event, EmbeddingCall):
+            report.models.setdefault(event.model, UsageTally()).add(event.response, prices.get(event.model))
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     last = set(finals.values())

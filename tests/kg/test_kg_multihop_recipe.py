@@ -9,7 +9,7 @@ import pytest
 
 from medloom.kg import load_kg
 from medloom.kg.paths import KGPath, hop_is_edge
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 from tests.kg.oracle import KGOracle
 
