@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from medloom.agents.context import AgentContext
 from medloom.core.errors import LLMError
 from medloom.core.events import (
+    EmbeddingCall,
     Event,
     ItemFinished,
     ItemStarted,
@@ -61,9 +62,10 @@ class ItemRun:
         self.rejected: tuple[str, str, str] | None = None
         """An item-level rejection by a node: (node, reason, code)."""
 
-    def count_call(self, event: LLMCall) -> None:
+    def count_call(self, event: LLMCall | EmbeddingCall) -> None:
         if event.node is not None:
-            self.stats[event.node].add(event.response, self.rt.prices.get(event.request.model))
+            model = event.model if isinstance(event, EmbeddingCall) else event.request.model
+            self.stats[event.node].add(event.response, self.rt.prices.get(model))
 
     async def run(self) -> ItemFinished:
         for component in self.rt.compiled.components:
@@ -221,7 +223,7 @@ class Engine:
         runner: ItemRun
 
         def emit(event: Event) -> None:
-            if isinstance(event, LLMCall):
+            if isinstance(event, LLMCall | EmbeddingCall):
                 runner.count_call(event)
             self.sink(event)
 

@@ -7,6 +7,7 @@ from medloom.verifiers.composite import Composite
 from medloom.verifiers.kg_grounding import KGGrounding
 from medloom.verifiers.llm_judge import LLMJudge, parse_judge
 from medloom.verifiers.match import McqAnswerMatch, NumericMatch, StringMatch
+from medloom.verifiers.question_fidelity import QuestionFidelity
 from medloom.verifiers.structure import AnswerLeakage, FormatCheck
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "LLMJudge",
     "McqAnswerMatch",
     "NumericMatch",
+    "QuestionFidelity",
     "StringMatch",
     "parse_judge",
     "register_check",

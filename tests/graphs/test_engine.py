@@ -49,11 +49,11 @@ NOT_FIXED = "Step 2: Levothyroxine is still my choice.\nAnswer: B"
 
 
 def is_refine(req: FakeRequest) -> bool:
-    return "A reviewer marked these steps wrong" in req.prompt_text
+    return req.node == "refine"  # the in-process fake sees the calling node, not just the prompt
 
 
 def is_judge(req: FakeRequest) -> bool:
-    return "Reply with a JSON object only" in req.prompt_text
+    return req.node == "judge"
 
 
 GEN = {"type": "generator", "models": ["m"], "template": "mcq_cot"}

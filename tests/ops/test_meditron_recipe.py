@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 from tests.ops.recipes import tail
 
