@@ -26,7 +26,7 @@ from medloom.core.events import (
 )
 from medloom.core.notes import note_schema
 from medloom.core.usage import Price, UsageTally
-from medloom.runs.report import NodeReport, Report, note_facets, percentiles
+from medloom.runs.report import NodeReport, Report, note_facets, percentiles, verified_figures
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RoundRow, RunStats, ThroughputBucket, UsageRow, bucket_size, run_prices
 from medloom.runs.store import iter_events, read_event_at
@@ -179,6 +179,7 @@ class _Folder:
         report.listings = {kind: list(records.values())[:1000] for kind, records in self.listed.items()}
         report.rejection_reasons = [(r, n) for r, n in self.rejections.most_common(20) if n > 0]
         report.failure_reasons = [(r, n) for r, n in self.failures.most_common(20) if n > 0]
+        report.verifiers, report.solvers = verified_figures(run, report)
         for row in self.usage.values():
             row.cost = round(row.cost, 6)
         stats = RunStats(
