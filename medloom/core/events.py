@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from medloom.core.calls import LLMRequest, LLMResponse
+from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse
 from medloom.core.records import Revision, Trace, Verdict
 from medloom.core.usage import UsageTally
 
@@ -36,6 +36,18 @@ class LLMCall(_Event):
     agent: str
     request: LLMRequest
     response: LLMResponse | None = None
+    error: str | None = None
+
+
+class EmbeddingCall(_Event):
+    """One ``client.embed`` call: the texts and the usage, not the vectors (they can be rebuilt
+    from the cache)."""
+
+    type: Literal["embedding_call"] = "embedding_call"
+    agent: str
+    model: str
+    texts: list[str]
+    response: EmbeddingResponse | None = None
     error: str | None = None
 
 
@@ -133,6 +145,7 @@ class RowSkipped(_Event):
 Event = Annotated[
     ItemStarted
     | LLMCall
+    | EmbeddingCall
     | TraceCreated
     | VerdictGiven
     | TraceRevised
