@@ -221,6 +221,50 @@ def audit_question(question: str, names: Names, nodes: list[str], hops: Hops, en
     return out
 
 
+def audit_question_of(path: dict, question: str, kg: KG, names: Names) -> list[str]:
+    return audit_row({"path": path, "question": question, "steps": []}, kg, names)["question"]
+
+
+def question_problems(path: dict, question: str, kg: KG, names: Names) -> list[str]:
+    return audit_row({"path": path, "question": question, "steps": []}, kg, names)["question"]
+
+
+def audit_trajectories(run: Path, kg: KG, names: Names) -> None:
+    """Every question and reasoning trace the run wrote, audited; beside medloom's verdict on it."""
+    paths: dict[str, object] = {}
+    traces: list[tuple[str, str, dict]] = []
+    verdicts: dict[str, bool] = {}
+    for line in (run / "trajectories.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["type"] == "item_started":
+            paths[event["item_id"]] = (event.get("input") or {}).get("path")
+        elif event["type"] == "trace":
+            traces.append((event["item_id"], event["node"], event["trace"]))
+        elif event["type"] == "verdict":
+            verdicts[event["trace_id"]] = bool(event["verdict"]["passed"])
+    keys = ["questions", "questions flagged", "drafts", "drafts flagged", "drafts flagged but used"]
+    counts = dict.fromkeys([*keys, "traces", "traces flagged", "flagged but passed"], 0)
+    for item_id, node, trace in traces:
+        path = paths.get(item_id)
+        if not isinstance(path, dict):
+            continue
+        if node == "question":
+            meta = trace.get("meta") or {}
+            counts["questions"] += 1
+            counts["questions flagged"] += bool(question_problems(path, str(meta.get("question")), kg, names))
+            for draft in meta.get("candidates") or []:  # the LLM's drafts, usable (problem None) or not
+                flagged = bool(question_problems(path, str(draft.get("question")), kg, names))
+                counts["drafts"] += 1
+                counts["drafts flagged"] += flagged
+                counts["drafts flagged but used"] += flagged and draft.get("problem") is None
+        elif trace["id"] in verdicts and trace.get("steps"):
+            found = audit_row({"path": path, "question": "", "steps": trace["steps"]}, kg, names)["reasoning"]
+            counts["traces"] += 1
+            counts["traces flagged"] += bool(found)
+            counts["flagged but passed"] += bool(found) and verdicts[trace["id"]]
+    print("all traces: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run directory (with data.jsonl)")
@@ -228,6 +272,12 @@ def main() -> int:
         "--kg", type=Path, default=DEMO_KG, help="the run's KG as a triples TSV (default: the demo)"
     )
     ap.add_argument("--json", type=Path, help="write the per-row findings here")
+    ap.add_argument(
+        "--all-traces",
+        action="store_true",
+        help="also audit every question and reasoning trace in trajectories.jsonl (kept or not) "
+        "and count how often medloom's own verdict on it failed too",
+    )
     args = ap.parse_args()
     kg = load_triples(args.kg)
     names = Names(kg)
@@ -250,6 +300,8 @@ def main() -> int:
         for kind in ("path", "reasoning", "question"):
             for why in f[kind]:
                 print(f"- {f['item_id']} [{kind}] {why}")
+    if args.all_traces:
+        audit_trajectories(args.run, kg, names)
     if args.json:
         args.json.write_text(json.dumps(findings, indent=1))
     return 1 if any(flagged.values()) else 0
