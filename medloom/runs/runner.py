@@ -196,23 +196,51 @@ async def arun(
             lock = RunLock(run.path).acquire()
         if on_run_dir is not None:
             on_run_dir(run.path)
-        provider = embedded or default_embedded_provider()
-        async with contextlib.AsyncExitStack() as stack:
-            if not spec.endpoints:
-                urls = await stack.enter_async_context(provider(spec))
-                data_live = prepare_config(data, file=file, endpoints=urls)
-                spec = validate_spec(data_live, file=file)
-                compiled = build_graph(spec, file=file, templates=templates)
+        handler = _attach_log(run, spec)
+        try:
+            graph = (spec, compiled, templates)
             where = (file, base_dir)
-            result = await _execute(
-                run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
-            )
+            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, transport)
+            if (warning := no_items_warning(result.report)) is not None:
+                log.warning("run %s: %s", result.run_id, warning)
+        except RunStorageError:
+            raise  # logged where it happened
+        except Exception as exc:
+            trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
+            log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
+            raise
+        finally:
+            logging.getLogger("medloom").removeHandler(handler)
+            handler.close()
     finally:
         if lock is not None:
             lock.release()
-    if (warning := no_items_warning(result.report)) is not None:
-        log.warning("run %s: %s", result.run_id, warning)
     return result
+
+
+async def _start(
+    run: RunDir,
+    graph: tuple[GraphSpec, Any, Any],
+    data: dict[str, Any],
+    root: Path,
+    where: tuple[str, Path | None],
+    retry_failed: bool,
+    progress: ProgressHook | None,
+    embedded: EmbeddedProvider | None,
+    transport: Transport | None,
+) -> RunResult:
+    """Start the embedded server when no endpoint is configured, then run the items."""
+    spec, compiled, templates = graph
+    file = where[0]
+    async with contextlib.AsyncExitStack() as stack:
+        if not spec.endpoints:
+            urls = await stack.enter_async_context((embedded or default_embedded_provider())(spec))
+            spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
+            compiled = build_graph(spec, file=file, templates=templates)
+        return await _execute(
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _resume_config(run: RunDir, config_file: str | None, accept_change: bool) -> dict[str, Any]:
@@ -281,12 +309,13 @@ async def _execute(
     try:
         run.write_meta(meta)
     except OSError as exc:
+        if cache is not None:
+            cache.close()
         problem = storage_problem(exc)
         raise RunStorageError(
             f"cannot start a session of run {run.run_id}: {problem}, then `{resume_command(run.path)}`"
         ) from None
     attempt = len(meta.sessions) - 1
-    handler = _attach_log(run, spec)
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
@@ -336,10 +365,6 @@ async def _execute(
             f"run {run.run_id} stopped (session marked interrupted): {storage_problem(exc)}, "
             f"then `{resume_command(run.path)}`"
         ) from None
-    except Exception as exc:
-        trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
-        log.error("run %s stopped by an error: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
-        raise
     finally:
         writer.close()
         await client.aclose()
@@ -348,8 +373,6 @@ async def _execute(
         if progress:
             progress.on_finish()
         report, dataset = _finish(run, spec, data, status)
-        logging.getLogger("medloom").removeHandler(handler)
-        handler.close()
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -389,7 +412,10 @@ def _finish(
     except OSError as exc:
         if status == "completed":
             problem = storage_problem(exc)
-            raise RunStorageError(f"run {run.run_id}: writing {step} failed: {problem}") from None
+            raise RunStorageError(
+                f"run {run.run_id} ended, but writing {step} failed: {problem}, then "
+                f"`{resume_command(run.path)}` writes the outputs again"
+            ) from None
         log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
     return report, dataset
 
