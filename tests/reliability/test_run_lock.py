@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from medloom.runs.lock import RunLock, RunLocked, lock_held
-from medloom.runs.rundir import RunDir
+from medloom.runs.rundir import RunDir, Session
 from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import medloom_cli, read_report
@@ -67,8 +67,6 @@ def test_run_state_trusts_the_lock_over_a_recorded_pid(tmp_path: Path) -> None:
     """A session whose recorded pid is gone (or was reused) is live while some process holds the lock."""
     run = RunDir.create(tmp_path, "r", {"name": "r"}, None)
     meta = run.read_meta()
-    from medloom.runs.rundir import Session
-
     meta.sessions.append(Session(started=time.time(), pid=2**22 + 1, host=socket.gethostname()))
     run.write_meta(meta)
     assert run.state() == "interrupted"  # nobody holds it: the pid is dead
