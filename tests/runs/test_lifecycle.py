@@ -74,9 +74,9 @@ def test_resume_after_the_recipe_was_edited_refuses_and_names_the_keys(
 
 
 @pytest.mark.parametrize("damage", ["{not json", '{"run_id": 3}'])
-def test_a_damaged_run_json_is_one_clear_line_in_stats_and_export(mcq_run_copy: Path, damage: str) -> None:
+def test_a_damaged_run_json_is_one_line_in_stats_export_and_view(mcq_run_copy: Path, damage: str) -> None:
     (mcq_run_copy / "run.json").write_text(damage)
-    for command in (["stats"], ["export", "--format", "jsonl"]):
+    for command in (["stats"], ["export", "--format", "jsonl"], ["view"]):
         result = medloom_cli(*command, mcq_run_copy.name, "--runs-dir", str(mcq_run_copy.parent))
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
