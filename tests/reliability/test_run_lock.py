@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from medloom.core.errors import RunError
 from medloom.runs.lock import RunLock, RunLocked, lock_held
 from medloom.runs.rundir import RunDir, Session
 from medloom.testing.fake import FakeOpenAIServer
@@ -106,3 +107,9 @@ def test_two_resumes_of_one_run_at_once_the_second_is_refused(tmp_path: Path) ->
     assert report["items"] == 20
     text = (run_dir / "trajectories.jsonl").read_bytes()
     assert text.count(b'"type":"item_end"') == 20  # no item ran twice
+
+
+def test_an_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"  # as unwritable as it gets, for root too
+    with pytest.raises(RunError, match="cannot lock run gone"):
+        RunLock(missing).acquire()
