@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ import yaml
 
 import medloom
 from medloom.graphs.engine import Engine
+from medloom.runs.rundir import RunStorageError
+from medloom.runs.store import TrajectoryWriter
 from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import RECIPE, REPO, medloom_cli, only_run, read_report
 
@@ -141,3 +144,20 @@ def test_a_server_that_fails_to_start_leaves_its_reason_in_medloom_log(tmp_path:
         medloom.run(spec, runs_dir=tmp_path, embedded=failing_server)
     log = (only_run(tmp_path) / "medloom.log").read_text()
     assert "RuntimeError: vLLM exited with code 1 before it was ready" in log
+
+
+def test_a_disk_too_full_for_the_session_header_stops_before_any_call(
+    tmp_path: Path, student_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(self: TrajectoryWriter, line: str, flush: bool) -> bool:
+        self.error = OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        if self.on_error is not None:
+            self.on_error(self.error)
+        return False
+
+    monkeypatch.setattr(TrajectoryWriter, "_append", no_space)
+    with pytest.raises(RunStorageError, match="no space left"):
+        medloom.run(_spec(student_server.base_url), runs_dir=tmp_path)
+    assert student_server.request_count == 0
+    meta = json.loads((only_run(tmp_path) / "run.json").read_text())
+    assert meta["sessions"][-1]["status"] == "interrupted"
