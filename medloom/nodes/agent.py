@@ -25,6 +25,7 @@ from medloom.agents.agent import Sampling, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.react import Bounds, TokenBudget, ToolAgent
 from medloom.agents.tools.base import ToolBox, ToolEnv, build_tools
+from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.core.registry import UnknownName
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
@@ -64,7 +65,10 @@ class AgentRun:
             self.agent.run(item, variables, ctx, budget=budget, temperature=t, sample_index=i)
             for i, t in ((i, temperatures[i % len(temperatures)]) for i in range(self.spec.samples))
         ]
-        return NodeOutput(traces=list(await asyncio.gather(*episodes)))
+        traces = list(await asyncio.gather(*episodes))
+        for trace in traces:
+            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        return NodeOutput(traces=traces)
 
 
 @register_kind
