@@ -67,11 +67,18 @@ class LLMRequest(BaseModel):
     response_schema: dict[str, Any] | None = None
     tools: tuple[dict[str, Any], ...] | None = None
     """Function tools offered in chat mode (OpenAI ``tools`` entries)."""
+    echo: bool = False
+    """Completion only: return the prompt with its token log-probabilities (vLLM, legacy OpenAI);
+    with ``max_tokens=0`` the prompt is scored without generating."""
 
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> LLMRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
+        if self.echo and self.prompt is None:
+            raise ValueError(
+                "'echo' (prompt log-probabilities) needs a completion 'prompt', not chat messages"
+            )
         return self
 
     @property
@@ -80,7 +87,7 @@ class LLMRequest(BaseModel):
 
     def cache_key(self, sample_index: int) -> str:
         """Content address of sample ``sample_index`` of this request (``n`` is not part of it)."""
-        body = self.model_dump(mode="json", exclude={"n"})
+        body = self.model_dump(mode="json", exclude={"n"} | (set() if self.echo else {"echo"}))
         # Tool fields join the key only when used, so keys of requests without tools are unchanged.
         if body.get("tools") is None:
             body.pop("tools", None)
@@ -113,6 +120,8 @@ class Usage(BaseModel):
 class TokenLogprob(BaseModel):
     token: str
     logprob: float
+    offset: int | None = None
+    """Where the token starts in the choice's text (completions' ``text_offset``)."""
 
 
 class Choice(BaseModel):
