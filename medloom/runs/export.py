@@ -14,7 +14,7 @@ import datasets
 from medloom.core.errors import RunError
 from medloom.runs.card import dataset_card
 from medloom.runs.exports import TRAINING_FORMATS, ExportOptions, card_section, training_rows
-from medloom.runs.outputs import column_features, kept_rows
+from medloom.runs.outputs import rows_dataset
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import compute_stats
 from medloom.runs.store import final_items
@@ -29,22 +29,9 @@ SAVED_FILES = ("data-*.arrow", "dataset_info.json", "state.json")
 def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
     """The kept rows, read from the trajectories (so a live run exports what has finished so far)."""
     columns = (run.read_config().get("output") or {}).get("columns") or []
-    features = column_features(columns)
     finals = final_items(run.trajectories)
     offsets = sorted(off for off, ev in finals.values() if ev.status == "kept")
-    if not offsets:
-        return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-    stat = run.trajectories.stat()
-    return datasets.Dataset.from_generator(
-        kept_rows,
-        gen_kwargs={
-            "path": str(run.trajectories),
-            "offsets": offsets,
-            "stamp": f"{stat.st_size}-{stat.st_mtime_ns}",
-        },
-        features=features,
-        cache_dir=str(cache_dir),
-    )
+    return rows_dataset(run.trajectories, offsets, columns, str(cache_dir))
 
 
 Pusher = Callable[[datasets.Dataset, str, str, str | None], None]
