@@ -62,7 +62,7 @@ def _load_recipe(recipe: Path) -> dict[str, Any]:
 
 def measure(recipe: Path, supports_n: bool, limit: int, work: Path) -> dict[str, float]:
     import medloom
-    from medloom.testing.fake_openai import FakeOpenAIServer
+    from medloom.testing.fake import FakeOpenAIServer
     from medloom.testing.mcq_student import McqStudent
 
     config = _load_recipe(recipe)
@@ -126,32 +126,39 @@ def unfriendly_templates(config: dict[str, Any], target: Path) -> None:
     config["templates_dir"] = str(target)
 
 
+class CountingTransport:
+    """Counts the HTTP requests the run's client sends through the transport it wraps."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.requests = 0
+
+    async def send(self, request: Any) -> Any:
+        self.requests += 1
+        return await self.inner.send(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def measure_server(
     recipe: Path, endpoint: str, supports_n: bool, limit: int, work: Path, unfriendly: bool
 ) -> dict[str, Any]:
     import medloom
-    from medloom.llm.client import LLMClient
+    from medloom.llm.http import AiohttpTransport
 
     config = _load_recipe(recipe)
     config["endpoints"] = [{"name": "vllm", "base_url": endpoint, "supports_n": supports_n}]
     tag = f"{'unfriendly' if unfriendly else 'friendly'}-{supports_n}"
     if unfriendly:
         unfriendly_templates(config, work / f"templates-{tag}")
-    http_requests = 0
-    original = LLMClient._create
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal http_requests
-        http_requests += 1
-        return await original(*args, **kwargs)
-
-    LLMClient._create = staticmethod(counting)  # type: ignore[method-assign]
+    transport = CountingTransport(AiohttpTransport())
     before = scrape(endpoint)
     started = time.monotonic()
-    try:
-        result = medloom.run(config, runs_dir=work / f"runs-{tag}", limit=limit, no_cache=True)
-    finally:
-        LLMClient._create = original  # type: ignore[method-assign]
+    result = medloom.run(
+        config, runs_dir=work / f"runs-{tag}", limit=limit, no_cache=True, transport=transport
+    )
+    http_requests = transport.requests
     wall = time.monotonic() - started
     after = scrape(endpoint)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from medloom.llm.client import LLMClient
-from medloom.llm.settings import EndpointConfig, LLMSettings, RetrySettings
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.llm.settings import LLMSettings, RetrySettings
+from medloom.testing.fake import FakeLLM, FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.vllm_fixtures import prepared_model_dir, vllm_server
 
@@ -23,25 +23,22 @@ def student_server() -> Iterator[FakeOpenAIServer]:
         yield srv
 
 
-FakeFactory = Callable[..., tuple[FakeOpenAIServer, LLMClient]]
+FakeFactory = Callable[..., tuple[FakeLLM, LLMClient]]
 
 
 @pytest.fixture
 async def fake_llm() -> AsyncIterator[FakeFactory]:
-    """``fake_llm(responder)`` → (server, client); both are closed after the test."""
-    servers: list[FakeOpenAIServer] = []
+    """``fake_llm(responder)`` → (fake, client): an in-process fake endpoint (no socket; the
+    responder sees ``req.agent`` / ``req.node``) and a client reaching it; closed after the test."""
     clients: list[LLMClient] = []
 
-    def start(responder, **server_kwargs) -> tuple[FakeOpenAIServer, LLMClient]:  # type: ignore[no-untyped-def]
-        server = FakeOpenAIServer(responder, **server_kwargs).start()
-        servers.append(server)
+    def start(responder, **fake_kwargs) -> tuple[FakeLLM, LLMClient]:  # type: ignore[no-untyped-def]
+        fake = FakeLLM(responder, **fake_kwargs)
         settings = LLMSettings(retry=RetrySettings(max_attempts=2, initial_backoff_s=0, max_backoff_s=0))
-        client = LLMClient([EndpointConfig(name="fake", base_url=server.base_url)], settings)
+        client = fake.client(settings)
         clients.append(client)
-        return server, client
+        return fake, client
 
     yield start
     for client in clients:
         await client.aclose()
-    for server in servers:
-        server.stop()

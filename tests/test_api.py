@@ -8,7 +8,8 @@ import datasets
 import pytest
 
 import medloom
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeLLM, FakeOpenAIServer
+from medloom.testing.mcq_student import McqStudent
 from tests.helpers import REPO
 
 
@@ -34,9 +35,12 @@ def _spec(url: str, api_key_env: str | None = None) -> dict[str, object]:
     }
 
 
-def test_run_a_graph_built_in_code(tmp_path: Path, student_server: FakeOpenAIServer) -> None:
-    spec = medloom.GraphSpec.model_validate(_spec(student_server.base_url))
-    result = medloom.run(spec, runs_dir=tmp_path)
+def test_run_a_graph_built_in_code(tmp_path: Path) -> None:
+    fake = FakeLLM(McqStudent())  # in process: the run's client gets the fake's transport
+    spec = medloom.GraphSpec.model_validate(_spec(fake.base_url))
+    result = medloom.run(spec, runs_dir=tmp_path, transport=fake.transport)
+    assert fake.request_count == result.report.calls > 0
+    assert {r.node for r in fake.requests} == {"generate"}
     assert isinstance(result.dataset, datasets.Dataset)
     assert result.report.items == 5
     assert result.report.kept + result.report.rejected + result.report.failed == 5

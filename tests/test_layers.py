@@ -36,18 +36,9 @@ the package graph stays acyclic)."""
 ONLY_IMPORTS: dict[str, set[str]] = {"serving": {"core"}}
 """Packages outside the ladder and the only packages they may import."""
 
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # (importing module, imported package) while other helpers are still moving code (issue 14).
-    # The lead empties this list once every move has landed; do not add to it.
-    # The graph spec (GraphSpec, its node models) lives in graphs/ until each node kind owns its spec
-    # in nodes/ and resources are typed (issue 14.2-3):
-    ("medloom.data.sources", "graphs"),
-    ("medloom.nodes.step", "graphs"),
-    ("medloom.ops.difficulty", "graphs"),
-    ("medloom.ops.kg_chains", "graphs"),
-    ("medloom.verifiers.base", "graphs"),
-    ("medloom.verifiers.kg_grounding", "graphs"),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
+"""(importing module, imported package) while other helpers are still moving code (issue 14).
+The lead empties this list once every move has landed; do not add to it."""
 
 
 def _package_of(module: str) -> str | None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 

@@ -90,6 +90,10 @@ class Agent:
         messages: tuple[ChatMessage, ...] = tuple(rendered)
         return LLMRequest(messages=messages, stop=s.stop, **common), ""
 
+    def tags(self, ctx: AgentContext) -> dict[str, str]:
+        """Who calls, for in-process transports (fakes route on it); never sent to a server."""
+        return {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+
     async def call(
         self,
         variables: dict[str, Any],
@@ -106,7 +110,7 @@ class Agent:
         request, prefix = self.build_request(variables, n=n, temperature=temperature, schema=schema)
         endpoints = list(self.model.endpoints) if self.model.endpoints else None
         try:
-            response = await self.client.generate(request, endpoints=endpoints)
+            response = await self.client.generate(request, endpoints=endpoints, tags=self.tags(ctx))
         except LLMError as err:
             ctx.send(
                 LLMCall(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+import jinja2.meta
 
 from medloom.core.calls import ChatMessage
 from medloom.core.errors import ConfigError
@@ -66,6 +67,22 @@ class TemplateLibrary:
             raise ConfigError(f"template '{filename}': {exc}", key="template") from exc
         # A completion prompt ends exactly where the model continues ("Step 1:").
         return split_chat(text) if mode == "chat" else text.rstrip()
+
+    def variables(self, name: str, mode: Mode) -> set[str]:
+        """The variables template ``name`` reads from its context, following its includes."""
+        seen: set[str] = set()
+        found: set[str] = set()
+        todo = [self.filename(name, mode)]
+        while todo:
+            filename = todo.pop()
+            if filename in seen:
+                continue
+            seen.add(filename)
+            source, _, _ = self._env.loader.get_source(self._env, filename)  # type: ignore[union-attr]
+            parsed = self._env.parse(source)
+            found |= jinja2.meta.find_undeclared_variables(parsed)
+            todo.extend(t for t in jinja2.meta.find_referenced_templates(parsed) if t)
+        return found - set(self._env.globals)
 
     def source_path(self, name: str, mode: Mode) -> Path | None:
         for path in self.search_paths:

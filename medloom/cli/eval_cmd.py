@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from medloom.cli.console import err, fail, out, resolve_config
+from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.eval.outputs import COLUMNS, row_cells, write_results
 from medloom.eval.records import EvalResult
@@ -65,6 +66,7 @@ def eval_command(
         list[str] | None,
         typer.Option("--set", "-s", help="Override a key in every config: models.gen.model=NAME."),
     ] = None,
+    mode: ModeOption = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default: runs/eval-<time>/).")
     ] = None,
@@ -92,7 +94,7 @@ def eval_command(
                 endpoints=endpoint,
                 limit=limit,
                 fields=_fields(field),
-                overrides=set_,
+                overrides=with_mode(mode, set_),
                 out_dir=out_dir,
                 concurrency=concurrency,
                 no_cache=no_cache,

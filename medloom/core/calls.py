@@ -105,3 +105,25 @@ class LLMResponse(BaseModel):
     @property
     def text(self) -> str:
         return self.choices[0].text if self.choices else ""
+
+
+class EmbeddingResponse(BaseModel):
+    """Embeddings of several texts, in input order, with where and how they were obtained."""
+
+    model: str
+    vectors: list[list[float]] = Field(default_factory=list, exclude=True)
+    """Not serialised: a trajectory keeps the texts and the usage, the cache keeps the vectors."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens paid for (cached texts cost nothing)."""
+    inputs: int = 0
+    """How many texts were embedded."""
+    cached: int = 0
+    """How many of the texts came from the cache."""
+    latency_s: float = 0.0
+    endpoint: str | None = None
+    attempts: int = 0
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.inputs > 0 and self.cached == self.inputs

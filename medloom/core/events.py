@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from medloom.core.calls import LLMRequest, LLMResponse
+from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse
 from medloom.core.records import Revision, Trace, Verdict
 from medloom.core.usage import UsageTally
 
@@ -36,6 +36,18 @@ class LLMCall(_Event):
     agent: str
     request: LLMRequest
     response: LLMResponse | None = None
+    error: str | None = None
+
+
+class EmbeddingCall(_Event):
+    """One ``client.embed`` call: the texts and the usage, not the vectors (they can be rebuilt
+    from the cache)."""
+
+    type: Literal["embedding_call"] = "embedding_call"
+    agent: str
+    model: str
+    texts: list[str]
+    response: EmbeddingResponse | None = None
     error: str | None = None
 
 
@@ -79,6 +91,11 @@ class Note(_Event):
     """What the note is about ("vote_round", "contaminated", "resample")."""
     trace_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+PREFERENCE_PAIR = "preference_pair"
+"""The note kind of a preference pair an op built itself (``data``: ``kind``, ``chosen``,
+``rejected``, ``chosen_trace_id``, ``rejected_trace_id``, ``reason``); the ``dpo`` export uses them."""
 
 
 class NodeStats(UsageTally):
@@ -128,6 +145,7 @@ class RowSkipped(_Event):
 Event = Annotated[
     ItemStarted
     | LLMCall
+    | EmbeddingCall
     | TraceCreated
     | VerdictGiven
     | TraceRevised

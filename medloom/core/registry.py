@@ -1,4 +1,5 @@
-"""The one registry of named building blocks: node kinds, ops, item sources, checks, selectors.
+"""The one registry of named building blocks: node kinds, ops, item sources, checks, selector
+methods, and the note kinds ops declare.
 
 Built-in modules register themselves on import (``@register("op", "summarise")``); the
 registry imports them on the first lookup. Plugins expose a module (or a ``setup(registry)``
@@ -21,8 +22,8 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
-Kind = Literal["node", "op", "source", "check", "selector"]
-KINDS: tuple[Kind, ...] = ("node", "op", "source", "check", "selector")
+Kind = Literal["node", "op", "source", "check", "selector", "note"]
+KINDS: tuple[Kind, ...] = ("node", "op", "source", "check", "selector", "note")
 
 ENTRY_POINT_GROUP = "medloom.plugins"
 LEGACY_GROUPS: dict[str, Kind] = {"medloom.steps": "op", "medloom.sources": "source"}
@@ -46,8 +47,22 @@ class UnknownName(KeyError):
         return f"unknown {_LABELS[self.kind]} '{self.name}' ({_PLURALS[self.kind]}: {listed})"
 
 
-_LABELS = {"node": "node type", "op": "op", "source": "source", "check": "check", "selector": "method"}
-_PLURALS = {"node": "types", "op": "ops", "source": "sources", "check": "checks", "selector": "methods"}
+_LABELS = {
+    "node": "node type",
+    "op": "op",
+    "source": "source",
+    "check": "check",
+    "selector": "method",
+    "note": "note kind",
+}
+_PLURALS = {
+    "node": "types",
+    "op": "ops",
+    "source": "sources",
+    "check": "checks",
+    "selector": "methods",
+    "note": "note kinds",
+}
 
 
 class Registry:
@@ -93,13 +108,21 @@ class Registry:
             self._loaded = True
             for package in self._packages:
                 _import_package(package)
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, ModuleType):
-                    loaded(self)
-            for group, kind in LEGACY_GROUPS.items():
-                for ep in entry_points(group=group):
-                    self._entries[kind].setdefault(ep.name, ep.load())
+            self.load_plugins()
+
+    def load_plugins(self) -> None:
+        """Load the installed plugins (``medloom.plugins``, and the older per-kind groups)."""
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, ModuleType):
+                loaded(self)
+        for group, kind in LEGACY_GROUPS.items():
+            for ep in entry_points(group=group):
+                self._entries[kind].setdefault(ep.name, ep.load())
+
+    def remove(self, kind: Kind, name: str) -> None:
+        """Forget ``name`` (tests that register temporary entries clean up with this)."""
+        self._entries[kind].pop(name, None)
 
 
 def _import_package(name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from medloom.core.calls import LLMResponse, Usage
+from medloom.core.calls import EmbeddingResponse, LLMResponse, Usage
 
 
 class Price(BaseModel):
@@ -39,10 +39,18 @@ class UsageTally(BaseModel):
     """Tokens paid for (cache hits cost nothing)."""
     cost: float = 0.0
 
-    def add(self, response: LLMResponse | None, price: Price | None = None) -> None:
+    def add(self, response: LLMResponse | EmbeddingResponse | None, price: Price | None = None) -> None:
         """Count one call; ``None`` counts a call that failed."""
         if response is None:
             self.failed_calls += 1
+            return
+        if isinstance(response, EmbeddingResponse):  # one sample per text embedded
+            self.calls += 1
+            self.cached_calls += response.cache_hit
+            self.samples += response.inputs
+            self.cached_samples += response.cached
+            self.prompt_tokens += response.usage.prompt_tokens
+            self.cost += cost_of(response.usage, price)
             return
         self.calls += 1
         self.cached_calls += response.cache_hit

@@ -12,16 +12,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.core.errors import ConfigError
 from medloom.core.records import Item
 from medloom.core.registry import REGISTRY
 from medloom.data.items import iter_items
-from medloom.data.readers import count_rows
-
-if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
+from medloom.data.readers import DatasetSpec, count_rows
+from medloom.kg.spec import KGResources
 
 ItemStream = Iterable[tuple[int, Item | Exception]]
 
@@ -34,8 +34,33 @@ class ItemSource(Protocol):
     def __iter__(self) -> Iterator[tuple[int, Item | Exception]]: ...
 
 
-SourceFactory = Callable[["GraphSpec", Path | None], ItemSource]
-"""Called with the recipe (``spec.source.params`` holds the op's settings) and its directory."""
+class SourceSpec(BaseModel):
+    """A recipe's ``source:``: items made by a registered source instead of read from a dataset,
+    e.g. chains sampled from a knowledge graph."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class ItemsRecipe(Protocol):
+    """What choosing a run's items reads of the recipe."""
+
+    @property
+    def dataset(self) -> DatasetSpec | None: ...
+
+    @property
+    def source(self) -> SourceSpec | None: ...
+
+    @property
+    def resources(self) -> KGResources: ...
+
+
+SourceFactory = Callable[[SourceSpec, KGResources, Path | None], ItemSource]
+"""Called with the recipe's ``source:`` (its ``params`` hold the op's settings), its
+``resources:`` and its directory."""
 
 
 def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
@@ -65,23 +90,23 @@ class _Limited:
 
 @dataclass
 class _DatasetSource:
-    spec: GraphSpec
+    dataset: DatasetSpec
 
     def count(self) -> int | None:
-        assert self.spec.dataset is not None
-        return count_rows(self.spec.dataset)
+        return count_rows(self.dataset)
 
     def __iter__(self) -> Iterator[tuple[int, Item | Exception]]:
-        assert self.spec.dataset is not None
-        return iter_items(self.spec.dataset)
+        return iter_items(self.dataset)
 
 
-def item_source(spec: GraphSpec, base_dir: Path | None = None) -> ItemSource:
+def item_source(spec: ItemsRecipe, base_dir: Path | None = None) -> ItemSource:
     """The items of a run, as the recipe says."""
     if spec.source is None:
-        return _DatasetSource(spec)
+        if spec.dataset is None:
+            raise ConfigError("give 'dataset' (read items) or 'source' (make items)", key="dataset")
+        return _DatasetSource(spec.dataset)
     ops = source_ops()
     if spec.source.op not in ops:
         known = ", ".join(sorted(ops)) or "none installed"
         raise ConfigError(f"unknown source '{spec.source.op}' (sources: {known})", key="source.op")
-    return _Limited(ops[spec.source.op](spec, base_dir), spec.source.limit)
+    return _Limited(ops[spec.source.op](spec.source, spec.resources, base_dir), spec.source.limit)

@@ -1,26 +1,26 @@
-"""Build a networkx graph from a spec and check it before anything runs."""
+"""Build a networkx graph from a spec and check it before anything runs.
+
+The checks are generic: each node's kind (``medloom.nodes``) checks its own references and
+says whether it may start a graph, sit in a loop, or bound one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import GraphError
-from medloom.graphs.spec import (
-    GeneratorNode,
-    GraphSpec,
-    JudgeSpec,
-    RefinerNode,
-    SelectorNode,
-    StepNode,
-    VerifierNode,
-)
-from medloom.nodes.step import OpBuild, registered_ops
-from medloom.verifiers import CHECKS
+from medloom.core.registry import REGISTRY
+from medloom.graphs.conditions import Condition
+from medloom.graphs.spec import GraphSpec
+from medloom.graphs.template_check import check_template_variables
+from medloom.nodes.kind import NodeBuild, NodeKind, node_kind
+
+Route = tuple[str, tuple[Condition, ...]]
 
 
 @dataclass
@@ -32,6 +32,10 @@ class CompiledGraph:
     entries: list[str]
     components: list[list[str]]
     sinks: set[str]
+    routes: dict[str, list[Route]] = field(default_factory=dict)
+    """Per node, its out-edges in order with their parsed conditions."""
+    max_visits: int = 100
+    """How often one item may enter one node (a runtime guard against a loop that never ends)."""
 
 
 def template_library(spec: GraphSpec, base_dir: Path | None) -> TemplateLibrary:
@@ -46,10 +50,24 @@ def template_library(spec: GraphSpec, base_dir: Path | None) -> TemplateLibrary:
     return TemplateLibrary(paths)
 
 
+def kinds_of(spec: GraphSpec) -> dict[str, NodeKind[Any]]:
+    return {name: node_kind(node.type) for name, node in spec.nodes.items()}
+
+
+def visit_bound(spec: GraphSpec, kinds: dict[str, NodeKind[Any]]) -> int:
+    """The most times an item may enter one node: ``run.max_node_visits``, or enough for every
+    bounded loop to run all its rounds, twice over."""
+    if spec.run.max_node_visits is not None:
+        return spec.run.max_node_visits
+    rounds = sum(kind.loop_bound(spec.nodes[name]) for name, kind in kinds.items())
+    return 8 + 2 * rounds
+
+
 def build_graph(
     spec: GraphSpec, *, file: str | Path | None = None, templates: TemplateLibrary | None = None
 ) -> CompiledGraph:
-    """Check ``spec`` (unknown names, unbounded cycles, unreachable nodes) and order its nodes."""
+    """Check ``spec`` (unknown names, unbounded cycles, unreachable nodes, template variables)
+    and order its nodes."""
     templates = templates or TemplateLibrary()
 
     def fail(message: str, key: str) -> GraphError:
@@ -58,36 +76,41 @@ def build_graph(
     graph = nx.DiGraph()
     for name, node in spec.nodes.items():
         graph.add_node(name, spec=node)
+    routes: dict[str, list[Route]] = {name: [] for name in spec.nodes}
     for i, edge in enumerate(spec.edges):
         for end, label in ((edge.source, "from"), (edge.target, "to")):
             if end not in spec.nodes:
                 raise fail(f"unknown node '{end}' (nodes: {', '.join(spec.nodes)})", f"edges.{i}.{label}")
         if graph.has_edge(edge.source, edge.target):
-            graph.edges[edge.source, edge.target]["conditions"].append(edge.when)
+            graph.edges[edge.source, edge.target]["conditions"].append(edge.condition)
         else:
-            graph.add_edge(edge.source, edge.target, conditions=[edge.when])
+            graph.add_edge(edge.source, edge.target, conditions=[edge.condition])
+    for source in spec.nodes:
+        routes[source] = [(t, tuple(graph.edges[source, t]["conditions"])) for t in graph.successors(source)]
 
-    _check_models_and_templates(spec, templates, fail)
-    _check_steps(spec, templates, file, fail)
+    _check_endpoints(spec, fail)
+    kinds = kinds_of(spec)
+    base_dir = Path(file).resolve().parent if file else None
+    for name, kind in kinds.items():
+        build = NodeBuild(node=name, graph=spec, templates=templates, models={}, file=file, base_dir=base_dir)
+        kind.check(spec.nodes[name], build)
+    check_template_variables(spec, kinds, templates, file)
 
     entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
     if not entries:
         raise fail("no entry node: every node has an incoming edge; start with a generator", "edges")
     for name in entries:
-        if not isinstance(spec.nodes[name], GeneratorNode | StepNode):
+        if not kinds[name].can_start:
+            starters = sorted(t for t, k in _all_kinds().items() if k.can_start)
             raise fail(
                 f"node '{name}' has no incoming edge, so it would never receive traces; "
-                "only generators and steps can start a graph (add an edge into it)",
+                f"only {' and '.join(_plural(t) for t in starters)} can start a graph (add an edge into it)",
                 f"nodes.{name}",
             )
-    for name, node in spec.nodes.items():
-        if isinstance(node, RefinerNode):
-            preds = list(graph.predecessors(name))
-            if not any(isinstance(spec.nodes[p], VerifierNode) for p in preds):
-                raise fail(
-                    f"refiner '{name}' must follow a verifier (it repairs what a verdict flagged)",
-                    f"nodes.{name}",
-                )
+    for name, kind in kinds.items():
+        problem = kind.placement(name, spec.nodes[name], [spec.nodes[p] for p in graph.predecessors(name)])
+        if problem:
+            raise fail(problem, f"nodes.{name}")
 
     reachable: set[str] = set()
     for entry in entries:
@@ -99,32 +122,53 @@ def build_graph(
             f"nodes.{unreachable[0]}",
         )
 
+    _check_loops_are_bounded(graph, kinds, fail)
     condensed = nx.condensation(graph)
     components: list[list[str]] = []
     for cid in nx.topological_sort(condensed):
         members: set[str] = condensed.nodes[cid]["members"]
-        is_loop = len(members) > 1 or any(graph.has_edge(n, n) for n in members)
-        if is_loop:
+        if len(members) > 1 or any(graph.has_edge(n, n) for n in members):
             cycle = " → ".join(sorted(members))
-            if not any(isinstance(spec.nodes[n], RefinerNode) for n in members):
-                raise fail(
-                    f"unbounded cycle through {cycle}: a loop must contain a refiner "
-                    "(its max_rounds bounds the loop)",
-                    "edges",
-                )
-            inside = [n for n in members if isinstance(spec.nodes[n], SelectorNode | GeneratorNode)]
-            if inside:
-                kind = "selector" if isinstance(spec.nodes[inside[0]], SelectorNode) else "generator"
-                raise fail(
-                    f"{kind} '{inside[0]}' cannot sit inside the loop {cycle}",
-                    f"nodes.{inside[0]}",
-                )
+            for n in sorted(members):
+                if not kinds[n].in_loops:
+                    raise fail(f"{kinds[n].tag} '{n}' cannot sit inside the loop {cycle}", f"nodes.{n}")
         components.append(_order_component(graph, members))
 
     sinks = {n for n in graph.nodes if graph.out_degree(n) == 0}
     if not sinks:
         raise fail("the graph has no final node (every node has an outgoing edge)", "edges")
-    return CompiledGraph(spec=spec, graph=graph, entries=entries, components=components, sinks=sinks)
+    return CompiledGraph(
+        spec=spec,
+        graph=graph,
+        entries=entries,
+        components=components,
+        sinks=sinks,
+        routes=routes,
+        max_visits=visit_bound(spec, kinds),
+    )
+
+
+def _check_loops_are_bounded(graph: nx.DiGraph, kinds: dict[str, NodeKind[Any]], fail: Any) -> None:
+    """Every cycle must pass through a node that bounds loops (a refiner's ``max_rounds``):
+    the graph without those nodes has no cycle."""
+    free = graph.subgraph(n for n in graph.nodes if not kinds[n].bounds_loops)
+    for members in nx.strongly_connected_components(free):
+        if len(members) > 1 or any(free.has_edge(n, n) for n in members):
+            cycle = " → ".join(sorted(members))
+            bounders = sorted(t for t, k in _all_kinds().items() if k.bounds_loops)
+            raise fail(
+                f"unbounded cycle through {cycle}: every loop must pass through a "
+                f"{' or '.join(bounders)} (its max_rounds bounds the loop)",
+                "edges",
+            )
+
+
+def _all_kinds() -> dict[str, NodeKind[Any]]:
+    return REGISTRY.all("node")
+
+
+def _plural(word: str) -> str:
+    return f"{word}s"
 
 
 def _order_component(graph: nx.DiGraph, members: set[str]) -> list[str]:
@@ -141,9 +185,7 @@ def _order_component(graph: nx.DiGraph, members: set[str]) -> list[str]:
     return order
 
 
-def _check_models_and_templates(
-    spec: GraphSpec, templates: TemplateLibrary, fail: Callable[[str, str], GraphError]
-) -> None:
+def _check_endpoints(spec: GraphSpec, fail: Any) -> None:
     endpoint_names = {e.name for e in spec.endpoints if e.name}
     for alias, model in spec.models.items():
         for ep in model.endpoints or []:
@@ -152,69 +194,3 @@ def _check_models_and_templates(
                     f"unknown endpoint '{ep}' (endpoints: {sorted(endpoint_names)})",
                     f"models.{alias}.endpoints",
                 )
-
-    def need_model(alias: str, key: str) -> str:
-        if alias not in spec.models:
-            raise fail(f"unknown model '{alias}' (models: {', '.join(spec.models)})", key)
-        return spec.models[alias].mode
-
-    def need_template(name: str, mode: str, key: str) -> None:
-        if not templates.has(name, mode):  # type: ignore[arg-type]
-            available = ", ".join(templates.available())
-            raise fail(
-                f"prompt template '{name}.{mode}.j2' not found (available: {available})",
-                key,
-            )
-
-    for name, node in spec.nodes.items():
-        if isinstance(node, GeneratorNode):
-            for i, alias in enumerate(node.models):
-                mode = need_model(alias, f"nodes.{name}.models.{i}")
-                need_template(node.template, mode, f"nodes.{name}.template")
-        elif isinstance(node, RefinerNode):
-            mode = need_model(node.model, f"nodes.{name}.model")
-            need_template(node.template, mode, f"nodes.{name}.template")
-        elif isinstance(node, VerifierNode):
-            for i, v in enumerate(node.verifiers):
-                if isinstance(v, JudgeSpec):
-                    mode = need_model(v.judge, f"nodes.{name}.verifiers.{i}.judge")
-                    need_template(v.template, mode, f"nodes.{name}.verifiers.{i}.template")
-                elif v.check not in CHECKS:
-                    raise fail(
-                        f"unknown check '{v.check}' (checks: {', '.join(sorted(CHECKS))})",
-                        f"nodes.{name}.verifiers.{i}.check",
-                    )
-                else:
-                    try:
-                        CHECKS[v.check].from_params(v.params, spec)
-                    except TypeError as exc:
-                        raise fail(
-                            f"bad parameters for check '{v.check}': {exc}",
-                            f"nodes.{name}.verifiers.{i}.params",
-                        ) from None
-
-
-def _check_steps(
-    spec: GraphSpec,
-    templates: TemplateLibrary,
-    file: str | Path | None,
-    fail: Callable[[str, str], GraphError],
-) -> None:
-    """Each step's op exists and accepts its params, models and templates (built unbound)."""
-    ops = registered_ops()
-    for name, node in spec.nodes.items():
-        if not isinstance(node, StepNode):
-            continue
-        if node.op not in ops:
-            raise fail(f"unknown op '{node.op}' (ops: {', '.join(sorted(ops))})", f"nodes.{name}.op")
-        for i, alias in enumerate(node.models or []):
-            if alias not in spec.models:
-                raise fail(
-                    f"unknown model '{alias}' (models: {', '.join(spec.models)})", f"nodes.{name}.models.{i}"
-                )
-        base_dir = Path(file).resolve().parent if file else None
-        ops[node.op](
-            OpBuild(
-                node=name, spec=node, graph=spec, templates=templates, models={}, file=file, base_dir=base_dir
-            )
-        )

@@ -1,10 +1,11 @@
-"""Edge conditions on a trace's latest verdict: always, passed, failed, score thresholds."""
+"""Edge conditions, parsed once into typed objects: always, passed, failed, score thresholds."""
 
 from __future__ import annotations
 
 import operator
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from medloom.core.records import Trace
 
@@ -18,16 +19,53 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _SCORE = re.compile(r"^score\s*(>=|>|<=|<|==)\s*(-?\d+(?:\.\d+)?)$")
 
 
-def matches(condition: str, trace: Trace) -> bool:
-    verdict = trace.last_verdict
-    if condition == "always":
+@dataclass(frozen=True)
+class Always:
+    def holds(self, trace: Trace) -> bool:
         return True
-    if condition == "passed":
+
+
+@dataclass(frozen=True)
+class Passed:
+    def holds(self, trace: Trace) -> bool:
+        verdict = trace.last_verdict
         return verdict is not None and verdict.passed
-    if condition == "failed":
+
+
+@dataclass(frozen=True)
+class Failed:
+    def holds(self, trace: Trace) -> bool:
+        verdict = trace.last_verdict
         return verdict is not None and not verdict.passed
-    m = _SCORE.match(condition)
+
+
+@dataclass(frozen=True)
+class ScoreCompare:
+    op: str
+    value: float
+
+    def holds(self, trace: Trace) -> bool:
+        score = trace.score
+        return score is not None and _OPS[self.op](score, self.value)
+
+
+Condition = Always | Passed | Failed | ScoreCompare
+
+_NAMED: dict[str, Condition] = {"always": Always(), "passed": Passed(), "failed": Failed()}
+
+
+def parse_condition(text: str) -> Condition:
+    """The condition ``text`` names; a ValueError saying what is allowed otherwise."""
+    text = text.strip()
+    if text in _NAMED:
+        return _NAMED[text]
+    m = _SCORE.match(text)
     if not m:
-        raise ValueError(f"unknown edge condition '{condition}'")
-    score = trace.score
-    return score is not None and _OPS[m.group(1)](score, float(m.group(2)))
+        raise ValueError(f"unknown condition '{text}'; use always, passed, failed or 'score >= 3'")
+    return ScoreCompare(m.group(1), float(m.group(2)))
+
+
+def matches(condition: str | Condition, trace: Trace) -> bool:
+    """Whether ``condition`` (text or parsed) holds for ``trace``'s latest verdict."""
+    parsed = parse_condition(condition) if isinstance(condition, str) else condition
+    return parsed.holds(trace)

@@ -6,26 +6,24 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from medloom.agents.context import AgentContext
 from medloom.core.errors import LLMError
 from medloom.core.events import (
+    EmbeddingCall,
     Event,
     ItemFinished,
     ItemStarted,
     LLMCall,
     NodeStats,
     RowSkipped,
-    Selection,
     TraceDropped,
-    VerdictGiven,
 )
 from medloom.core.records import Item, Trace
 from medloom.core.rows import trace_row
-from medloom.graphs.conditions import matches
 from medloom.graphs.runtime import Runtime
-from medloom.graphs.selectors import select
+from medloom.nodes.protocol import ItemMemory, NodeContext
 
 log = logging.getLogger("medloom.engine")
 
@@ -41,6 +39,10 @@ class NodeFailure(Exception):
         super().__init__(f"{node}: {cause}")
 
 
+class LoopLimit(RuntimeError):
+    """An item entered one node more often than the graph's loops allow."""
+
+
 class ItemRun:
     """One item's way through the graph."""
 
@@ -54,16 +56,16 @@ class ItemRun:
         self.pending: dict[str, list[Trace]] = defaultdict(list)
         self.final: list[Trace] = []
         self.drops: list[tuple[str, str, str]] = []
-        self.failed_reasons: dict[str, list[str]] = {}
-        self.lineage: dict[str, str] = {}
-        """Refined trace id → the id of the generated trace it descends from."""
+        self.memory = ItemMemory()
+        self.visits: Counter[str] = Counter()
         self.entries = set(rt.compiled.entries)
         self.rejected: tuple[str, str, str] | None = None
-        """An item-level rejection by a step: (node, reason, code)."""
+        """An item-level rejection by a node: (node, reason, code)."""
 
-    def count_call(self, event: LLMCall) -> None:
+    def count_call(self, event: LLMCall | EmbeddingCall) -> None:
         if event.node is not None:
-            self.stats[event.node].add(event.response, self.rt.prices.get(event.request.model))
+            model = event.model if isinstance(event, EmbeddingCall) else event.request.model
+            self.stats[event.node].add(event.response, self.rt.prices.get(model))
 
     async def run(self) -> ItemFinished:
         for component in self.rt.compiled.components:
@@ -74,138 +76,54 @@ class ItemRun:
                         if node in self.stats:
                             continue
                         progressed = True
-                        self.stats[node]
-                        work = (
-                            self._generate(node, []) if node in self.rt.generators else self._step(node, [])
-                        )
-                        self.route(node, await self._guard(node, work))
+                        self.route(node, await self._run_node(node, []))
                         continue
                     batch = self.pending.pop(node, [])
                     if not batch:
                         continue
                     progressed = True
                     self.stats[node].traces_in += len(batch)
-                    out = await self._guard(node, self._process(node, batch))
-                    self.route(node, out)
+                    self.route(node, await self._run_node(node, batch))
                 if self.rejected or not progressed or not any(self.pending.get(n) for n in component):
                     break
             if self.rejected:
                 break
         return self.finish()
 
-    async def _guard(self, node: str, work: Awaitable[list[Trace]]) -> list[Trace]:
+    async def _run_node(self, node: str, batch: list[Trace]) -> list[Trace]:
+        """Run ``node`` on ``batch``; apply its item update, drops and rejection."""
+        self.visits[node] += 1
+        limit = self.rt.compiled.max_visits
+        if self.visits[node] > limit:
+            raise NodeFailure(
+                node,
+                LoopLimit(
+                    f"entered {limit} times for one item: a loop through it does not end; bound it "
+                    "with a refiner (max_rounds) or raise run.max_node_visits"
+                ),
+            )
+        ctx = NodeContext(
+            item_id=self.ctx.item_id,
+            attempt=self.ctx.attempt,
+            node=node,
+            emit=self.ctx.emit,
+            stats=self.stats[node],
+            memory=self.memory,
+        )
         try:
-            return await work
+            out = await self.rt.nodes[node].run(self.item, batch, ctx)
         except Exception as exc:
             raise NodeFailure(node, exc) from exc
-
-    async def _generate(self, node: str, inputs: list[Trace]) -> list[Trace]:
-        ctx = self.ctx.at(node)
-        batches = await asyncio.gather(
-            *(g.generate(self.item, ctx, inputs=inputs) for g in self.rt.generators[node])
-        )
-        return [t for b in batches for t in b]
-
-    async def _step(self, node: str, batch: list[Trace]) -> list[Trace]:
-        out = await self.rt.steps[node].run(self.item, batch, self.ctx.at(node))
         if out.item is not None:
             self.item = out.item
         for drop in out.drops:
-            self.drop(node, drop.trace, drop.reason, code=drop.code)
+            self.drop(node, drop.trace, drop.reason, code=drop.code, event=drop.announce)
         if out.reject is not None:
             self.rejected = (node, out.reject, out.reject_code or f"rejected by {node}")
             self.pending.clear()
             self.stats[node].dropped += 1
             return []
         return out.traces
-
-    async def _process(self, node: str, batch: list[Trace]) -> list[Trace]:
-        if node in self.rt.generators:
-            return await self._generate(node, batch)
-        if node in self.rt.steps:
-            return await self._step(node, batch)
-        ctx = self.ctx.at(node)
-        if node in self.rt.verifiers:
-            verifier = self.rt.verifiers[node]
-            verdicts = await asyncio.gather(*(verifier.verify(self.item, t, ctx) for t in batch))
-            out = []
-            for trace, verdict in zip(batch, verdicts, strict=True):
-                verdict = verdict.model_copy(update={"node": node})
-                trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict]})
-                ctx.send(
-                    VerdictGiven(
-                        item_id=self.item.id,
-                        attempt=ctx.attempt,
-                        node=node,
-                        trace_id=trace.id,
-                        verdict=verdict,
-                    )
-                )
-                s = self.stats[node]
-                rounds = s.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})
-                key = "passed" if verdict.passed else "failed"
-                rounds[key] += 1
-                setattr(s, key, getattr(s, key) + 1)
-                if not verdict.passed:
-                    self.failed_reasons[trace.id] = verdict.reasons
-                out.append(trace)
-            return out
-        if node in self.rt.refiners:
-            refiner, cfg = self.rt.refiners[node]
-            todo: list[Trace] = []
-            for trace in batch:
-                if trace.round >= cfg.max_rounds:
-                    last = trace.last_verdict
-                    why = last.reason if last else "no verdict"
-                    failing = ", ".join(last.failing) if last else "?"
-                    self.drop(
-                        node,
-                        trace,
-                        f"still failing after {cfg.max_rounds} refinement rounds: {why}",
-                        code=f"still failing {failing} after {cfg.max_rounds} refinement rounds",
-                    )
-                elif trace.last_verdict is None:
-                    self.drop(node, trace, "nothing to refine: the trace has no verdict", code="no verdict")
-                else:
-                    todo.append(trace)
-
-            async def one(trace: Trace) -> Trace:
-                assert trace.last_verdict is not None
-                others: list[str] = []
-                root = self.lineage.get(trace.id, trace.id)
-                if cfg.share_reasons:
-                    # Other attempts only: not this trace, nor the earlier rounds it was refined from.
-                    others = [
-                        r
-                        for tid, rs in self.failed_reasons.items()
-                        if self.lineage.get(tid, tid) != root
-                        for r in rs
-                    ]
-                    others = list(dict.fromkeys(others))[:5]
-                new = await refiner.refine(self.item, trace, trace.last_verdict, ctx, others)
-                self.lineage[new.id] = root
-                return new
-
-            return list(await asyncio.gather(*(one(t) for t in todo)))
-        selector = self.rt.selectors[node]
-        chosen, detail = select(selector, batch)
-        ctx.send(
-            Selection(
-                item_id=self.item.id,
-                attempt=ctx.attempt,
-                node=node,
-                method=selector.method,
-                selected=[t.id for t in chosen],
-                candidates=[t.id for t in batch],
-                detail=detail,
-            )
-        )
-        chosen_ids = {t.id for t in chosen}
-        for trace in batch:
-            if trace.id not in chosen_ids:
-                why = detail.get("reason") or f"not selected by {selector.method}"
-                self.drop(node, trace, str(why), code=f"not selected ({selector.method})", event=False)
-        return chosen
 
     def drop(self, node: str, trace: Trace, reason: str, *, code: str, event: bool = True) -> None:
         """Record that ``trace`` stops at ``node``; ``code`` is a short category for reports."""
@@ -224,17 +142,13 @@ class ItemRun:
 
     def route(self, node: str, traces: list[Trace]) -> None:
         """Send each trace along its first matching out-edge; keep it if the node is final."""
-        graph = self.rt.compiled.graph
-        successors = list(graph.successors(node))
+        routes = self.rt.compiled.routes[node]
         self.stats[node].traces_out += len(traces)
         for trace in traces:
-            target = next(
-                (v for v in successors if any(matches(c, trace) for c in graph.edges[node, v]["conditions"])),
-                None,
-            )
+            target = next((v for v, conditions in routes if any(c.holds(trace) for c in conditions)), None)
             if target is not None:
                 self.pending[target].append(trace)
-            elif not successors:
+            elif not routes:
                 self.final.append(trace)
             else:
                 verdict = trace.last_verdict
@@ -309,7 +223,7 @@ class Engine:
         runner: ItemRun
 
         def emit(event: Event) -> None:
-            if isinstance(event, LLMCall):
+            if isinstance(event, LLMCall | EmbeddingCall):
                 runner.count_call(event)
             self.sink(event)
 

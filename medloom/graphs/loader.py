@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ from medloom.graphs.spec import GraphSpec
 
 
 def apply_override(data: dict[str, Any], assignment: str, *, file: str | None = None) -> None:
-    """Set ``a.b.c=value`` in ``data``; the value is parsed as YAML (``3``, ``[a, b]``)."""
+    """Set ``a.b.c=value`` in ``data``; the value is parsed as YAML (``3``, ``[a, b]``).
+
+    A ``*`` segment stands for every entry of a mapping or list: ``models.*.mode=chat`` switches
+    every model alias of a recipe, whatever the recipe calls them.
+    """
     if "=" not in assignment:
         raise ConfigError(f"override '{assignment}' must look like key.path=value", file=file)
     key, _, raw = assignment.partition("=")
@@ -25,10 +30,17 @@ def apply_override(data: dict[str, Any], assignment: str, *, file: str | None = 
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse value '{raw}': {exc}", file=file, key=key) from exc
-    target: Any = data
+    _assign(data, parts, value, key=key, file=file)
+
+
+def _assign(target: Any, parts: list[str], value: Any, *, key: str, file: str | None) -> None:
     for i, part in enumerate(parts[:-1]):
+        if part == "*":
+            for child in _entries(target, key, file):
+                _assign(child, parts[i + 1 :], value, key=key, file=file)
+            return
         if isinstance(target, list):
-            target = _list_index(target, part, ".".join(parts[: i + 1]), file)
+            target = _list_index(target, part, key, file)
             continue
         if not isinstance(target, dict):
             raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
@@ -36,15 +48,33 @@ def apply_override(data: dict[str, Any], assignment: str, *, file: str | None = 
             target[part] = {}
         target = target[part]
     last = parts[-1]
-    if isinstance(target, list):
-        index = int(last) if last.isdigit() else -1
-        if not 0 <= index < len(target):
-            raise ConfigError(f"no list element {last}", file=file, key=key)
-        target[index] = value
-    elif isinstance(target, dict):
-        target[last] = value
+    if last == "*":
+        slots: list[Any] = (
+            list(target) if isinstance(target, dict) else list(range(len(_entries(target, key, file))))
+        )
     else:
-        raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
+        slots = [last]
+    for slot in slots:
+        if isinstance(target, list):
+            index = int(slot) if str(slot).isdigit() else -1
+            if not 0 <= index < len(target):
+                raise ConfigError(f"no list element {slot}", file=file, key=key)
+            target[index] = copy.deepcopy(value)
+        elif isinstance(target, dict):
+            target[slot] = copy.deepcopy(value)
+        else:
+            raise ConfigError("cannot set a key inside a non-mapping value", file=file, key=key)
+
+
+def _entries(target: Any, key: str, file: str | None) -> list[Any]:
+    """The entries a ``*`` segment stands for."""
+    if isinstance(target, dict):
+        return list(target.values())
+    if isinstance(target, list):
+        return list(target)
+    raise ConfigError(
+        "'*' stands for the entries of a mapping or list, and there is none here", file=file, key=key
+    )
 
 
 def _list_index(target: list[Any], part: str, key: str, file: str | None) -> Any:
@@ -109,16 +139,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> GraphSpec
     return validate_spec(data, file=path)
 
 
-_NODE_TAGS = {"generator", "verifier", "refiner", "selector", "step"}
-
-
 def _key_of(loc: tuple[Any, ...]) -> str:
     """A dotted key from a pydantic error location, without union member names."""
     parts: list[str] = []
-    for i, p in enumerate(loc):
+    for p in loc:
         if isinstance(p, str) and p[:1].isupper():
             continue  # a union member's class name
-        if i == 2 and loc[0] == "nodes" and p in _NODE_TAGS:
-            continue  # the discriminator tag of a node
         parts.append(str(p))
     return ".".join(parts)

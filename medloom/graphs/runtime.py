@@ -1,40 +1,27 @@
-"""Instantiate a checked graph's nodes: agents bound to models, verifiers, refiners."""
+"""Instantiate a checked graph's nodes: each kind builds its live node, bound to the client."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medloom.agents.agent import Agent, ModelRef
-from medloom.agents.roles import Generator, Refiner, VerifierRole
+from medloom.agents.agent import ModelRef
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import ConfigError
 from medloom.core.usage import Price
-from medloom.graphs.build import CompiledGraph
-from medloom.graphs.spec import (
-    GeneratorNode,
-    GraphSpec,
-    JudgeSpec,
-    RefinerNode,
-    SelectorNode,
-    StepNode,
-    VerifierNode,
-)
+from medloom.graphs.build import CompiledGraph, kinds_of
+from medloom.graphs.spec import GraphSpec
 from medloom.llm.client import LLMClient
-from medloom.nodes.step import Node, OpBuild, registered_ops
-from medloom.verifiers import CHECKS, Composite, LLMJudge
+from medloom.nodes.kind import NodeBuild
+from medloom.nodes.protocol import Node
 
 
 @dataclass
 class Runtime:
-    """The live objects behind each node."""
+    """The live node behind each node name."""
 
     compiled: CompiledGraph
-    generators: dict[str, list[Generator]] = field(default_factory=dict)
-    verifiers: dict[str, VerifierRole] = field(default_factory=dict)
-    refiners: dict[str, tuple[Refiner, RefinerNode]] = field(default_factory=dict)
-    selectors: dict[str, SelectorNode] = field(default_factory=dict)
-    steps: dict[str, Node] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
     prices: dict[str, Price] = field(default_factory=dict)
     """``llm.prices``: each node's calls are costed as they are counted."""
 
@@ -76,58 +63,15 @@ def instantiate(
     base_dir: Path | None = None,
 ) -> Runtime:
     rt = Runtime(compiled=compiled, prices=client.settings.prices)
-    for name, node in compiled.spec.nodes.items():
-        if isinstance(node, GeneratorNode):
-            rt.generators[name] = [
-                Generator(
-                    Agent(
-                        name,
-                        models[alias],
-                        node.template,
-                        client,
-                        sampling=node.sampling,
-                        templates=templates,
-                    ),
-                    samples=node.samples,
-                    temperatures=node.temperatures,
-                )
-                for alias in node.models
-            ]
-        elif isinstance(node, VerifierNode):
-            parts: list[VerifierRole] = []
-            for v in node.verifiers:
-                if isinstance(v, JudgeSpec):
-                    agent = Agent(
-                        f"{name}:judge",
-                        models[v.judge],
-                        v.template,
-                        client,
-                        sampling=v.sampling,
-                        templates=templates,
-                    )
-                    parts.append(LLMJudge(agent, parse_retries=v.parse_retries, structured=v.structured))
-                else:
-                    parts.append(CHECKS[v.check].from_params(v.params, compiled.spec))
-            rt.verifiers[name] = (
-                parts[0] if len(parts) == 1 else Composite(parts, node.mode, node.threshold, name=name)
-            )
-        elif isinstance(node, RefinerNode):
-            agent = Agent(
-                name, models[node.model], node.template, client, sampling=node.sampling, templates=templates
-            )
-            rt.refiners[name] = (Refiner(agent), node)
-        elif isinstance(node, SelectorNode):
-            rt.selectors[name] = node
-        elif isinstance(node, StepNode):
-            build = OpBuild(
-                node=name,
-                spec=node,
-                graph=compiled.spec,
-                templates=templates,
-                models=models,
-                client=client,
-                file=file,
-                base_dir=base_dir,
-            )
-            rt.steps[name] = registered_ops()[node.op](build)
+    for name, kind in kinds_of(compiled.spec).items():
+        build = NodeBuild(
+            node=name,
+            graph=compiled.spec,
+            templates=templates,
+            models=models,
+            client=client,
+            file=file,
+            base_dir=base_dir,
+        )
+        rt.nodes[name] = kind.build(compiled.spec.nodes[name], build)
     return rt

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from medloom.agents.agent import Sampling
+from medloom.core.registry import UnknownName
 from medloom.data.readers import DatasetSpec
+from medloom.data.sources import SourceSpec
+from medloom.graphs.conditions import Always, Condition, parse_condition
 from medloom.kg.spec import KGSpec
 from medloom.llm.settings import EndpointConfig, LLMSettings
+from medloom.nodes.kind import NodeSpec, node_kind
 
 
 class _Strict(BaseModel):
@@ -26,80 +38,41 @@ class ModelSpec(_Strict):
     mode: Literal["chat", "completion"] = "chat"
 
 
-class GeneratorNode(_Strict):
-    type: Literal["generator"]
-    models: list[str] = Field(min_length=1)
-    template: str
-    samples: int = Field(default=1, ge=1)
-    temperatures: list[float] | None = None
-    sampling: Sampling = Field(default_factory=Sampling)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _single_model(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "model" in data and "models" not in data:
-            data = {k: v for k, v in data.items() if k != "model"} | {"models": [data["model"]]}
-        return data
-
-
-class CheckSpec(_Strict):
-    """A deterministic check by name, with its parameters."""
-
-    check: str
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class JudgeSpec(_Strict):
-    """An LLM verifier."""
-
-    judge: str
-    """The model alias."""
-    template: str = "mcq_judge"
-    sampling: Sampling = Field(default_factory=lambda: Sampling(max_tokens=160))
-    structured: bool = True
-    parse_retries: int = Field(default=1, ge=0)
-
-
-class VerifierNode(_Strict):
-    type: Literal["verifier"]
-    verifiers: list[CheckSpec | JudgeSpec] = Field(min_length=1)
-    mode: Literal["all", "any", "threshold"] = "all"
-    threshold: float = 0.5
-
-
-class RefinerNode(_Strict):
-    type: Literal["refiner"]
-    model: str
-    template: str = "mcq_refine"
-    max_rounds: int = Field(default=2, ge=1)
-    share_reasons: bool = True
-    """Feed the refiner the reasons other attempts at the same item failed (ReasonMed)."""
-    sampling: Sampling = Field(default_factory=Sampling)
-
-
-class SelectorNode(_Strict):
-    type: Literal["selector"]
-    method: Literal["top_k", "vote", "first_passing", "all"] = "top_k"
-    k: int = Field(default=1, ge=1)
-
-
-class StepNode(_Strict):
-    """A registered operation (see ``medloom.graphs.steps``), e.g. ``op: decontaminate``."""
-
-    type: Literal["step"]
-    op: str
-    model: str | None = None
-    models: list[str] | None = None
-    template: str | None = None
-    sampling: Sampling = Field(default_factory=Sampling)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-NodeSpec = Annotated[
-    GeneratorNode | VerifierNode | RefinerNode | SelectorNode | StepNode, Field(discriminator="type")
-]
-
-_CONDITION = re.compile(r"^(always|passed|failed|score\s*(>=|>|<=|<|==)\s*-?\d+(\.\d+)?)$")
+def _validate_nodes(value: Any) -> dict[str, NodeSpec]:
+    """Each node validated by the spec model of its kind (``type``); errors keep their keys."""
+    if not isinstance(value, dict):
+        raise ValueError("nodes must be a mapping of name → node")
+    out: dict[str, NodeSpec] = {}
+    errors: list[Any] = []
+    for name, raw in value.items():
+        if isinstance(raw, NodeSpec):
+            out[name] = raw
+            continue
+        type_name = raw.get("type") if isinstance(raw, dict) else None
+        if not isinstance(type_name, str):
+            errors.append({"type": "missing", "loc": (name, "type"), "input": raw})
+            continue
+        try:
+            kind = node_kind(type_name)
+        except UnknownName as exc:
+            error = PydanticCustomError("unknown_node_type", "{message}", {"message": str(exc)})
+            errors.append({"type": error, "loc": (name,), "input": raw})
+            continue
+        try:
+            out[name] = kind.Spec.model_validate(raw)
+        except ValidationError as exc:
+            for e in exc.errors(include_url=False):
+                errors.append(
+                    {
+                        "type": e["type"],
+                        "loc": (name, *e["loc"]),
+                        "input": e["input"],
+                        "ctx": e.get("ctx", {}),
+                    }
+                )
+    if errors:
+        raise ValidationError.from_exception_data("nodes", errors)
+    return out
 
 
 class EdgeSpec(_Strict):
@@ -109,13 +82,21 @@ class EdgeSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    _condition: Condition = PrivateAttr(default_factory=Always)
+
     @field_validator("when")
     @classmethod
-    def _condition(cls, value: str) -> str:
-        value = value.strip()
-        if not _CONDITION.match(value):
-            raise ValueError(f"unknown condition '{value}'; use always, passed, failed or 'score >= 3'")
-        return value
+    def _known_condition(cls, value: str) -> str:
+        parse_condition(value)
+        return value.strip()
+
+    def model_post_init(self, context: Any) -> None:
+        self._condition = parse_condition(self.when)
+
+    @property
+    def condition(self) -> Condition:
+        """``when``, parsed once."""
+        return self._condition
 
     @model_validator(mode="before")
     @classmethod
@@ -126,15 +107,6 @@ class EdgeSpec(_Strict):
                 raise ValueError(f"edge '{data}' must look like 'a -> b' or {{from: a, to: b}}")
             return {"from": parts[0], "to": parts[1]}
         return data
-
-
-class SourceSpec(_Strict):
-    """Items made by a registered source (see ``medloom.data.sources``) instead of read from a
-    dataset, e.g. chains sampled from a knowledge graph."""
-
-    op: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(default=None, ge=1)
 
 
 class OutputSpec(_Strict):
@@ -158,6 +130,16 @@ class RunSettings(_Strict):
     concurrency: int = Field(default=16, ge=1)
     """Items in flight at once."""
     runs_dir: str = "runs"
+    max_node_visits: int | None = Field(default=None, ge=1)
+    """How often one item may enter one node before it fails as looping (default: from the
+    graph's loop bounds, see ``medloom.graphs.build.visit_bound``)."""
+
+
+class Resources(_Strict):
+    """Shared resources nodes, checks and sources use, by name (``resources.kg``)."""
+
+    kg: KGSpec | None = None
+    """The knowledge graph (``--set resources.kg.source=PATH`` switches it)."""
 
 
 class GraphSpec(_Strict):
@@ -168,13 +150,36 @@ class GraphSpec(_Strict):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     dataset: DatasetSpec | None = None
     source: SourceSpec | None = None
-    kg: KGSpec | None = None
-    """The knowledge graph KG steps, sources and checks use (``--set kg.source=PATH`` switches it)."""
+    resources: Resources = Field(default_factory=Resources)
     run: RunSettings = Field(default_factory=RunSettings)
     templates_dir: str | None = None
-    nodes: dict[str, NodeSpec] = Field(min_length=1)
+    nodes: dict[str, SerializeAsAny[NodeSpec]] = Field(min_length=1)
+    """Each node's spec is the model of its kind (see ``medloom.nodes``)."""
     edges: list[EdgeSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kg_alias(cls, data: Any) -> Any:
+        """Deprecated: a top-level ``kg:`` (and ``--set kg.source=``) is read as ``resources.kg``;
+        its keys win over those already under ``resources.kg``."""
+        if not isinstance(data, dict) or "kg" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("kg")
+        resources = dict(data.get("resources") or {})
+        current = resources.get("kg")
+        if isinstance(legacy, dict) and isinstance(current, dict):
+            legacy = {**current, **legacy}
+        resources["kg"] = legacy
+        data["resources"] = resources
+        return data
+
+    @field_validator("nodes", mode="wrap")
+    @classmethod
+    def _nodes(cls, value: Any, handler: Any) -> dict[str, NodeSpec]:
+        nodes: dict[str, NodeSpec] = handler(_validate_nodes(value))
+        return nodes
 
     @model_validator(mode="after")
     def _one_item_source(self) -> GraphSpec:

@@ -1,8 +1,8 @@
-"""The recipe's ``kg:`` block: which knowledge graph a run uses."""
+"""The recipe's ``resources.kg``: which knowledge graph a run uses."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,3 +35,10 @@ class KGSpec(BaseModel):
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.source,) if isinstance(self.source, str) else self.source
+
+
+class KGResources(Protocol):
+    """What uses a knowledge graph reads of the recipe's ``resources:`` (its ``kg``)."""
+
+    @property
+    def kg(self) -> KGSpec | None: ...

@@ -53,7 +53,7 @@ def load_kg(spec: KGSpec | None = None, base_dir: Path | None = None) -> LoadedK
             raise ConfigError(
                 f"knowledge graph not found: {path} (use 'demo', a Hetionet directory, a PrimeKG CSV "
                 "or a triples TSV; relative paths resolve beside the recipe, then from here)",
-                key="kg.source",
+                key="resources.kg.source",
             )
     key = (paths, spec.format)
     with _lock:

@@ -119,7 +119,7 @@ def role_question(path: KGPath) -> str:
             clause = f"{head} {hop.relation} {tail}"
         else:
             clause = (forms["active"] if hop.forward else forms["passive"]).format(head=head, tail=tail)
-        clause = re.sub(r"\bthe gene (a|that|the|which) ", r"\1 ", clause)
+        clause = re.sub(r"\b(?:the gene|the) (a|that|the|which) ", r"\1 ", clause)
         clauses.append(re.sub(r"\bthe which ", "which ", clause))
     text = "; ".join(clauses)
     return text[:1].upper() + text[1:] + "?"

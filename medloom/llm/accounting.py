@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from medloom.core.calls import LLMResponse
+from medloom.core.calls import EmbeddingResponse, LLMResponse
 from medloom.core.usage import Price, UsageTally
 
 
@@ -16,6 +16,9 @@ class TokenLedger:
         self.by_model: dict[str, UsageTally] = defaultdict(UsageTally)
 
     def record(self, response: LLMResponse) -> None:
+        self.by_model[response.model].add(response, self.prices.get(response.model))
+
+    def record_embedding(self, response: EmbeddingResponse) -> None:
         self.by_model[response.model].add(response, self.prices.get(response.model))
 
     def record_failure(self, model: str) -> None:

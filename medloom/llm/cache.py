@@ -1,22 +1,33 @@
-"""Content-addressed cache of LLM samples in SQLite (WAL), keyed on request + sample index."""
+"""Content-addressed cache in SQLite (WAL): LLM samples keyed on request + sample index, and
+embeddings keyed on model + text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from medloom.core.calls import Choice, LLMRequest
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _MIGRATIONS = [
     """
     CREATE TABLE IF NOT EXISTS samples (
         key TEXT PRIMARY KEY,
         model TEXT NOT NULL,
         choice TEXT NOT NULL,
+        created REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS embeddings (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        vector TEXT NOT NULL,
         created REAL NOT NULL
     )
     """,
@@ -70,10 +81,42 @@ class RequestCache:
                 (request.cache_key(index), request.model, raw, time.time()),
             )
 
+    def get_embeddings(self, model: str, texts: Sequence[str]) -> dict[str, list[float]]:
+        """Cached embeddings of ``texts`` by ``model``, by text (missing ones absent)."""
+        keys = {_embedding_key(model, t): t for t in dict.fromkeys(texts)}
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", list(keys)
+            ).fetchall()
+        found = {keys[key]: [float(v) for v in json.loads(raw)] for key, raw in rows}
+        self.hits += sum(1 for t in texts if t in found)
+        self.misses += sum(1 for t in texts if t not in found)
+        return found
+
+    def put_embeddings(self, model: str, vectors: dict[str, list[float]]) -> None:
+        """Store the embedding of each text by ``model``."""
+        now = time.time()
+        rows = [(_embedding_key(model, t), model, json.dumps(v), now) for t, v in vectors.items()]
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings (key, model, vector, created) VALUES (?, ?, ?, ?)", rows
+            )
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
+    def embedding_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _embedding_key(model: str, text: str) -> str:
+    return hashlib.sha256(json.dumps([model, text], ensure_ascii=False).encode()).hexdigest()

@@ -1,28 +1,37 @@
-"""The LLM client: cache, routing over an endpoint pool, rate limit, retries, accounting."""
+"""The LLM client: thin layers around a transport, outermost first.
+
+``generate``: de-duplication of identical calls in flight → request cache → retries → the endpoint
+pool (routing, health, rate limit) → the transport (aiohttp by default; ``MockTransport`` in
+process). ``embed`` goes through the same cache, retry, pool and transport. Every response is
+accounted in the ledger.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from asyncio_throttle import Throttler
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
-
-from medloom.core.calls import Choice, LLMRequest, LLMResponse, Usage
+from medloom.core.calls import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
 from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
 from medloom.llm.cache import RequestCache
-from medloom.llm.pool import EndpointPool, EndpointState
-from medloom.llm.redact import configured_secrets, redact_choices, redact_error
+from medloom.llm.dedup import InflightDedup
+from medloom.llm.dispatch import EndpointDispatcher, Lease
+from medloom.llm.http import AiohttpTransport
+from medloom.llm.pool import EndpointPool
+from medloom.llm.redact import redact_choices
+from medloom.llm.retry import RetryPolicy
 from medloom.llm.settings import EndpointConfig, LLMSettings
-from medloom.llm.transport import HttpTransport, close_all, parse_json_choices
-from medloom.llm.wire import classify, is_endpoint_fault, request_body
+from medloom.llm.transport import Transport
+from medloom.llm.wire import classify, parse_choices, parse_embeddings, request_body
 
-ResponseHook = Callable[[LLMRequest, LLMResponse], None]
+Tags = Mapping[str, str]
+"""Who makes a call (``agent``, ``node``): handed to the transport, never sent to a server."""
+
+_Samples = tuple[list[Choice], Usage, str | None, int, list[str]]
 
 
 class LLMClient:
@@ -30,6 +39,7 @@ class LLMClient:
 
     >>> client = LLMClient([EndpointConfig(base_url="http://127.0.0.1:8000/v1")])
     >>> response = await client.generate(LLMRequest(model="m", prompt="Q: ...", n=3))
+    >>> vectors = (await client.embed(["a text"], model="emb")).vectors
     """
 
     def __init__(
@@ -38,25 +48,20 @@ class LLMClient:
         settings: LLMSettings | None = None,
         *,
         cache: RequestCache | None = None,
+        transport: Transport | None = None,
     ):
         self.settings = settings or LLMSettings()
         named = [
             e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
         ]
         self.pool = EndpointPool(named, self.settings.health)
+        self.transport: Transport = transport if transport is not None else AiohttpTransport()
+        self.dispatcher = EndpointDispatcher(self.pool, self.transport, self.settings.rate_limit_rps)
+        self.retry = RetryPolicy(self.settings.retry)
         self.cache = cache
         self._owns_cache = False  # a cache opened by from_urls is closed with the client
         self.ledger = TokenLedger(self.settings.prices)
-        self._clients: dict[str, HttpTransport] = {}
-        self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
-        self._throttler: Throttler | None = None
-        if self.settings.rate_limit_rps:
-            rps = self.settings.rate_limit_rps
-            self._throttler = (
-                Throttler(rate_limit=int(rps), period=1.0)
-                if float(rps).is_integer()
-                else Throttler(rate_limit=1, period=1.0 / rps)
-            )
+        self._dedup: InflightDedup[LLMResponse] = InflightDedup()
 
     @classmethod
     def from_urls(
@@ -66,6 +71,7 @@ class LLMClient:
         *,
         cache_path: str | Path | None = None,
         api_key_env: str | None = None,
+        transport: Transport | None = None,
     ) -> LLMClient:
         """A client over base URLs, optionally with a cache file and the environment variable
         holding their API key. ``async with LLMClient.from_urls([...]) as client:`` closes it."""
@@ -73,8 +79,9 @@ class LLMClient:
             EndpointConfig(name=f"endpoint{i}", base_url=u, api_key_env=api_key_env)
             for i, u in enumerate(urls)
         ]
-        client = cls(endpoints, settings, cache=RequestCache(cache_path) if cache_path else None)
-        client._owns_cache = client.cache is not None
+        cache = RequestCache(cache_path) if cache_path else None
+        client = cls(endpoints, settings, cache=cache, transport=transport)
+        client._owns_cache = cache is not None
         return client
 
     async def __aenter__(self) -> LLMClient:
@@ -85,50 +92,115 @@ class LLMClient:
 
     # -- public API -------------------------------------------------------------------------
 
-    async def generate(self, request: LLMRequest, *, endpoints: list[str] | None = None) -> LLMResponse:
+    async def generate(
+        self, request: LLMRequest, *, endpoints: list[str] | None = None, tags: Tags | None = None
+    ) -> LLMResponse:
         """All ``request.n`` samples: cached ones from the cache, the rest from an endpoint.
 
         With the cache on, identical requests in flight at the same time are sent once.
         """
         if self.cache is None:
-            return await self._generate(request, endpoints)
+            return await self._generate(request, endpoints, tags)
         key = f"{request.cache_key(request.n)}:{request.n}:{endpoints}"
-        pending = self._inflight.get(key)
-        if pending is not None:
-            try:
-                first = await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not pending.cancelled() or (task is not None and task.cancelling()):
-                    raise  # this caller was cancelled, not the one it waited for
-                return await self.generate(request, endpoints=endpoints)  # leader cancelled: go again
-            shared = first.model_copy(
-                update={
-                    "choices": [c.model_copy(update={"cache_hit": True}) for c in first.choices],
-                    "usage": Usage(),
-                    "latency_s": 0.0,
-                }
-            )
-            self.ledger.record(shared)
-            return shared
-        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            response = await self._generate(request, endpoints)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()  # waiters were not cancelled themselves: they retry
-            else:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(response)
-            return response
-        finally:
-            del self._inflight[key]
+        return await self._dedup.run(key, lambda: self._generate(request, endpoints, tags), self._shared)
 
-    async def _generate(self, request: LLMRequest, endpoints: list[str] | None) -> LLMResponse:
+    async def embed(
+        self,
+        texts: Sequence[str],
+        model: str,
+        *,
+        endpoints: list[str] | None = None,
+        tags: Tags | None = None,
+        batch_size: int = 64,
+    ) -> EmbeddingResponse:
+        """Embeddings of ``texts`` in order: cached ones from the cache, each distinct missing
+        text once, ``batch_size`` texts per request (each request retried on its own)."""
+        started = time.perf_counter()
+        vectors: dict[str, list[float]] = {}
+        if self.cache is not None:
+            vectors = self.cache.get_embeddings(model, texts)
+        cached = sum(1 for t in texts if t in vectors)
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors))
+        usage = Usage()
+        endpoint: str | None = None
+        attempts = 0
+        errors: list[str] = []
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start : start + batch_size]
+            try:
+                (found, part_usage, endpoint), tries, retried = await self.retry.call(
+                    functools.partial(self._embed_once, batch, model, endpoints, tags)
+                )
+            except LLMError:
+                self.ledger.record_failure(model)
+                raise
+            usage += part_usage
+            attempts = max(attempts, tries)
+            errors += retried
+            vectors.update(zip(batch, found, strict=True))
+            if self.cache is not None:
+                self.cache.put_embeddings(model, dict(zip(batch, found, strict=True)))
+        response = EmbeddingResponse(
+            model=model,
+            vectors=[vectors[t] for t in texts],
+            usage=usage,
+            inputs=len(texts),
+            cached=cached,
+            latency_s=time.perf_counter() - started,
+            endpoint=endpoint,
+            attempts=attempts,
+            errors=errors,
+        )
+        self.ledger.record_embedding(response)
+        return response
+
+    def with_endpoints(self, endpoints: list[EndpointConfig]) -> LLMClient:
+        """A client over other endpoints sharing this one's transport, cache, settings and ledger
+        (e.g. a separate embeddings API)."""
+        other = LLMClient(endpoints, self.settings, cache=self.cache, transport=self.transport)
+        other.ledger = self.ledger
+        return other
+
+    async def discover_models(self) -> dict[str, list[str]]:
+        """Ask endpoints without a configured model list what they serve (``/v1/models``)."""
+        found: dict[str, list[str]] = {}
+        for ep in self.pool.endpoints:
+            if ep.config.models is not None:
+                found[ep.name] = list(ep.config.models)
+                continue
+            self.dispatcher.headers(ep)  # outside the try: a missing API key stays a ValueError
+            try:
+                page = await self.dispatcher.request(ep, "GET", "/models")
+                ep.discovered_models = [str(m["id"]) for m in page.get("data") or []]
+            except Exception as exc:
+                raise classify(exc, ep.name) from exc
+            found[ep.name] = ep.discovered_models
+        return found
+
+    async def aclose(self) -> None:
+        """Close the transport (and a cache file ``from_urls`` opened)."""
+        await self.transport.aclose()
+        if self._owns_cache and self.cache is not None:
+            self.cache.close()
+
+    # -- the layers -------------------------------------------------------------------------
+
+    def _shared(self, first: LLMResponse) -> LLMResponse:
+        """What a caller that waited on an identical call in flight gets: its samples, free."""
+        shared = first.model_copy(
+            update={
+                "choices": [c.model_copy(update={"cache_hit": True}) for c in first.choices],
+                "usage": Usage(),
+                "latency_s": 0.0,
+            }
+        )
+        self.ledger.record(shared)
+        return shared
+
+    async def _generate(
+        self, request: LLMRequest, endpoints: list[str] | None, tags: Tags | None
+    ) -> LLMResponse:
+        """The cache layer: samples found in the cache, the missing ones fetched and stored."""
         started = time.perf_counter()
         cached = self.cache.get_many(request, request.n) if self.cache is not None else {}
         missing = [i for i in range(request.n) if i not in cached]
@@ -139,7 +211,7 @@ class LLMClient:
         errors: list[str] = []
         if missing:
             fresh, usage, endpoint_name, attempts, errors = await self._fetch_samples(
-                request, len(missing), endpoints
+                request, len(missing), endpoints, tags
             )
             for index, choice in zip(missing, fresh, strict=False):
                 choice = choice.model_copy(update={"index": index})
@@ -158,138 +230,68 @@ class LLMClient:
         self.ledger.record(response)
         return response
 
-    async def discover_models(self) -> dict[str, list[str]]:
-        """Ask endpoints without a configured model list what they serve (``/v1/models``)."""
-        found: dict[str, list[str]] = {}
-        for ep in self.pool.endpoints:
-            if ep.config.models is not None:
-                found[ep.name] = list(ep.config.models)
-                continue
-            client = self._client(ep)  # outside the try: a missing API key stays a ValueError
-            try:
-                page = await client.get("/models")
-                ep.discovered_models = [str(m["id"]) for m in page.get("data") or []]
-            except Exception as exc:
-                raise classify(exc, ep.name) from exc
-            found[ep.name] = ep.discovered_models
-        return found
-
-    async def aclose(self) -> None:
-        """Close the HTTP sessions (and a cache file ``from_urls`` opened)."""
-        await close_all(list(self._clients.values()))
-        self._clients.clear()
-        if self._owns_cache and self.cache is not None:
-            self.cache.close()
-
-    # -- internals --------------------------------------------------------------------------
-
-    def _client(self, ep: EndpointState) -> HttpTransport:
-        client = self._clients.get(ep.name)
-        if client is None:
-            client = HttpTransport(ep.name, ep.config.base_url, ep.config.api_key(), ep.config.timeout_s)
-            self._clients[ep.name] = client
-        return client
-
-    def _secrets(self) -> list[str]:
-        return configured_secrets(ep.config.api_key_env for ep in self.pool.endpoints)
-
-    def _wait(self, state: RetryCallState) -> float:
-        retry = self.settings.retry
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableLLMError) and exc.retry_after is not None:
-            return min(exc.retry_after, retry.max_retry_after_s)
-        backoff = wait_exponential_jitter(initial=retry.initial_backoff_s, max=retry.max_backoff_s)
-        return float(backoff(state))
-
     async def _fetch_samples(
-        self, request: LLMRequest, count: int, only: list[str] | None
-    ) -> tuple[list[Choice], Usage, str | None, int, list[str]]:
+        self, request: LLMRequest, count: int, only: list[str] | None, tags: Tags | None
+    ) -> _Samples:
         """``count`` samples: one request with ``n`` where every candidate endpoint supports it,
         otherwise ``count`` requests that each take their own slot (and retry on their own)."""
         if count == 1 or all(ep.config.supports_n for ep in self.pool.candidates(request.model, only)):
-            return await self._fetch(request, count, only)
-        parts = await asyncio.gather(*(self._fetch(request, 1, only) for _ in range(count)))
+            return await self._fetch(request, count, only, tags)
+        parts = await asyncio.gather(*(self._fetch(request, 1, only, tags) for _ in range(count)))
         choices = [c for part in parts for c in part[0]]
         usage = sum((part[1] for part in parts), Usage())
         errors = [e for part in parts for e in part[4]]
         return choices, usage, parts[0][2], max(part[3] for part in parts), errors
 
     async def _fetch(
-        self, request: LLMRequest, count: int, only: list[str] | None
-    ) -> tuple[list[Choice], Usage, str | None, int, list[str]]:
-        """``count`` fresh samples, in one call where the endpoint supports ``n``."""
-        errors: list[str] = []
-        attempts = 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(RetryableLLMError),
-            reraise=True,
-        )
+        self, request: LLMRequest, count: int, only: list[str] | None, tags: Tags | None
+    ) -> _Samples:
+        """The retry layer: ``count`` fresh samples, retried on retryable failures."""
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    try:
-                        return (*await self._call_once(request, count, only), attempts, errors)
-                    except LLMError as err:
-                        errors.append(str(err))
-                        raise
+            (choices, usage, endpoint), attempts, errors = await self.retry.call(
+                lambda: self._sample_once(request, count, only, tags)
+            )
         except LLMError:
             self.ledger.record_failure(request.model)
             raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return choices, usage, endpoint, attempts, errors
 
-    async def _call_once(
-        self, request: LLMRequest, count: int, only: list[str] | None
+    async def _sample_once(
+        self, request: LLMRequest, count: int, only: list[str] | None, tags: Tags | None
     ) -> tuple[list[Choice], Usage, str]:
-        ep = await self.pool.acquire(request.model, only)
-        probe = ep.ejected  # only a probe may take a slot on an endpoint out of rotation
-        try:
-            client = self._client(ep)  # a missing API key is a config error: raise it unretried
-        except BaseException:
-            await self.pool.release(ep, healthy=None, probe=probe)
-            raise
-        healthy: bool | None = None
-        error: str | None = None
-        try:
-            if self._throttler is not None:
-                async with self._throttler:
-                    pass
-            if ep.config.supports_n or count == 1:
-                choices, usage = await self._create(client, request, count, ep.config)
+        """The pool layer: one attempt on one endpoint, in one call where it supports ``n``."""
+
+        async def work(lease: Lease) -> tuple[list[Choice], Usage]:
+            config = lease.endpoint.config
+            path = "/chat/completions" if request.mode == "chat" else "/completions"
+            if config.supports_n or count == 1:
+                payload = await lease.post(path, request_body(request, count, config), tags)
+                choices, usage = parse_choices(payload, request.mode, lease.endpoint.name)
             else:
                 # One slot, one request at a time: never more in flight than max_concurrency.
                 choices, usage = [], Usage()
                 for _ in range(count):
-                    part, part_usage = await self._create(client, request, 1, ep.config)
+                    payload = await lease.post(path, request_body(request, 1, config), tags)
+                    part, part_usage = parse_choices(payload, request.mode, lease.endpoint.name)
                     choices += part
                     usage += part_usage
-            choices = redact_choices(choices, self._secrets())  # before anything caches or records it
+            choices = redact_choices(choices, lease.secrets())  # before anything caches or records it
             if len(choices) < count:
                 raise RetryableLLMError(
-                    f"{ep.name} returned {len(choices)} of {count} samples", endpoint=ep.name
+                    f"{lease.endpoint.name} returned {len(choices)} of {count} samples",
+                    endpoint=lease.endpoint.name,
                 )
-            healthy = True
-            return choices, usage, ep.name
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            err = classify(exc, ep.name)
-            healthy = False if is_endpoint_fault(err) else None
-            leaked = redact_error(err, self._secrets())  # servers may echo the key back
-            error = str(err)
-            if leaked:
-                raise err from None  # the original exception still quotes the key
-            raise err from exc
-        finally:
-            await self.pool.release(ep, healthy=healthy, probe=probe, error=error)
+            return choices, usage
 
-    @staticmethod
-    async def _create(
-        client: HttpTransport, request: LLMRequest, n: int, endpoint: EndpointConfig
-    ) -> tuple[list[Choice], Usage]:
-        body: dict[str, Any] = request_body(request, n, endpoint)
-        path = "/chat/completions" if request.mode == "chat" else "/completions"
-        payload = await client.post(path, body)
-        return parse_json_choices(payload, request.mode, client.endpoint)
+        (choices, usage), endpoint = await self.dispatcher.call(request.model, only, work)
+        return choices, usage, endpoint
+
+    async def _embed_once(
+        self, texts: list[str], model: str, only: list[str] | None, tags: Tags | None
+    ) -> tuple[list[list[float]], Usage, str]:
+        async def work(lease: Lease) -> tuple[list[list[float]], Usage]:
+            payload = await lease.post("/embeddings", {"model": model, "input": texts}, tags)
+            return parse_embeddings(payload, len(texts), lease.endpoint.name)
+
+        (vectors, usage), endpoint = await self.dispatcher.call(model, only, work)
+        return vectors, usage, endpoint

@@ -1,141 +1,119 @@
-"""A lean HTTP transport for the request path: one aiohttp session per endpoint, JSON in and out.
+"""The transport protocol: how one HTTP exchange with an endpoint is made, and an in-process mock.
 
-The ``openai`` SDK spends most of a call's CPU in its httpx stack and response models
-(bench/overhead.py profiles it); this transport posts the same JSON bodies and raises medloom's
-own errors directly: timeouts, connection errors, 408/429/5xx and malformed bodies are
-retryable (with ``Retry-After``), other HTTP errors are fatal.
+Everything above the transport (pool, retries, de-duplication, cache, accounting) is the same
+whether requests go over TCP (:class:`medloom.llm.http.AiohttpTransport`, the default) or to a
+function in the same process (:class:`MockTransport`, the httpx ``MockTransport`` pattern)::
+
+    def handler(request: TransportRequest) -> TransportResponse:
+        return TransportResponse.of_json({"choices": [{"index": 0, "text": "hi"}]})
+
+    client = LLMClient(endpoints, transport=MockTransport(handler))
+
+A transport raises :class:`~medloom.errors.RetryableLLMError` when no response arrived (timeout,
+connection error); turning a response's status and body into a result or an error is the
+caller's job (:func:`medloom.llm.wire.decode`), so both transports share it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias
 
-import aiohttp
+from medloom.core.errors import LLMError, RetryableLLMError
 
-from medloom.core.calls import Choice, TokenLogprob, Usage
-from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
-from medloom.llm.wire import retry_after_from_headers, short
-
-_RETRYABLE_STATUS = {408, 429}
+Method: TypeAlias = Literal["GET", "POST"]
 
 
-class HttpTransport:
-    """POST/GET JSON to one endpoint; created lazily inside the running event loop."""
+@dataclass(frozen=True, slots=True)
+class TransportRequest:
+    """One HTTP exchange as the client means it."""
 
-    def __init__(self, endpoint: str, base_url: str, api_key: str, timeout_s: float):
-        self.endpoint = endpoint
-        self.base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+    method: Method
+    base_url: str
+    path: str
+    """Relative to ``base_url``, e.g. ``/completions``."""
+    endpoint: str
+    """The endpoint's name, for error messages."""
+    body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout_s: float = 120.0
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Who asks (``agent``, ``node``): seen by in-process handlers, never sent over the wire."""
 
-    def _open(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is not None and self._loop is not loop:
-            self._session = None  # made on another (finished) event loop: start afresh here
-        if self._session is None or self._session.closed:
-            self._loop = loop
-            # The endpoint pool bounds calls in flight; the connector need not.
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=self._timeout
-            )
-        return self._session
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}{self.path}"
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._request("POST", path, json.dumps(body, separators=(",", ":")).encode())
 
-    async def get(self, path: str) -> dict[str, Any]:
-        return await self._request("GET", path, None)
+@dataclass(frozen=True, slots=True)
+class TransportResponse:
+    """What came back: a status, headers and a body (raw bytes or already-decoded JSON)."""
 
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    status: int = 200
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    data: Any = None
+    """The decoded JSON body, when the transport has it without bytes (in-process)."""
 
-    async def _request(self, method: str, path: str, data: bytes | None) -> dict[str, Any]:
-        ep = self.endpoint
+    @classmethod
+    def of_json(
+        cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> TransportResponse:
+        return cls(status=status, headers=headers or {}, data=data)
+
+    def json(self) -> Any:
+        """The body as JSON; raises ``ValueError`` when it is not."""
+        return self.data if self.data is not None else json.loads(self.content)
+
+    def text(self) -> str:
+        if self.data is not None:
+            return json.dumps(self.data)
+        return self.content.decode("utf-8", "replace")
+
+
+class Transport(Protocol):
+    """Sends one request and returns the response (any status); raises RetryableLLMError when
+    nothing came back."""
+
+    async def send(self, request: TransportRequest) -> TransportResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+Handler: TypeAlias = Callable[[TransportRequest], TransportResponse | Awaitable[TransportResponse]]
+
+
+class MockTransport:
+    """An in-process transport: ``handler(request)`` answers every request (sync or async).
+
+    The handler may raise ``TimeoutError`` or ``ConnectionError`` to simulate those failures (they
+    become the same retryable errors the aiohttp transport raises) or an ``LLMError`` directly.
+    The request's ``timeout_s`` is enforced as over TCP.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def send(self, request: TransportRequest) -> TransportResponse:
+        ep = request.endpoint
         try:
-            async with self._open().request(method, f"{self.base_url}{path}", data=data) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+            async with asyncio.timeout(request.timeout_s):
+                out = self.handler(request)
+                if inspect.isawaitable(out):
+                    out = await out
         except TimeoutError:
             raise RetryableLLMError(f"timeout from {ep}", endpoint=ep) from None
-        except aiohttp.ClientError as exc:
-            raise RetryableLLMError(
-                f"connection error from {ep}: {type(exc).__name__}: {short(str(exc))}", endpoint=ep
-            ) from None
-        if status >= 400:
-            message = f"HTTP {status} from {ep}: {short(_error_message(raw))}"
-            if status in _RETRYABLE_STATUS or status >= 500:
-                retry_after = retry_after_from_headers(headers)
-                raise RetryableLLMError(message, endpoint=ep, status=status, retry_after=retry_after)
-            raise FatalLLMError(message, endpoint=ep, status=status)
-        try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            raise RetryableLLMError(
-                f"malformed response from {ep}: {type(exc).__name__}: {short(str(exc))}", endpoint=ep
-            ) from None
-        if not isinstance(payload, dict):
-            raise RetryableLLMError(f"malformed response from {ep}: not a JSON object", endpoint=ep)
-        return payload
-
-
-def _error_message(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
-    return text
-
-
-def parse_json_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[list[Choice], Usage]:
-    """Choices and usage from a completion / chat completion JSON body."""
-    try:
-        choices: list[Choice] = []
-        for c in sorted(payload["choices"], key=lambda c: c.get("index", 0)):
-            logprobs: list[TokenLogprob] | None = None
-            lp = c.get("logprobs")
-            if mode == "chat":
-                text = (c.get("message") or {}).get("content") or ""
-                if lp and lp.get("content"):
-                    logprobs = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in lp["content"]]
-            else:
-                text = c.get("text") or ""
-                if lp and lp.get("tokens"):
-                    logprobs = [
-                        TokenLogprob(token=t, logprob=v if v is not None else 0.0)
-                        for t, v in zip(lp["tokens"], lp.get("token_logprobs") or [], strict=False)
-                    ]
-            choices.append(
-                Choice(index=len(choices), text=text, finish_reason=c.get("finish_reason"), logprobs=logprobs)
-            )
-        usage = Usage()
-        if payload.get("usage"):
-            raw_usage = payload["usage"]
-            usage = Usage(
-                prompt_tokens=raw_usage.get("prompt_tokens") or 0,
-                completion_tokens=raw_usage.get("completion_tokens") or 0,
-            )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        if isinstance(exc, LLMError):
+        except LLMError:
             raise
-        raise RetryableLLMError(
-            f"malformed response from {endpoint}: {type(exc).__name__}: {short(str(exc))}", endpoint=endpoint
-        ) from None
-    return choices, usage
+        except (ConnectionError, OSError) as exc:
+            raise RetryableLLMError(
+                f"connection error from {ep}: {type(exc).__name__}: {exc}", endpoint=ep
+            ) from None
+        return out
 
-
-async def close_all(transports: list[HttpTransport]) -> None:
-    await asyncio.gather(*(t.aclose() for t in transports), return_exceptions=True)
+    async def aclose(self) -> None:
+        return None

@@ -1,4 +1,5 @@
-"""Wire format: turn an LLMRequest into an OpenAI-compatible call and the reply back."""
+"""Wire format: an LLMRequest as an OpenAI-compatible JSON body, and a response back into
+choices, embeddings or a medloom error."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import email.utils
 import time
 from typing import Any
 
-import openai
-
 from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
 from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
+from medloom.llm.transport import TransportResponse
+
+_RETRYABLE_STATUS = {408, 429}
 
 
-def request_kwargs(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:
-    """Keyword arguments for ``completions.create`` or ``chat.completions.create``."""
+def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:
+    """The JSON body of a ``/completions`` or ``/chat/completions`` call for ``n`` samples."""
     kwargs: dict[str, Any] = {
         "model": request.model,
         "temperature": request.temperature,
@@ -44,51 +46,15 @@ def request_kwargs(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dic
                 "json_schema": {"name": "result", "schema": request.response_schema},
             }
         elif endpoint.structured_output == "vllm":
-            kwargs["extra_body"] = {"structured_outputs": {"json": request.response_schema}}
+            kwargs["structured_outputs"] = {"json": request.response_schema}
     return kwargs
-
-
-def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[str, Any]:
-    """The JSON body of the call (``request_kwargs`` with ``extra_body`` merged in)."""
-    body = request_kwargs(request, n, endpoint)
-    extra = body.pop("extra_body", None)
-    if extra:
-        body.update(extra)
-    return body
-
-
-def parse_choices(raw: Any, mode: str) -> tuple[list[Choice], Usage]:
-    """Choices and usage from an OpenAI SDK response object."""
-    choices: list[Choice] = []
-    for c in sorted(raw.choices, key=lambda c: c.index):
-        logprobs: list[TokenLogprob] | None = None
-        if mode == "chat":
-            text = c.message.content or ""
-            if c.logprobs is not None and c.logprobs.content:
-                logprobs = [TokenLogprob(token=t.token, logprob=t.logprob) for t in c.logprobs.content]
-        else:
-            text = c.text or ""
-            if c.logprobs is not None and c.logprobs.tokens:
-                logprobs = [
-                    TokenLogprob(token=t, logprob=lp if lp is not None else 0.0)
-                    for t, lp in zip(c.logprobs.tokens, c.logprobs.token_logprobs or [], strict=False)
-                ]
-        choices.append(
-            Choice(index=len(choices), text=text, finish_reason=c.finish_reason, logprobs=logprobs)
-        )
-    usage = Usage()
-    if raw.usage is not None:
-        usage = Usage(
-            prompt_tokens=raw.usage.prompt_tokens or 0,
-            completion_tokens=raw.usage.completion_tokens or 0,
-        )
-    return choices, usage
 
 
 def retry_after_from_headers(headers: Any) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
-    if headers is None:
+    if not headers:
         return None
+    headers = {str(k).lower(): v for k, v in headers.items()}
     ms = headers.get("retry-after-ms")
     if ms:
         try:
@@ -106,30 +72,103 @@ def retry_after_from_headers(headers: Any) -> float | None:
 
 
 def classify(exc: BaseException, endpoint: str) -> LLMError:
-    """Map a transport/SDK exception to a retryable or fatal medloom error."""
+    """A medloom error for any exception raised while calling ``endpoint`` (an unexpected one is
+    retryable: it says nothing certain about the request)."""
     if isinstance(exc, LLMError):
         return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return RetryableLLMError(f"timeout from {endpoint}", endpoint=endpoint)
-    if isinstance(exc, openai.APIConnectionError):
-        return RetryableLLMError(f"connection error from {endpoint}: {exc}", endpoint=endpoint)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = f"HTTP {status} from {endpoint}: {short(exc.message)}"
-        if status == 429 or status == 408 or status >= 500:
-            return RetryableLLMError(
-                message,
-                endpoint=endpoint,
-                status=status,
-                retry_after=retry_after_from_headers(exc.response.headers),
-            )
-        return FatalLLMError(message, endpoint=endpoint, status=status)
-    if isinstance(exc, openai.APIResponseValidationError | ValueError | KeyError | TypeError):
-        return RetryableLLMError(
-            f"malformed response from {endpoint}: {type(exc).__name__}: {short(str(exc))}",
-            endpoint=endpoint,
-        )
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return malformed(endpoint, exc)
     return RetryableLLMError(f"{type(exc).__name__} from {endpoint}: {short(str(exc))}", endpoint=endpoint)
+
+
+def malformed(endpoint: str, exc: BaseException | str) -> RetryableLLMError:
+    detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {short(str(exc))}"
+    return RetryableLLMError(f"malformed response from {endpoint}: {detail}", endpoint=endpoint)
+
+
+def decode(response: TransportResponse, endpoint: str) -> dict[str, Any]:
+    """The JSON object of a successful response; an error for any other (408, 429 and 5xx are
+    retryable with their ``Retry-After``, other 4xx fatal, a body that is not a JSON object is a
+    retryable malformed response)."""
+    if response.status >= 400:
+        message = f"HTTP {response.status} from {endpoint}: {short(_error_message(response))}"
+        if response.status in _RETRYABLE_STATUS or response.status >= 500:
+            retry_after = retry_after_from_headers(response.headers)
+            raise RetryableLLMError(
+                message, endpoint=endpoint, status=response.status, retry_after=retry_after
+            )
+        raise FatalLLMError(message, endpoint=endpoint, status=response.status)
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise malformed(endpoint, exc) from None
+    if not isinstance(payload, dict):
+        raise malformed(endpoint, "not a JSON object")
+    return payload
+
+
+def _error_message(response: TransportResponse) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text()
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(payload.get("message"), str):
+            return str(payload["message"])
+    return response.text()
+
+
+def parse_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[list[Choice], Usage]:
+    """Choices and usage from a completion / chat completion JSON body."""
+    try:
+        choices: list[Choice] = []
+        for c in sorted(payload["choices"], key=lambda c: c.get("index", 0)):
+            logprobs: list[TokenLogprob] | None = None
+            lp = c.get("logprobs")
+            if mode == "chat":
+                text = (c.get("message") or {}).get("content") or ""
+                if lp and lp.get("content"):
+                    logprobs = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in lp["content"]]
+            else:
+                text = c.get("text") or ""
+                if lp and lp.get("tokens"):
+                    logprobs = [
+                        TokenLogprob(token=t, logprob=v if v is not None else 0.0)
+                        for t, v in zip(lp["tokens"], lp.get("token_logprobs") or [], strict=False)
+                    ]
+            choices.append(
+                Choice(index=len(choices), text=text, finish_reason=c.get("finish_reason"), logprobs=logprobs)
+            )
+        usage = _usage(payload)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(endpoint, exc) from None
+    return choices, usage
+
+
+def parse_embeddings(payload: dict[str, Any], count: int, endpoint: str) -> tuple[list[list[float]], Usage]:
+    """``count`` vectors in input order, and the usage, from an ``/embeddings`` JSON body."""
+    try:
+        rows = sorted(payload["data"], key=lambda d: d.get("index", 0))
+        vectors = [[float(v) for v in row["embedding"]] for row in rows]
+        usage = _usage(payload)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(endpoint, exc) from None
+    if len(vectors) != count:
+        raise malformed(endpoint, f"{len(vectors)} embeddings for {count} inputs")
+    return vectors, usage
+
+
+def _usage(payload: dict[str, Any]) -> Usage:
+    raw = payload.get("usage")
+    if not raw:
+        return Usage()
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens") or 0,
+        completion_tokens=raw.get("completion_tokens") or 0,
+    )
 
 
 def is_endpoint_fault(err: LLMError) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from medloom.agents.context import AgentContext
+from medloom.core.events import NodeStats
 from medloom.core.records import Item, Trace
 
 
@@ -22,6 +23,8 @@ class Drop:
     reason: str
     code: str
     """A short category for reports ("contaminated", "not grounded")."""
+    announce: bool = True
+    """Write a ``dropped`` event (False when the node's own event already says so)."""
 
 
 @dataclass
@@ -36,6 +39,25 @@ class NodeOutput:
 
 
 class Node(Protocol):
-    async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
-        """Turn the traces routed to this node into what it passes on."""
+    async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
+        """Turn the traces routed to this node into what it passes on (ops may type ``ctx`` as
+        the plain AgentContext they hand to agents)."""
         ...
+
+
+@dataclass
+class ItemMemory:
+    """What the nodes of one item share while it runs."""
+
+    failed_reasons: dict[str, list[str]] = field(default_factory=dict)
+    """Trace id → the reasons its latest failing verdict gave."""
+    lineage: dict[str, str] = field(default_factory=dict)
+    """Revised trace id → the id of the first trace it descends from."""
+
+
+@dataclass(frozen=True)
+class NodeContext(AgentContext):
+    """An agent context that also carries this node's counters and the item's shared memory."""
+
+    stats: NodeStats = field(default_factory=NodeStats)
+    memory: ItemMemory = field(default_factory=ItemMemory)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
@@ -24,13 +24,25 @@ from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import GraphError
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY
+from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, Recipe, register_kind
 from medloom.nodes.protocol import Node, NodeOutput
 
 if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec, StepNode
     from medloom.llm.client import LLMClient
 
 P = TypeVar("P", bound=BaseModel)
+
+
+class StepNode(NodeSpec):
+    """A registered operation (one module each in ``medloom/ops``), e.g. ``op: decontaminate``."""
+
+    type: Literal["step"]
+    op: str
+    model: str | None = None
+    models: list[str] | None = None
+    template: str | None = None
+    sampling: Sampling = Field(default_factory=Sampling)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class OpParams(BaseModel):
@@ -49,7 +61,7 @@ class OpBuild:
 
     node: str
     spec: StepNode
-    graph: GraphSpec
+    graph: Recipe
     templates: TemplateLibrary
     models: dict[str, ModelRef]
     client: LLMClient | None = None
@@ -139,3 +151,38 @@ class BaseOp:
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         raise NotImplementedError
+
+
+@register_kind
+class StepKind(NodeKind[StepNode]):
+    tag = "step"
+    Spec = StepNode
+    can_start = True
+
+    def _op_build(self, spec: StepNode, build: NodeBuild) -> OpBuild:
+        return OpBuild(
+            node=build.node,
+            spec=spec,
+            graph=build.graph,
+            templates=build.templates,
+            models=build.models,
+            client=build.client,
+            file=build.file,
+            base_dir=build.base_dir,
+        )
+
+    def _factory(self, spec: StepNode, build: NodeBuild) -> OpFactory:
+        ops = registered_ops()
+        if spec.op not in ops:
+            raise build.fail(f"unknown op '{spec.op}' (ops: {', '.join(sorted(ops))})", "op")
+        return ops[spec.op]
+
+    def check(self, spec: StepNode, build: NodeBuild) -> None:
+        """The op exists and accepts its params, models and templates (built without a client)."""
+        factory = self._factory(spec, build)
+        for i, alias in enumerate(spec.models or []):
+            build.need_model(alias, f"models.{i}")
+        factory(self._op_build(spec, build))
+
+    def build(self, spec: StepNode, build: NodeBuild) -> Node:
+        return self._factory(spec, build)(self._op_build(spec, build))

@@ -14,13 +14,14 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.context import AgentContext
 from medloom.core.errors import MedloomError
 from medloom.core.events import Note
+from medloom.core.notes import ListingColumn, NoteListing, NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Trace
 from medloom.data.items import iter_items
 from medloom.data.readers import DatasetSpec, FieldMap, Format
@@ -208,3 +209,66 @@ class Decontaminate(BaseOp):
                 ctx.send(self.note(item, ctx, m, trace.id))
                 drops.append(Drop(trace, f"contaminated: {self.describe(m)}", "contaminated"))
         return NodeOutput(traces=keep, drops=drops)
+
+
+def _share(value: object) -> str:
+    return f"{value:.0%}" if isinstance(value, int | float) else "?"
+
+
+@register_note("contaminated")
+class ContaminatedNote(NoteSchema):
+    """``contaminated``: the evaluation set, the overlap and the closest evaluation item."""
+
+    listing = NoteListing(
+        stats_title="contamination removed",
+        card_heading="Decontamination",
+        card_intro="{n} removal(s) for overlap with evaluation sets:",
+        columns=(
+            ListingColumn("item_id", "item", "item"),
+            ListingColumn("trace_id", "trace", "trace"),
+            ListingColumn("eval_set", "eval set", "eval set"),
+            ListingColumn("overlap", "overlap", "overlap", percent=True),
+            ListingColumn("closest_eval_id", "closest eval item", "closest"),
+            ListingColumn("shared_ngrams_with_closest", "shared n-grams"),
+            ListingColumn("example_ngram", "example n-gram", "e.g."),
+        ),
+    )
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {str(data.get("eval_set")): 1}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        closest = data.get("closest_eval_id")
+        return NoteView(
+            title="removed by decontamination",
+            label=[
+                ("contaminated ", "bold red"),
+                (
+                    f"{_share(data.get('overlap'))} {data.get('eval_set', '?')} ~{closest}",
+                    "",
+                ),
+            ],
+            facts=[
+                ("eval set", [(str(data.get("eval_set", "?")), "")]),
+                (
+                    "overlap",
+                    [
+                        (
+                            f"{_share(data.get('overlap'))} of its {data.get('n', '?')}-grams "
+                            f"(threshold {_share(data.get('threshold'))})",
+                            "",
+                        )
+                    ],
+                ),
+                (
+                    "closest",
+                    [
+                        (
+                            f"{closest} ({data.get('shared_ngrams_with_closest')} shared)",
+                            "",
+                        )
+                    ],
+                ),
+                ("e.g.", [(f"“{data.get('example_ngram', '')}”", "italic")]),
+            ],
+        )

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from medloom.agents.context import AgentContext
 from medloom.core.records import Item, Trace
-from medloom.graphs.spec import GeneratorNode
+from medloom.nodes.generator import GeneratorNode
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 

@@ -10,6 +10,7 @@ with no matching try is rejected ("no gold match").
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -17,6 +18,7 @@ from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
 from medloom.core.events import Note, TraceCreated
+from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
@@ -134,4 +136,37 @@ class GoldResample(BaseOp):
             kind="resample",
             trace_id=trace_id,
             data={"matched": matched, "tries": len(tried), "answers": tried, "gold": item.answer},
+        )
+
+
+def _mark(ok: object) -> Segment:
+    return ("✓", "green") if ok else ("✗", "red")
+
+
+@register_note("resample")
+class ResampleNote(NoteSchema):
+    """``resample``: the answers of each try, the gold answer, whether one matched."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        matched = bool(data.get("matched"))
+        return {"matched": int(matched), "no match": int(not matched), "tries": int(data.get("tries") or 0)}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        gold = data.get("gold")
+        answers = data.get("answers", [])
+        shown = ", ".join("–" if a is None else str(a) for a in answers)
+        tries: list[list[Segment]] = []
+        for i, answer in enumerate(answers, 1):
+            hit = answer is not None and str(answer).strip().lower() == str(gold).strip().lower()
+            line: list[Segment] = [
+                (f"try {i}: {'–' if answer is None else answer}", "bold green" if hit else "")
+            ]
+            tries.append([*line, (" ✓ gold", "green")] if hit else line)
+        mark, style = _mark(data.get("matched"))
+        verdict = f"matched gold at try {data.get('tries')}" if data.get("matched") else "no gold match"
+        return NoteView(
+            title="gold resampling",
+            label=[("resample ", "bold"), (f"{shown} → gold {gold} ", ""), (mark, style)],
+            facts=[("gold", [(str(gold), "")]), ("result", [(f"{mark} {verdict}", style)])],
+            lines=tries,
         )

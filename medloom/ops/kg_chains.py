@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medloom.core.errors import ConfigError
 from medloom.core.records import Item
-from medloom.data.sources import register_source
-from medloom.graphs.spec import GraphSpec
+from medloom.data.sources import SourceSpec, register_source
 from medloom.kg.paths import reverse_path
 from medloom.kg.samplers import Chain, ChainConstraints, distractors, iter_chains, mask_subgraph
+from medloom.kg.spec import KGResources
 from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import kg_facts, verbalise_path
 
@@ -103,10 +103,9 @@ def chain_item(loaded: LoadedKG, chain: Chain, index: int, p: ChainSourceParams)
 
 
 class ChainSource:
-    def __init__(self, spec: GraphSpec, base_dir: Path | None):
-        assert spec.source is not None
+    def __init__(self, source: SourceSpec, resources: KGResources, base_dir: Path | None):
         try:
-            self.params = ChainSourceParams.model_validate(spec.source.params)
+            self.params = ChainSourceParams.model_validate(source.params)
             self.constraints = self.params.constraints()
         except ValidationError as exc:
             err = exc.errors()[0]
@@ -114,14 +113,14 @@ class ChainSource:
             raise ConfigError(
                 f"{err['msg']} (source kg_chains)", key=f"source.params.{loc}".rstrip(".")
             ) from None
-        self.spec = spec
+        self.kg_spec = resources.kg
         self.base_dir = base_dir
 
     def count(self) -> int | None:
         return self.params.n
 
     def __iter__(self) -> Iterator[tuple[int, Item | Exception]]:
-        loaded = load_kg(self.spec.kg, self.base_dir)
+        loaded = load_kg(self.kg_spec, self.base_dir)
         self._check_names(loaded)
         made = 0
         chains = iter_chains(loaded.kg, self.constraints, self.params.seed)
@@ -152,5 +151,5 @@ class ChainSource:
 
 
 @register_source("kg_chains")
-def kg_chains(spec: GraphSpec, base_dir: Path | None) -> ChainSource:
-    return ChainSource(spec, base_dir)
+def kg_chains(source: SourceSpec, resources: KGResources, base_dir: Path | None) -> ChainSource:
+    return ChainSource(source, resources, base_dir)

@@ -24,6 +24,7 @@ from medloom.kg.paths import KGPath
 from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
+from medloom.verifiers.question_fidelity import QuestionFidelity
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
 
@@ -57,6 +58,9 @@ class QuestionParams(OpParams):
     type_words: dict[str, list[str]] = Field(default_factory=dict)
     """Per answer type (``data.answer_type``), words one of which a usable question asks for
     ("which/what [other] <word>", e.g. ``Gene: [gene, protein]``); unlisted types pass."""
+    fidelity: bool = False
+    """A usable question also passes the ``question_fidelity`` check against ``data.path``: it
+    describes the path's relations in order, names nothing off the path, and no absent type."""
 
 
 def _names(text: str, term: str) -> bool:
@@ -91,6 +95,9 @@ class WriteQuestion(BaseOp):
     def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent()
+        self.fidelity = QuestionFidelity(
+            type_words=self.params.type_words or None, kg=build.graph.resources.kg, base_dir=build.base_dir
+        )
 
     def problem(self, item: Item, question: str) -> str | None:
         """Why ``question`` is unusable for ``item`` (None when it is usable)."""
@@ -106,10 +113,12 @@ class WriteQuestion(BaseOp):
         if p.avoid_field:
             extra = item.data.get(p.avoid_field) or []
             avoided += [str(t) for t in (extra if isinstance(extra, list) else [extra])]
-        named = [t for t in avoided if t and _names(question, t)]
+        anchor = str(item.data.get("anchor") or "")
+        # the anchor may contain an avoided name ("cornea" in "substantia propria of cornea")
+        without_anchor = normalise(question).replace(normalise(anchor), " | ") if anchor else question
+        named = [t for t in avoided if t and _names(without_anchor, t)]
         if named:
             return f"names {', '.join(repr(t) for t in named)}"
-        anchor = str(item.data.get("anchor") or "")
         if p.require_anchor and anchor and not _names(question, anchor):
             return f"does not name the anchor {anchor!r}"
         relation = _first_relation(item) if p.require_first_relation else None
@@ -119,6 +128,9 @@ class WriteQuestion(BaseOp):
         words = p.type_words.get(str(item.data.get("answer_type") or ""))
         if words and not _asks_for(question, words):
             return f"does not ask 'which/what {' / '.join(words)}'"
+        if p.fidelity and item.data.get("path"):
+            problems = self.fidelity.problems(question, KGPath.model_validate(item.data["path"]))
+            return "; ".join(problems) or None
         return None
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:

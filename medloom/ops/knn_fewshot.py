@@ -3,7 +3,9 @@
 The chosen examples go to ``item.data["fewshot"]`` (prompt templates render them, e.g.
 ``medprompt_cot``) and their ids to the emitted trace's ``meta["fewshot_ids"]``. Similarity is
 TF-IDF cosine over question and options by default (no model needed), or cosine of embeddings
-from an OpenAI-compatible ``/v1/embeddings`` endpoint when ``params.embedding`` is set::
+when ``params.embedding`` is set. Embeddings go through the run's LLM client (``client.embed``:
+cached, retried, accounted, an ``embedding_call`` event in the trajectory), over the run's
+endpoints serving the model, or over ``base_url`` when given::
 
     fewshot:
       type: step
@@ -12,7 +14,7 @@ from an OpenAI-compatible ``/v1/embeddings`` endpoint when ``params.embedding`` 
         bank: data/medprompt_bank.jsonl      # relative to the recipe
         k: 5
         embedding: {model: text-embedding-3-small, base_url: "https://api.openai.com/v1",
-                    api_key_env: OPENAI_API_KEY}   # optional; base_url defaults to the run's endpoint
+                    api_key_env: OPENAI_API_KEY}   # optional; default: the run's endpoints
 """
 
 from __future__ import annotations
@@ -20,24 +22,24 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import openai
 from pydantic import Field
 
 from medloom.agents.context import AgentContext
+from medloom.agents.embedder import Embedder
 from medloom.core.errors import ConfigError
 from medloom.core.records import Item, Trace
 from medloom.llm.settings import EndpointConfig
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 from medloom.ops.knn_bank import BankExample, load_bank
-from medloom.ops.knn_similarity import TfidfIndex, cosine, embed_texts, top_k
+from medloom.ops.knn_similarity import TfidfIndex, cosine, top_k
 
 
 class EmbeddingParams(OpParams):
     model: str
     """The embedding model's served name."""
     base_url: str | None = None
-    """An OpenAI-compatible base URL; default: the run's first endpoint."""
+    """A separate OpenAI-compatible base URL; default: the run's endpoints serving ``model``."""
     api_key_env: str | None = None
     batch_size: int = Field(default=64, ge=1)
 
@@ -76,34 +78,38 @@ class KnnFewshot(BaseOp):
         self.lexical = TfidfIndex([e.text for e in self.bank]) if p.embedding is None else None
         self._bank_vectors: list[list[float]] | None = None
         self._lock = asyncio.Lock()
+        self._embedder_: Embedder | None = None
 
-    def _embedding_endpoint(self) -> EndpointConfig:
+    def _embedder(self) -> Embedder:
+        """The embedder, made on first use: through the run's client (its cache, retries, pool,
+        accounting and trajectory); over a separate endpoint when ``base_url`` or ``api_key_env``
+        is set, else over the run's endpoints serving the model."""
+        if self._embedder_ is not None:
+            return self._embedder_
         emb: EmbeddingParams = self.params.embedding
-        if emb.base_url:
-            return EndpointConfig(base_url=emb.base_url, api_key_env=emb.api_key_env)
-        if self.build.client is None or not self.build.client.pool.endpoints:
-            raise self.build.fail(
-                "embedding similarity needs an endpoint: set params.embedding.base_url",
-                "params.embedding.base_url",
+        client = self.build.client
+        if client is None:
+            raise self.build.fail("embedding similarity needs the run's LLM client", "params.embedding")
+        if emb.base_url or emb.api_key_env:
+            first = client.pool.endpoints[0].config
+            endpoint = EndpointConfig(
+                name=f"{self.node}-embeddings",
+                base_url=emb.base_url or first.base_url,
+                api_key_env=emb.api_key_env,
+                timeout_s=first.timeout_s,
             )
-        endpoint = self.build.client.pool.endpoints[0].config
-        if emb.api_key_env:
-            endpoint = endpoint.model_copy(update={"api_key_env": emb.api_key_env})
-        return endpoint
+            client = client.with_endpoints([endpoint])
+        self._embedder_ = Embedder(self.node, emb.model, client, batch_size=emb.batch_size)
+        return self._embedder_
 
-    async def _scores(self, item: Item) -> list[float]:
+    async def _scores(self, item: Item, ctx: AgentContext) -> list[float]:
         if self.lexical is not None:
             return self.lexical.scores(item_text(item))
-        emb: EmbeddingParams = self.params.embedding
-        endpoint = self._embedding_endpoint()
-        async with openai.AsyncOpenAI(
-            base_url=endpoint.base_url, api_key=endpoint.api_key(), timeout=endpoint.timeout_s, max_retries=2
-        ) as client:
-            async with self._lock:  # the bank is embedded once, by the first item that needs it
-                if self._bank_vectors is None:
-                    texts = [e.text for e in self.bank]
-                    self._bank_vectors = await embed_texts(client, emb.model, texts, emb.batch_size)
-            (query,) = await embed_texts(client, emb.model, [item_text(item)])
+        embedder = self._embedder()
+        async with self._lock:  # the bank is embedded once, by the first item that needs it
+            if self._bank_vectors is None:
+                self._bank_vectors = await embedder.embed([e.text for e in self.bank], ctx)
+        (query,) = await embedder.embed([item_text(item)], ctx)
         return [cosine(query, v) for v in self._bank_vectors]
 
     def nearest(self, item: Item, scores: list[float]) -> list[tuple[BankExample, float]]:
@@ -116,7 +122,7 @@ class KnnFewshot(BaseOp):
         return [(self.bank[i], round(scores[i], 6)) for i in chosen]
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
-        picked = await self._scores(item)
+        picked = await self._scores(item, ctx)
         neighbours = self.nearest(item, picked)
         fewshot = [e.model_dump() for e, _ in neighbours]
         method = "embedding" if self.params.embedding else "tfidf"

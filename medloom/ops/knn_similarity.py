@@ -1,5 +1,5 @@
-"""Nearest neighbours over the bank: TF-IDF cosine (no model needed) or embeddings from an
-OpenAI-compatible ``/v1/embeddings`` endpoint."""
+"""Nearest neighbours over the bank: TF-IDF cosine (no model needed), cosine and top-k (for
+embeddings too; they come from ``LLMClient.embed``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-
-import openai
-
-from medloom.core.errors import LLMError
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -87,21 +83,3 @@ class TfidfIndex:
     def scores(self, query: str) -> list[float]:
         q = self._weigh(Counter(tokenize(query)))
         return [sum(v * doc.get(w, 0.0) for w, v in q.items()) for doc in self.vectors]
-
-
-async def embed_texts(
-    client: openai.AsyncOpenAI, model: str, texts: Sequence[str], batch_size: int = 64
-) -> list[list[float]]:
-    """Embeddings of ``texts`` in order, ``batch_size`` per request."""
-    out: list[list[float]] = []
-    for start in range(0, len(texts), batch_size):
-        batch = list(texts[start : start + batch_size])
-        try:
-            response = await client.embeddings.create(model=model, input=batch)
-        except openai.OpenAIError as exc:
-            raise LLMError(f"embeddings from {client.base_url} (model '{model}') failed: {exc}") from exc
-        rows = sorted(response.data, key=lambda d: d.index)
-        if len(rows) != len(batch):
-            raise LLMError(f"embeddings endpoint returned {len(rows)} vectors for {len(batch)} texts")
-        out.extend(list(r.embedding) for r in rows)
-    return out

@@ -27,6 +27,7 @@ from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
 from medloom.core.events import Note, TraceCreated, TraceRevised
+from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Revision, Trace
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
@@ -387,3 +388,104 @@ class MedAgentsDecide(BaseOp):
             ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=new))
             out.append(new)
         return NodeOutput(traces=out)
+
+
+def _mark(ok: object) -> Segment:
+    return ("✓", "green") if ok else ("✗", "red")
+
+
+def _votes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    votes = data.get("votes")
+    return [v for v in votes if isinstance(v, dict)] if isinstance(votes, list) else []
+
+
+def _plain(text: object) -> list[Segment]:
+    return [(str(text), "")]
+
+
+@register_note("domains")
+class DomainsNote(NoteSchema):
+    """``domains``: the question and option experts, and the fields that padded a short list."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {"padded fields": len(data.get("padded") or [])} if data.get("padded") else {}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        experts = [*data.get("question_domains", []), *data.get("option_domains", [])]
+        padded = data.get("padded") or []
+        return NoteView(
+            title="expert fields",
+            label=[("experts ", "bold"), (", ".join(map(str, experts)), "")],
+            facts=[
+                ("question experts", _plain(", ".join(map(str, data.get("question_domains", []))))),
+                ("option experts", _plain(", ".join(map(str, data.get("option_domains", []))))),
+                (
+                    "padded",
+                    _plain(", ".join(map(str, padded)) + " (the model named too few)" if padded else "none"),
+                ),
+            ],
+        )
+
+
+REVISED = "revised with the dissenters' advice"
+
+
+@register_note("vote_round")
+class VoteRoundNote(NoteSchema):
+    """``vote_round``: each expert's vote and advice, and whether the report was revised."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {"revised": 1} if data.get("revised") else {}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        votes = _votes(data)
+        yes = sum(1 for v in votes if v.get("agrees"))
+        dissent = [str(v.get("expert", "?")) for v in votes if not v.get("agrees")]
+        label: list[Segment] = [
+            (f"round {data.get('round', '?')}: ", "bold"),
+            (f"{yes} yes", "green"),
+            (" / ", ""),
+            (f"{len(votes) - yes} no", "red" if dissent else ""),
+        ]
+        if dissent:
+            label.append((" — dissent: " + ", ".join(dissent), "yellow"))
+        rows: list[list[list[Segment]]] = []
+        for v in votes:
+            vote: list[Segment] = [("yes", "green")] if v.get("agrees") else [("no", "red")]
+            if not v.get("parsed", True):
+                vote.append((" (unparsed)", "yellow"))
+            rows.append([_plain(v.get("expert", "?")), vote, _plain(v.get("advice") or "")])
+        return NoteView(
+            title=f"vote round {data.get('round', '?')}",
+            label=label,
+            label_first=True,
+            facts=[
+                ("outcome", _plain(data.get("outcome", "?"))),
+                (
+                    "report",
+                    _plain("revised with the dissenters' advice" if data.get("revised") else "unchanged"),
+                ),
+            ],
+            table=(["expert", "vote", "advice"], rows),
+        )
+
+
+@register_note("vote_outcome")
+class VoteOutcomeNote(NoteSchema):
+    """``vote_outcome``: the final agreement, the rounds it took and whether it was accepted."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {str(data.get("outcome")): 1}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        mark, style = _mark(data.get("accepted"))
+        return NoteView(
+            title="vote outcome",
+            label=[("vote ", "bold"), (f"{data.get('outcome', '?')} ", ""), (mark, style)],
+            facts=[
+                ("outcome", _plain(data.get("outcome", "?"))),
+                ("rounds", _plain(data.get("rounds", "?"))),
+                ("requires", _plain(data.get("require", "?"))),
+                ("accepted", [(f"{mark} {'yes' if data.get('accepted') else 'no'}", style)]),
+            ],
+        )

@@ -33,7 +33,7 @@ class _KGStep(BaseOp):
     """A step that reads the recipe's knowledge graph (loaded on first use, off the event loop)."""
 
     async def kg(self) -> LoadedKG:
-        return await asyncio.to_thread(load_kg, self.build.graph.kg, self.build.base_dir)
+        return await asyncio.to_thread(load_kg, self.build.graph.resources.kg, self.build.base_dir)
 
 
 class LinkParams(OpParams):

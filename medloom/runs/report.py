@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-from medloom.core.events import ItemFinished, LLMCall, NodeStats, Note, RowSkipped
+from medloom.core.events import EmbeddingCall, ItemFinished, LLMCall, NodeStats, Note, RowSkipped
+from medloom.core.notes import note_schema
 from medloom.core.usage import Price, UsageTally
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
@@ -43,13 +44,14 @@ class Report(UsageTally):
     rejection_reasons: list[tuple[str, int]] = Field(default_factory=list)
     failure_reasons: list[tuple[str, int]] = Field(default_factory=list)
     skipped: list[dict[str, Any]] = Field(default_factory=list)
-    contamination: list[dict[str, Any]] = Field(default_factory=list)
-    """What decontamination removed: item, trace, evaluation set, overlap, closest evaluation item."""
+    listings: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    """Notes of the kinds whose op asks for them to be listed (``NoteSchema.listing``), one record
+    per item and trace: ``{"contaminated": [{"item_id", "trace_id", "eval_set", ...}]}``."""
     notes: dict[str, dict[str, int]] = Field(default_factory=dict)
     """How many notes each step node wrote, by kind (``{"vote": {"vote_round": 5, ...}}``)."""
     note_facets: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
-    """What known notes said, counted per node and kind: resampling matched or not and its tries,
-    vote outcomes, revised vote rounds, removals by eval set, padded expert fields."""
+    """What notes said, counted per node and kind as their op declares (``NoteSchema.facets``):
+    resampling matched or not and its tries, vote outcomes, removals by eval set, …"""
 
 
 def _percentiles(values: array[float]) -> dict[str, float]:
@@ -71,17 +73,21 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     finals: dict[str, int] = {}  # item id → offset of its last item_end (events are re-read below)
     skipped: dict[int, RowSkipped] = {}
     latencies: array[float] = array("d")
-    contaminated: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for offset, event in iter_events(run.trajectories, {"item_end", "llm_call", "row_skipped", "note"}):
+    listed: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = {}
+    for offset, event in iter_events(
+        run.trajectories, {"item_end", "llm_call", "embedding_call", "row_skipped", "note"}
+    ):
         if isinstance(event, Note):
             kinds = report.notes.setdefault(event.node or "?", {})
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
             facets = report.note_facets.setdefault(event.node or "?", {}).setdefault(event.kind, {})
             for facet, count in note_facets(event).items():
                 facets[facet] = facets.get(facet, 0) + count
-            if event.kind == "contaminated":
-                key = (event.item_id, event.trace_id)
-                contaminated[key] = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}
+            schema = note_schema(event.kind)
+            if schema is not None and schema.listing is not None:
+                records = listed.setdefault(event.kind, {})
+                record = {"item_id": event.item_id, "trace_id": event.trace_id, **event.data}
+                records[(event.item_id, event.trace_id)] = record
         elif isinstance(event, ItemFinished):
             finals[event.item_id] = offset
         elif isinstance(event, RowSkipped):
@@ -91,6 +97,8 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
             report.models.setdefault(model, UsageTally()).add(event.response, prices.get(model))
             if event.response is not None and not event.response.cache_hit:
                 latencies.append(event.response.latency_s)
+        elif isinstance(event, EmbeddingCall):
+            report.models.setdefault(event.model, UsageTally()).add(event.response, prices.get(event.model))
     rejections: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     last = set(finals.values())
@@ -127,32 +135,16 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     if report.wall_time_s > 0:
         report.items_per_s = round(report.items / report.wall_time_s, 3)
         report.output_tokens_per_s = round(report.completion_tokens / report.wall_time_s, 2)
-    report.contamination = list(contaminated.values())[:1000]
+    report.listings = {kind: list(records.values())[:1000] for kind, records in listed.items()}
     report.rejection_reasons = rejections.most_common(20)
     report.failure_reasons = failures.most_common(20)
     return report
 
 
 def note_facets(note: Note) -> dict[str, int]:
-    """What a note of a known kind counts towards in the report (nothing for other kinds)."""
-    data = note.data
-    if note.kind == "resample":
-        matched = bool(data.get("matched"))
-        return {"matched": int(matched), "no match": int(not matched), "tries": int(data.get("tries") or 0)}
-    if note.kind == "vote_outcome":
-        return {str(data.get("outcome")): 1}
-    if note.kind == "vote_round":
-        return {"revised": 1} if data.get("revised") else {}
-    if note.kind == "contaminated":
-        return {str(data.get("eval_set")): 1}
-    if note.kind == "domains":
-        return {"padded fields": len(data.get("padded") or [])} if data.get("padded") else {}
-    return {}
-
-
-def facets_text(facets: dict[str, int]) -> str:
-    """``matched 1, no match 1, tries 5`` (for the stats table and the card)."""
-    return ", ".join(f"{name} {count}" for name, count in facets.items() if count)
+    """What a note counts towards in the report, as its op declares (nothing for unknown kinds)."""
+    schema = note_schema(note.kind)
+    return schema.facets(note.data) if schema is not None else {}
 
 
 def _first_reason(reason: str | None) -> str:

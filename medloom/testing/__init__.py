@@ -1,7 +1,7 @@
-"""Test doubles for medloom: an OpenAI-compatible fake HTTP server.
+"""Test doubles for medloom: fake OpenAI-compatible endpoints (:mod:`medloom.testing.fake`)
+and a deterministic MCQ student (:mod:`medloom.testing.mcq_student`).
 
-Names are imported lazily so ``python -m medloom.testing.fake_openai`` runs cleanly and
-importing :mod:`medloom.testing` stays cheap.
+Names are imported lazily so importing :mod:`medloom.testing` stays cheap.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from medloom.testing.fake_openai import (
+    from medloom.testing.fake import (
         DownMode,
+        FakeLLM,
         FakeOpenAIServer,
         FakeRequest,
         Matcher,
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
         Responder,
         Rule,
         ScriptedResponder,
+        by_caller,
         echo_responder,
     )
 
 __all__ = [
     "DownMode",
+    "FakeLLM",
     "FakeOpenAIServer",
     "FakeRequest",
     "Matcher",
@@ -33,11 +36,12 @@ __all__ = [
     "Responder",
     "Rule",
     "ScriptedResponder",
+    "by_caller",
     "echo_responder",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        return getattr(importlib.import_module("medloom.testing.fake_openai"), name)
+        return getattr(importlib.import_module("medloom.testing.fake"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from medloom.testing.fake_openai import FakeRequest, Reply
+from medloom.testing.fake.responders import FakeRequest, Reply
 
 _LETTERS = "ABCD"
 

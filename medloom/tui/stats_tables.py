@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from medloom.core.notes import facets_text, listing_cell, note_schema
+
 if TYPE_CHECKING:
     from medloom.runs.stats import RunStats
 
@@ -119,8 +121,6 @@ def render_stats(stats: RunStats) -> Group:
             )
         parts.append(through)
     if rep.notes:
-        from medloom.runs.report import facets_text
-
         notes = _table("step notes", "node", "kind", "notes", "of which")
         notes.columns[1].justify = notes.columns[3].justify = "left"
         for node_name, kinds in rep.notes.items():
@@ -128,20 +128,17 @@ def render_stats(stats: RunStats) -> Group:
                 facets = rep.note_facets.get(node_name, {}).get(kind, {})
                 notes.add_row(node_name, kind, str(count), facets_text(facets))
         parts.append(notes)
-    if rep.contamination:
-        removed = _table("contamination removed", "item", "trace", "eval set", "overlap", "closest", "e.g.")
-        for column in removed.columns:
-            column.justify = "right" if column.header == "overlap" else "left"
-        for c in rep.contamination:
-            removed.add_row(
-                str(c.get("item_id")),
-                str(c.get("trace_id") or "–"),
-                str(c.get("eval_set")),
-                _pct(c.get("overlap")),
-                str(c.get("closest_eval_id")),
-                str(c.get("example_ngram", "")),
-            )
-        parts.append(removed)
+    for kind, records in rep.listings.items():
+        schema = note_schema(kind)
+        if schema is None or schema.listing is None or not records:
+            continue
+        columns = [c for c in schema.listing.columns if c.stats]
+        listed = _table(schema.listing.stats_title, *(c.stats for c in columns))
+        for column, spec in zip(listed.columns, columns, strict=True):
+            column.justify = "right" if spec.percent else "left"
+        for record in records:
+            listed.add_row(*(listing_cell(record, c) for c in columns))
+        parts.append(listed)
     for title, reasons in (
         ("rejection reasons", rep.rejection_reasons),
         ("failure reasons", rep.failure_reasons),

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from medloom.agents.context import AgentContext
 from medloom.core.records import Item, Trace, Verdict
+from medloom.core.registry import REGISTRY
+from medloom.kg.spec import KGResources
 
-if TYPE_CHECKING:
-    from medloom.graphs.spec import GraphSpec
+CheckResources = KGResources
+"""The recipe's shared resources a check may use (``resources:``)."""
+
+
+C = TypeVar("C", bound="type[Check]")
+
+
+def register_check(name: str) -> Callable[[C], C]:
+    """Class decorator: make ``name`` usable as ``check:`` in a verifier node (``cls.name`` should match)."""
+
+    def wrap(cls: C) -> C:
+        REGISTRY.add("check", name, cls)
+        return cls
+
+    return wrap
+
+
+def registered_checks() -> dict[str, type[Check]]:
+    """Every known check (built-in, registered, and from installed plugins)."""
+    return REGISTRY.all("check")
 
 
 class Check(ABC):
@@ -18,8 +39,9 @@ class Check(ABC):
     name: str = "check"
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], graph: GraphSpec | None = None) -> Check:
-        """Build from a recipe's ``params``; checks that need the recipe (e.g. its ``kg:``) override this."""
+    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> Check:
+        """Build from a recipe's ``params``; checks that need a resource (e.g. ``resources.kg``)
+        override this."""
         return cls(**params)
 
     @abstractmethod

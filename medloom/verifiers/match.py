@@ -5,13 +5,31 @@ from __future__ import annotations
 import math
 import re
 
+from medloom.agents.parsing import parse_answer
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.text import extract_choice, normalise
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
+
+_LETTER_AND_TEXT = re.compile(r"^\s*\**\(?([A-Za-z])\)?[.):\-]\s*(.+?)\**\s*$")
 
 
+def letter_text_conflict(answer_line: str | None, options: dict[str, str]) -> str | None:
+    """Why an answer line such as "C) stomach cancer" contradicts itself: its letter is one
+    option and its text another's (None when it agrees or gives only one of them)."""
+    m = _LETTER_AND_TEXT.match(answer_line or "")
+    if not m or m.group(1).upper() not in {k.upper() for k in options}:
+        return None
+    letter = next(k for k in options if k.upper() == m.group(1).upper())
+    by_text = extract_choice(m.group(2), options)
+    if by_text is None or by_text == letter:
+        return None
+    return f"the answer line gives letter {letter} with the text of option {by_text}) {options[by_text]}"
+
+
+@register_check("mcq_answer")
 class McqAnswerMatch(Check):
-    """Passes when the trace's option letter equals the gold letter (gold may be option text)."""
+    """Passes when the trace's option letter equals the gold letter (gold may be option text), and
+    its answer line does not pair one option's letter with another's text."""
 
     name = "mcq_answer"
 
@@ -26,12 +44,16 @@ class McqAnswerMatch(Check):
         predicted = (
             trace.answer if trace.answer in item.options else extract_choice(trace.answer, item.options)
         )
+        conflict = letter_text_conflict(parse_answer(trace.text), item.options)
+        if conflict:
+            return self.verdict(False, [conflict])
         if predicted == gold:
             return self.verdict(True, [f"answer {gold} matches gold"])
         shown = f"{predicted}) {item.options.get(predicted, '')}" if predicted else repr(trace.answer)
         return self.verdict(False, [f"answer {shown} does not match gold {gold}) {item.options[gold]}"])
 
 
+@register_check("string_match")
 class StringMatch(Check):
     """Normalised exact match of the trace's answer with the gold answer."""
 
@@ -60,6 +82,7 @@ def first_number(text: str) -> float | None:
         return None
 
 
+@register_check("numeric_match")
 class NumericMatch(Check):
     """The first number in the answer equals the gold number within a relative tolerance."""
 

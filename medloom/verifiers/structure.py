@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.text import normalise
-from medloom.verifiers.base import Check
+from medloom.verifiers.base import Check, register_check
 
 
+@register_check("format")
 class FormatCheck(Check):
     """Steps numbered 1..k within bounds, a final answer, not cut off by the token limit."""
 
@@ -51,19 +52,29 @@ class FormatCheck(Check):
         return self.verdict(not reasons, reasons or ["well formed"], step_flags=flags)
 
 
+@register_check("leakage")
 class AnswerLeakage(Check):
     """Fails when the gold answer's text (or another listed term) appears in the question.
 
     ``text`` picks what is searched: the item's question, or a question the trace wrote
-    (``trace.meta['question']``), as in synthesised QA.
+    (``trace.meta['question']``), as in synthesised QA. ``allowed_field`` names an ``item.data``
+    field whose names the question may contain (the anchor of a KG question): they are removed
+    before searching, so an intermediate "cornea" is not found inside "substantia propria of cornea".
     """
 
     name = "leakage"
 
-    def __init__(self, text: str = "question", extra_terms_field: str | None = None, min_chars: int = 3):
+    def __init__(
+        self,
+        text: str = "question",
+        extra_terms_field: str | None = None,
+        min_chars: int = 3,
+        allowed_field: str | None = None,
+    ):
         self.text = text
         self.extra_terms_field = extra_terms_field
         self.min_chars = min_chars
+        self.allowed_field = allowed_field
 
     def check(self, item: Item, trace: Trace) -> Verdict:
         question = str(trace.meta.get("question", "")) if self.text == "trace" else item.question
@@ -74,6 +85,9 @@ class AnswerLeakage(Check):
             extra = item.data.get(self.extra_terms_field) or []
             terms.extend(str(t) for t in (extra if isinstance(extra, list) else [extra]))
         haystack = f" {normalise(question)} "
+        allowed = item.data.get(self.allowed_field) if self.allowed_field else None
+        for name in allowed if isinstance(allowed, list) else [allowed] if allowed else []:
+            haystack = haystack.replace(f" {normalise(str(name))} ", " | ")
         leaked = [t for t in terms if len(normalise(t)) >= self.min_chars and f" {normalise(t)} " in haystack]
         if leaked:
             return self.verdict(False, [f"the question names {', '.join(repr(t) for t in leaked)}"])

@@ -326,3 +326,19 @@ def test_merge_with_empty_rewrite_keeps_the_original() -> None:
 
 def _unused(req: FakeRequest) -> str:  # pragma: no cover - keeps the import meaningful for typing
     return req.prompt_text
+
+
+async def test_a_fake_routes_on_the_calling_agent_and_node_not_the_prompt(fake_llm) -> None:
+    def respond(req: FakeRequest) -> str:
+        return "Step 1: Ferritin.\nAnswer: A" if req.agent == "expert" else "Step 1: Unsure.\nAnswer: C"
+
+    fake, client = fake_llm(respond)
+    expert = Agent("expert", CHAT, "mcq_cot", client)
+    novice = Agent("novice", CHAT, "mcq_cot", client)  # same template, same prompt
+    _, ctx = _events()
+    (good,) = await Generator(expert).generate(ITEM, ctx)
+    (bad,) = await Generator(novice).generate(ITEM, AgentContext(item_id=ITEM.id))
+    assert (good.answer, bad.answer) == ("A", "C")
+    assert [(r.agent, r.node) for r in fake.requests] == [("expert", "gen"), ("novice", None)]
+    assert fake.requests[0].prompt_text == fake.requests[1].prompt_text
+    assert "expert" not in str(fake.requests[0].body)  # the caller's name is not in the body

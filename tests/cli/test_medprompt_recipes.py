@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from medloom.ops.knn_bank import load_bank
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import medloom_cli, only_run, read_report
 
 

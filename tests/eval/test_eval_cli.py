@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from medloom.eval.stats import wilson_interval
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from tests.helpers import REPO, medloom_cli
 
 # Benchmark rows in the MedAgentsBench layout: realidx, question, options, answer_idx, answer (text).

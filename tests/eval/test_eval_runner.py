@@ -12,7 +12,7 @@ import yaml
 from medloom.core.errors import ConfigError
 from medloom.eval.runner import aevaluate, default_solvers
 from medloom.graphs.spec import GraphSpec
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from tests.eval.test_eval_cli import _benchmark, _solver
 from tests.helpers import REPO
 

@@ -10,6 +10,7 @@ import pytest
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import ConfigError, GraphError
 from medloom.graphs.build import build_graph, template_library
+from medloom.graphs.conditions import Failed, Passed, ScoreCompare
 from medloom.graphs.loader import load_spec
 from medloom.graphs.spec import GraphSpec
 
@@ -55,7 +56,8 @@ def test_accepts_a_refine_loop() -> None:
     assert compiled.entries == ["gen"]
     assert compiled.components == [["gen"], ["verify", "refine"], ["select"]]
     assert compiled.sinks == {"select"}
-    assert compiled.graph.edges["verify", "refine"]["conditions"] == ["failed"]
+    assert compiled.graph.edges["verify", "refine"]["conditions"] == [Failed()]
+    assert [target for target, _ in compiled.routes["verify"]] == ["select", "refine"]
 
 
 def test_accepts_the_demo_recipe_and_orders_its_components() -> None:
@@ -64,7 +66,7 @@ def test_accepts_the_demo_recipe_and_orders_its_components() -> None:
     assert compiled.entries == ["generate"]
     assert compiled.components == [["generate"], ["verify", "refine"], ["judge"], ["select"]]
     assert compiled.sinks == {"select"}
-    assert compiled.graph.edges["verify", "judge"]["conditions"] == ["passed"]
+    assert compiled.graph.edges["verify", "judge"]["conditions"] == [Passed()]
 
 
 def test_parallel_edges_collect_their_conditions() -> None:
@@ -74,7 +76,7 @@ def test_parallel_edges_collect_their_conditions() -> None:
         {"from": "verify", "to": "select", "when": "score >= 0.5"},
     ]
     compiled = build_graph(make({"gen": GEN, "verify": VER, "select": SEL}, edges))
-    assert compiled.graph.edges["verify", "select"]["conditions"] == ["passed", "score >= 0.5"]
+    assert compiled.graph.edges["verify", "select"]["conditions"] == [Passed(), ScoreCompare(">=", 0.5)]
 
 
 def test_two_generators_feeding_one_verifier() -> None:

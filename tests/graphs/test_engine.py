@@ -25,6 +25,7 @@ from medloom.graphs.build import build_graph
 from medloom.graphs.engine import Engine
 from medloom.graphs.runtime import Runtime, instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
+from medloom.nodes.verifier import VerifierRun
 from medloom.testing import FakeRequest, Reply
 
 OPTIONS = {"A": "Propranolol", "B": "Levothyroxine", "C": "Radioactive iodine"}
@@ -48,11 +49,11 @@ NOT_FIXED = "Step 2: Levothyroxine is still my choice.\nAnswer: B"
 
 
 def is_refine(req: FakeRequest) -> bool:
-    return "A reviewer marked these steps wrong" in req.prompt_text
+    return req.node == "refine"  # the in-process fake sees the calling node, not just the prompt
 
 
 def is_judge(req: FakeRequest) -> bool:
-    return "Reply with a JSON object only" in req.prompt_text
+    return req.node == "judge"
 
 
 GEN = {"type": "generator", "models": ["m"], "template": "mcq_cot"}
@@ -293,7 +294,7 @@ async def test_internal_error_fails_the_item_with_its_type(fake_llm) -> None:
 
     _, client = fake_llm(lambda req: RIGHT)
     rt = await runtime(loop_spec(), client)
-    rt.verifiers["verify"] = Broken()
+    rt.nodes["verify"] = VerifierRun(Broken())
     events = await run(rt, [item(1), item(2)])
     assert_one_end_per_item(events, ["q1", "q2"])
     for end in ends(events).values():

@@ -10,7 +10,9 @@ import yaml
 
 from medloom.core.errors import ConfigError
 from medloom.graphs.loader import apply_override, load_raw, load_spec, validate_spec
-from medloom.graphs.spec import GeneratorNode, GraphSpec, RefinerNode
+from medloom.graphs.spec import GraphSpec
+from medloom.nodes.generator import GeneratorNode
+from medloom.nodes.refiner import RefinerNode
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "mcq_refine.yaml"
@@ -255,3 +257,35 @@ def test_load_spec_applies_overrides_before_validating(tmp_path: Path) -> None:
     assert err.key == "nodes.generate.sampels"
     err = load_error(path, ["run.concurrency=0"])
     assert err.key == "run.concurrency" and str(err).startswith(str(path))
+
+
+def test_a_top_level_kg_block_is_read_as_resources_kg(tmp_path: Path) -> None:
+    data = recipe()
+    data["kg"] = {"source": "old.tsv", "format": "triples"}
+    spec = load_spec(write(tmp_path, data))
+    assert spec.resources.kg is not None
+    assert (spec.resources.kg.source, spec.resources.kg.format) == ("old.tsv", "triples")
+    assert "kg" not in spec.model_dump()
+
+
+def test_set_kg_source_still_switches_the_resources_kg(tmp_path: Path) -> None:
+    data = recipe()
+    data["resources"] = {"kg": {"source": "demo", "format": "hetionet"}}
+    spec = load_spec(write(tmp_path, data), ["kg.source=mine.csv"])
+    assert spec.resources.kg is not None
+    assert (spec.resources.kg.source, spec.resources.kg.format) == ("mine.csv", "hetionet")
+
+
+def test_a_star_segment_sets_every_entry() -> None:
+    data: dict[str, Any] = {
+        "models": {"gen": {"mode": "completion"}, "judge": {"model": "j", "mode": "completion"}},
+        "nodes": [{"sampling": {"n": 1}}, {"sampling": {"n": 2}}],
+    }
+    apply_override(data, "models.*.mode=chat")
+    apply_override(data, "nodes.*.sampling.n=3")
+    assert data["models"] == {"gen": {"mode": "chat"}, "judge": {"model": "j", "mode": "chat"}}
+    assert [node["sampling"]["n"] for node in data["nodes"]] == [3, 3]
+    apply_override(data, "models.gen.mode=completion")  # a later --set of one alias wins
+    assert data["models"]["gen"]["mode"] == "completion"
+    with pytest.raises(ConfigError, match="entries of a mapping or list"):
+        apply_override({"run": {"concurrency": 2}}, "run.concurrency.*=1")

@@ -8,8 +8,7 @@ import pytest
 
 from medloom.core.records import Trace, Verdict
 from medloom.graphs.conditions import matches
-from medloom.graphs.selectors import select
-from medloom.graphs.spec import SelectorNode
+from medloom.nodes.selector import SelectorNode, select
 
 
 def t(
@@ -185,5 +184,5 @@ def test_conditions(condition: str, trace: Trace, expected: bool) -> None:
 
 
 def test_unknown_condition() -> None:
-    with pytest.raises(ValueError, match="unknown edge condition"):
+    with pytest.raises(ValueError, match="unknown condition"):
         matches("sometimes", t("a"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medloom.runs.runner import run
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE
 from tests.ops.recipes import CONFIGS

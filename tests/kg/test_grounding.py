@@ -5,7 +5,7 @@ from __future__ import annotations
 from medloom.core.records import Item, Step, Trace
 from medloom.kg import load_kg
 from medloom.kg.samplers import ChainConstraints, sample_chains
-from medloom.verifiers import CHECKS
+from medloom.verifiers import registered_checks
 from medloom.verifiers.kg_grounding import KGGrounding
 
 
@@ -16,7 +16,7 @@ def trace(*steps: str) -> Trace:
 
 
 def test_true_claims_pass_and_false_claims_are_flagged_on_their_step() -> None:
-    check = CHECKS["kg_grounding"]()
+    check = registered_checks()["kg_grounding"]()
     item = Item(id="i", index=0)
     # Demo KG facts: Eribulin treats breast cancer; Metformin does not treat breast cancer.
     ok = check.check(item, trace("Eribulin treats breast cancer.", "So the answer is B."))

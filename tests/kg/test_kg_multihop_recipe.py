@@ -9,7 +9,7 @@ import pytest
 
 from medloom.kg import load_kg
 from medloom.kg.paths import KGPath, hop_is_edge
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 from tests.kg.oracle import KGOracle
 
@@ -98,7 +98,9 @@ def test_kg_source_override_switches_the_graph_items_come_from(tmp_path: Path) -
     rows += [f"Drug{i}\ttreats\tDisease{i}\tCompound\tDisease" for i in range(8)]
     rows += [f"Disease{i}\tassociates\tGENE{i}\tDisease\tGene" for i in range(8)]
     kg_file.write_text("\n".join(rows) + "\n")
-    spec = load_spec(RECIPE, [f"kg.source={kg_file}", "source.params.n=2", "source.params.options=4"])
+    spec = load_spec(
+        RECIPE, [f"resources.kg.source={kg_file}", "source.params.n=2", "source.params.options=4"]
+    )
     items = [it for _, it in item_source(spec, RECIPE.parent)]
     assert len(items) == 2
     for it in items:

@@ -94,7 +94,7 @@ def test_missing_columns_and_paths_are_data_errors(tmp_path: Path) -> None:
         load_text("a\tb\n1\t2\n", "triples")
     with pytest.raises(ConfigError, match="not found") as err:
         load_kg(KGSpec(source=str(tmp_path / "nope.tsv")))
-    assert err.value.key == "kg.source"
+    assert err.value.key == "resources.kg.source"
 
 
 def test_lookup_exact_synonym_case_insensitive_and_fuzzy() -> None:

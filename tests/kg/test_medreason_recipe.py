@@ -12,7 +12,7 @@ from medloom.kg import load_kg
 from medloom.kg.linking import parse_entity_lists, parse_numbers
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.testing import FakeRequest
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 
 RECIPE = REPO / "configs" / "medreason.yaml"

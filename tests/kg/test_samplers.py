@@ -145,7 +145,8 @@ def test_kg_chains_can_mask_the_rare_seed_instead_of_the_far_end() -> None:
                 },
             }
         )
-        return [it for _, it in ChainSource(spec, None)]
+        assert spec.source is not None
+        return [it for _, it in ChainSource(spec.source, spec.resources, None)]
 
     tails, heads = items("tail"), items("head")
     kg = load_kg().kg

@@ -6,7 +6,7 @@ from typing import Any
 
 from medloom.llm import EndpointConfig, LLMSettings, RetrySettings
 from medloom.llm.settings import HealthSettings
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 
 FAST_RETRY = RetrySettings(initial_backoff_s=0.01, max_backoff_s=0.05)
 FAST_HEALTH = HealthSettings(probe_after_s=0.2)

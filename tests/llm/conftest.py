@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from medloom.llm import EndpointConfig, LLMClient, LLMSettings, RequestCache
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from tests.llm._support import endpoint, fast_settings
 
 ServerFactory = Callable[..., FakeOpenAIServer]

@@ -11,7 +11,7 @@ import pytest
 from medloom.core.calls import Choice, TokenLogprob, Usage
 from medloom.core.errors import FatalLLMError
 from medloom.llm import ChatMessage, LLMRequest, RequestCache
-from medloom.testing.fake_openai import FakeRequest, Reply
+from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory
 
@@ -278,8 +278,29 @@ def test_cache_file_is_wal_sqlite_with_schema_version(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert "samples" in tables
+        assert {"samples", "embeddings"} <= tables
     finally:
         db.close()
+
+
+def test_a_version_1_cache_gains_the_embeddings_table_and_keeps_its_samples(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE samples (key TEXT PRIMARY KEY, model TEXT NOT NULL, choice TEXT NOT NULL, "
+        "created REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO samples VALUES ('k:0', 'm', '{}', 0)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    cache = RequestCache(path)
+    try:
+        assert len(cache) == 1
+        cache.put_embeddings("emb", {"a text": [0.5, 0.25]})
+        assert cache.get_embeddings("emb", ["a text", "other"]) == {"a text": [0.5, 0.25]}
+        assert cache.get_embeddings("other-model", ["a text"]) == {}
+    finally:
+        cache.close()

@@ -12,7 +12,8 @@ from medloom.core.calls import Usage
 from medloom.core.errors import ConfigError, FatalLLMError, NoEndpointAvailable, RetryableLLMError
 from medloom.core.usage import cost_of
 from medloom.llm import ChatMessage, LLMClient, LLMRequest, Price, RequestCache, RetrySettings
-from medloom.testing.fake_openai import FakeRequest, Reply
+from medloom.llm.http import AiohttpTransport
+from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import FAST_RETRY, endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
 
@@ -513,8 +514,11 @@ async def test_client_as_async_context_manager_closes_sessions_and_its_cache(
         [srv.base_url], cache_path=path, api_key_env="MEDLOOM_TEST_CM_KEY"
     ) as client:
         await client.generate(completion())
-        assert client._clients  # a session was opened
-    assert not client._clients and srv.requests[0].headers["Authorization"] == "Bearer sk-cm-1234"
+        assert isinstance(client.transport, AiohttpTransport)
+        assert client.transport._session is not None  # a session was opened
+    assert (
+        client.transport._session is None and srv.requests[0].headers["Authorization"] == "Bearer sk-cm-1234"
+    )
     assert client.cache is not None
     with pytest.raises(sqlite3.ProgrammingError):
         len(client.cache)  # closed with the client

@@ -12,7 +12,7 @@ from medloom.core.errors import EndpointsResting, NoEndpointAvailable
 from medloom.llm import LLMClient, LLMRequest, LLMResponse
 from medloom.llm.pool import EndpointPool
 from medloom.llm.settings import EndpointConfig, HealthSettings
-from medloom.testing.fake_openai import FakeRequest, Reply
+from medloom.testing.fake import FakeRequest, Reply
 from tests.llm._support import endpoint, fast_settings
 from tests.llm.conftest import ClientFactory, ServerFactory
 

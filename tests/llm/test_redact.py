@@ -9,7 +9,7 @@ from medloom.core.calls import Choice, TokenLogprob
 from medloom.core.errors import FatalLLMError
 from medloom.llm import LLMRequest, RequestCache
 from medloom.llm.redact import configured_secrets, redact_choices, redact_error
-from medloom.testing.fake_openai import FakeRequest
+from medloom.testing.fake import FakeRequest
 from tests.llm._support import endpoint
 from tests.llm.conftest import ClientFactory, ServerFactory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from tests.helpers import REPO, medloom_cli, only_run, read_report
 from tests.ops.recipes import tail
 
@@ -52,7 +52,7 @@ def test_contaminated_item_is_removed_and_resampling_finds_gold(tmp_path: Path) 
     assert (row["predicted"], row["tries"], row["trace_id"]) == ("C", 2, "demo-001/teacher/try2")
     assert ends["demo-002"]["reason_code"] == "no gold match in 3 tries"
     assert ["decontaminate: contaminated", 1] in report["rejection_reasons"]
-    (removed,) = report["contamination"]
+    (removed,) = report["listings"]["contaminated"]
     assert (removed["item_id"], removed["eval_set"], removed["closest_eval_id"]) == (
         "demo-000",
         "demo-eval",

@@ -11,10 +11,12 @@ import pytest
 
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import GraphError
+from medloom.core.events import EmbeddingCall
 from medloom.core.records import Item, Trace
 from medloom.graphs.build import build_graph
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
+from medloom.llm.cache import RequestCache
 from medloom.ops.choice_shuffle import permutations_for, shuffled_item, vote
 from medloom.testing import FakeRequest
 from tests.graphs.test_engine import ends, run
@@ -124,6 +126,35 @@ async def test_embedding_knn_uses_the_embeddings_endpoint_and_embeds_the_bank_on
     bank_texts = [t for t in server.embedding_inputs if "textbook" not in t and "Fatty casts" in t]
     assert len(bank_texts) == 1  # the bank was embedded once for both items
     assert len(server.embedding_inputs) == len(BANK) + 2
+    # through the run's client: routed by node, accounted, and in the trajectory
+    assert {t.get("node") for t in server.embedding_tags} == {"fewshot"}
+    calls = [e for e in events if isinstance(e, EmbeddingCall)]
+    assert [(c.item_id, len(c.texts), c.node) for c in calls if len(c.texts) > 1] == [
+        ("q1", len(BANK), "fewshot")
+    ]
+    assert sum(c.response.usage.prompt_tokens for c in calls if c.response) > 0
+    assert ends(events)["q2"].stats["fewshot"].calls == 1
+    assert client.ledger.by_model["fake-embed"].calls == 3
+
+
+async def test_embeddings_are_cached_across_runs(fake_llm, tmp_path: Path) -> None:
+    server, client = fake_llm(lambda req: "unused", embedder=_topic_embedder)
+    client.cache = RequestCache(tmp_path / "cache.sqlite")
+    spec = _spec(
+        {"fewshot": _knn(_bank(tmp_path), k=1, embedding={"model": "fake-embed"})},
+        [],
+        output={"columns": COLUMNS},
+    )
+    items = [_item(1, "Cardiac output falls: which therapy?")]
+    await _run(spec, client, items)
+    sent = len(server.embedding_inputs)
+    events = await _run(spec, client, items)  # a fresh op (bank re-embedded) over the same cache
+    assert len(server.embedding_inputs) == sent == len(BANK) + 1
+    (row,) = ends(events)["q1"].rows
+    assert json.loads(row["fewshot_ids"]) == ["heart-1"]
+    calls = [e for e in events if isinstance(e, EmbeddingCall)]
+    assert calls and all(c.response is not None and c.response.cache_hit for c in calls)
+    client.cache.close()
 
 
 def test_a_missing_bank_names_the_key(tmp_path: Path) -> None:

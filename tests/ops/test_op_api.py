@@ -12,10 +12,11 @@ from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import ConfigError, GraphError
 from medloom.core.records import Item, Trace
-from medloom.data.sources import item_source, register_source
+from medloom.data.sources import SourceSpec, item_source, register_source
 from medloom.graphs.build import build_graph
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
+from medloom.kg.spec import KGResources
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpParams, register_op
 from medloom.testing import FakeRequest
@@ -131,8 +132,8 @@ async def test_entry_step_feeds_a_generator_its_inputs(fake_llm, tmp_path: Path)
 
 @register_source("test_counting")
 class CountingSource:
-    def __init__(self, spec: GraphSpec, base_dir: Path | None):
-        self.n = int(spec.source.params["n"]) if spec.source else 0
+    def __init__(self, source: SourceSpec, resources: KGResources, base_dir: Path | None):
+        self.n = int(source.params["n"])
 
     def count(self) -> int | None:
         return self.n

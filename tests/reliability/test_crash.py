@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import medloom
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE, only_run, read_report
 

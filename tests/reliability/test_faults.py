@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import medloom
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 
 ITEMS = 40

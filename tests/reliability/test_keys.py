@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from medloom.testing.fake_openai import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE, medloom_cli, only_run, read_report
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medloom.runs.rundir import RunDir
-from medloom.testing.fake_openai import FakeOpenAIServer
+from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import MEDLOOM, RECIPE, medloom_cli, only_run, read_report
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from medloom.testing.fake_openai import FakeOpenAIServer, hashed_bag_of_words
+from medloom.testing.fake import FakeOpenAIServer, hashed_bag_of_words
 
 
 async def test_embeddings_are_deterministic_and_recorded() -> None:

@@ -410,7 +410,7 @@ def _spawn_cli(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], in
         [
             sys.executable,
             "-m",
-            "medloom.testing.fake_openai",
+            "medloom.testing.fake",
             "--port",
             "0",
             "--port-file",
@@ -468,7 +468,7 @@ async def test_cli_with_script_file(tmp_path: Path) -> None:
 
 
 async def test_cli_module_callable_and_default(tmp_path: Path) -> None:
-    proc, port = _spawn_cli(tmp_path, "--script", "medloom.testing.fake_openai:echo_responder")
+    proc, port = _spawn_cli(tmp_path, "--script", "medloom.testing.fake:echo_responder")
     try:
         client = openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0, timeout=10

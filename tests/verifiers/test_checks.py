@@ -9,13 +9,13 @@ from medloom.agents.parsing import parse_reasoning
 from medloom.core.records import Item, Step, Trace, Verdict
 from medloom.core.text import normalise
 from medloom.verifiers import (
-    CHECKS,
     AnswerLeakage,
     Composite,
     FormatCheck,
     McqAnswerMatch,
     NumericMatch,
     StringMatch,
+    registered_checks,
 )
 from medloom.verifiers.match import first_number
 
@@ -37,7 +37,9 @@ GOOD = "Step 1: Beta blockade controls the adrenergic symptoms.\nAnswer: A"
 
 
 def test_registry_names_match_the_classes() -> None:
-    assert {name: cls.name for name, cls in CHECKS.items()} == {name: name for name in CHECKS}
+    assert {name: cls.name for name, cls in registered_checks().items()} == {
+        name: name for name in registered_checks()
+    }
 
 
 # -- MCQ ------------------------------------------------------------------------------------

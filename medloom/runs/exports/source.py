@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medloom.core.events import ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
+from medloom.core.events import PREFERENCE_PAIR, ItemFinished, ItemStarted, Note, TraceCreated, VerdictGiven
 from medloom.core.records import Step, Trace, Verdict
 from medloom.runs.store import final_items, iter_events
-
-PAIR_NOTE = "preference_pair"
-"""The note kind an op writes for a preference pair it built itself (Med-REFL)."""
 
 
 @dataclass
@@ -81,7 +78,7 @@ def read_items(trajectories: Path) -> list[ExportItem]:
         elif isinstance(event, VerdictGiven) and event.trace_id in item.traces:
             trace = item.traces[event.trace_id]
             trace.verdicts.append(event.verdict)
-        elif isinstance(event, Note) and event.kind == PAIR_NOTE:
+        elif isinstance(event, Note) and event.kind == PREFERENCE_PAIR:
             item.pairs.append(event.data)
         elif isinstance(event, ItemFinished):
             _prompt_fields(item, event.rows, event.item)

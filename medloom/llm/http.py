@@ -1,0 +1,60 @@
+"""The default transport: aiohttp, one session per event loop, JSON bodies.
+
+The ``openai`` SDK spends most of a call's CPU in its httpx stack and response models
+(bench/overhead.py profiles it); this transport posts the same JSON bodies with far less work.
+Timeouts and connection errors are retryable; statuses are decoded above it (``wire.decode``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from medloom.core.errors import RetryableLLMError
+from medloom.llm.transport import TransportRequest, TransportResponse
+from medloom.llm.wire import short
+
+
+class AiohttpTransport:
+    """Talks to every endpoint over HTTP; the session is made lazily inside the running loop."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._loop is not loop:
+            self._session = None  # made on another (finished) event loop: start afresh here
+        if self._session is None or self._session.closed:
+            self._loop = loop
+            # The endpoint pool bounds calls in flight; the connector need not.
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def send(self, request: TransportRequest) -> TransportResponse:
+        ep = request.endpoint
+        data = None
+        if request.body is not None:
+            data = json.dumps(request.body, separators=(",", ":")).encode()
+        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
+        try:
+            async with self._open().request(
+                request.method, request.url, data=data, headers=request.headers, timeout=timeout
+            ) as resp:
+                return TransportResponse(status=resp.status, content=await resp.read(), headers=resp.headers)
+        except TimeoutError:
+            raise RetryableLLMError(f"timeout from {ep}", endpoint=ep) from None
+        except aiohttp.ClientError as exc:
+            raise RetryableLLMError(
+                f"connection error from {ep}: {type(exc).__name__}: {short(str(exc))}", endpoint=ep
+            ) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            if self._loop is asyncio.get_running_loop():
+                await session.close()

@@ -1,0 +1,121 @@
+"""The ``verifier`` node: deterministic checks and LLM judges give each trace a verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medloom.agents.agent import Sampling
+from medloom.agents.roles import VerifierRole
+from medloom.core.events import VerdictGiven
+from medloom.core.records import Item, Trace
+from medloom.core.registry import REGISTRY, UnknownName
+from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
+from medloom.nodes.protocol import NodeContext, NodeOutput
+from medloom.verifiers import Check, Composite, LLMJudge
+
+
+class CheckSpec(BaseModel):
+    """A deterministic check by name (registered as a ``check``), with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgeSpec(BaseModel):
+    """An LLM verifier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str
+    """The model alias."""
+    template: str = "mcq_judge"
+    sampling: Sampling = Field(default_factory=lambda: Sampling(max_tokens=160))
+    structured: bool = True
+    parse_retries: int = Field(default=1, ge=0)
+
+
+class VerifierNode(NodeSpec):
+    type: Literal["verifier"]
+    verifiers: list[CheckSpec | JudgeSpec] = Field(min_length=1)
+    mode: Literal["all", "any", "threshold"] = "all"
+    threshold: float = 0.5
+
+
+def check_class(name: str) -> type[Check]:
+    cls: type[Check] = REGISTRY.get("check", name)
+    return cls
+
+
+class VerifierRun:
+    """Verdicts for a batch; each is recorded on the trace, in the trajectory and in the counts."""
+
+    def __init__(self, verifier: VerifierRole):
+        self.verifier = verifier
+
+    async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
+        verdicts = await asyncio.gather(*(self.verifier.verify(item, t, ctx) for t in traces))
+        out: list[Trace] = []
+        stats = ctx.stats
+        for trace, verdict in zip(traces, verdicts, strict=True):
+            verdict = verdict.model_copy(update={"node": ctx.node})
+            trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict]})
+            ctx.send(
+                VerdictGiven(
+                    item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
+                )
+            )
+            key = "passed" if verdict.passed else "failed"
+            stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
+            setattr(stats, key, getattr(stats, key) + 1)
+            if not verdict.passed:
+                ctx.memory.failed_reasons[trace.id] = verdict.reasons
+            out.append(trace)
+        return NodeOutput(traces=out)
+
+
+@register_kind
+class VerifierKind(NodeKind[VerifierNode]):
+    tag = "verifier"
+    Spec = VerifierNode
+    gives_verdicts = True
+
+    def check(self, spec: VerifierNode, build: NodeBuild) -> None:
+        for i, v in enumerate(spec.verifiers):
+            if isinstance(v, JudgeSpec):
+                build.need_model(v.judge, f"verifiers.{i}.judge")
+                build.need_template(v.template, v.judge, f"verifiers.{i}.template", f"verifiers.{i}.judge")
+                continue
+            try:
+                cls = check_class(v.check)
+            except UnknownName as exc:
+                raise build.fail(str(exc), f"verifiers.{i}.check") from None
+            try:
+                cls.from_params(v.params, build.graph.resources)
+            except TypeError as exc:
+                raise build.fail(
+                    f"bad parameters for check '{v.check}': {exc}", f"verifiers.{i}.params"
+                ) from None
+
+    def templates(self, spec: VerifierNode) -> list[TemplateUse]:
+        return [
+            TemplateUse(v.template, v.judge, f"verifiers.{i}.template", TRACE_VARIABLES)
+            for i, v in enumerate(spec.verifiers)
+            if isinstance(v, JudgeSpec)
+        ]
+
+    def build(self, spec: VerifierNode, build: NodeBuild) -> VerifierRun:
+        parts: list[VerifierRole] = []
+        for v in spec.verifiers:
+            if isinstance(v, JudgeSpec):
+                agent = build.make_agent(f"{build.node}:judge", v.judge, v.template, v.sampling)
+                parts.append(LLMJudge(agent, parse_retries=v.parse_retries, structured=v.structured))
+            else:
+                parts.append(check_class(v.check).from_params(v.params, build.graph.resources))
+        if len(parts) == 1:
+            return VerifierRun(parts[0])
+        return VerifierRun(Composite(parts, spec.mode, spec.threshold, name=build.node))
