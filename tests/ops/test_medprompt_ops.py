@@ -151,7 +151,7 @@ async def test_embeddings_are_cached_across_runs(fake_llm, tmp_path: Path) -> No
     events = await _run(spec, client, items)  # a fresh op (bank re-embedded) over the same cache
     assert len(server.embedding_inputs) == sent == len(BANK) + 1
     (row,) = ends(events)["q1"].rows
-    assert json.loads(row["fewshot_ids"]) == ["heart-1"]
+    assert row["fewshot_ids"] == ["heart-1"]
     calls = [e for e in events if isinstance(e, EmbeddingCall)]
     assert calls and all(c.response is not None and c.response.cache_hit for c in calls)
     client.cache.close()
