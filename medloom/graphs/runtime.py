@@ -31,7 +31,7 @@ async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelR
     """Bind each model alias to a served name, asking the endpoints once what they serve: a name
     that no endpoint lists is a ConfigError naming what is served; a missing name takes the first."""
     refs: dict[str, ModelRef] = {}
-    listed = await served_models(client)
+    listed = await served_models(client, route=any(m.model is None for m in spec.models.values()))
     for alias, model in spec.models.items():
         wanted = model.endpoints or list(listed)
         served = model.model

@@ -27,9 +27,10 @@ class Served:
         return f"{self.endpoint} ({self.base_url})"
 
 
-async def served_models(client: LLMClient) -> dict[str, Served]:
-    """Each endpoint's served models: its configured ``models``, else what ``/models`` lists (which
-    also routes calls to the endpoints serving each model).
+async def served_models(client: LLMClient, *, route: bool = False) -> dict[str, Served]:
+    """Each endpoint's served models: its configured ``models``, else what ``/models`` lists (with
+    ``route``, calls then go only to endpoints listing their model; without it, a model an endpoint
+    does not list, such as an embedding model, still reaches it).
 
     A wrong base URL (an HTML page) or a rejected key is a ConfigError; an endpoint that is down or
     has no ``/models`` is only unknown (its problem is kept for the caller's message)."""
@@ -38,11 +39,11 @@ async def served_models(client: LLMClient) -> dict[str, Served]:
         if ep.config.models is not None:
             found[ep.name] = Served(ep.name, ep.config.base_url, list(ep.config.models))
             continue
-        found[ep.name] = await _ask(client, ep)
+        found[ep.name] = await _ask(client, ep, route)
     return found
 
 
-async def _ask(client: LLMClient, ep: EndpointState) -> Served:
+async def _ask(client: LLMClient, ep: EndpointState, route: bool) -> Served:
     where = f"endpoint {ep.name} ({ep.config.base_url})"
     try:
         try:
@@ -64,7 +65,8 @@ async def _ask(client: LLMClient, ep: EndpointState) -> Served:
         return Served(ep.name, ep.config.base_url, None, str(err))
     except (KeyError, TypeError, AttributeError) as exc:
         return Served(ep.name, ep.config.base_url, None, f"unexpected /models reply ({exc!r})")
-    ep.discovered_models = models
+    if route:
+        ep.discovered_models = models
     return Served(ep.name, ep.config.base_url, models)
 
 
