@@ -7,11 +7,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from medloom.core.notes import facets_text, listing_cell, note_schema
+from medloom.core.registry import UnknownName
 from medloom.kg.store import DEMO_KG
+from medloom.nodes.kind import node_kind
 from medloom.runs.report import Report
 from medloom.runs.rundir import RunDir
-from medloom.runs.stats import RunStats, compute_stats
+from medloom.runs.stats import RunStats
+from medloom.verifiers.measured import verified_section
 
 LICENCE_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "NOTICE", "NOTICE.md")
 _FILE_NAME = re.compile(r"`[^`]+\.\w+`")
@@ -102,15 +107,13 @@ def _sampling(node: dict[str, Any]) -> str:
     return ", ".join(parts) or "defaults"
 
 
-def _verifiers(node: dict[str, Any]) -> str:
-    items = []
-    for v in node.get("verifiers", []):
-        if v.get("check"):
-            params = v.get("params") or {}
-            items.append(f"check `{v['check']}`" + (f" {json.dumps(params)}" if params else ""))
-        elif v.get("judge"):
-            items.append(f"LLM judge `{v['judge']}` (template `{v.get('template', '')}`)")
-    return f"{node.get('mode', 'all')} of: " + "; ".join(items)
+def _what(node: dict[str, Any]) -> str:
+    """What a node does, as its kind describes it (empty for a kind this install lacks)."""
+    try:
+        kind = node_kind(str(node.get("type")))
+        return kind.describe(kind.Spec.model_validate(node))
+    except (UnknownName, ValidationError):
+        return ""
 
 
 def dataset_card(
@@ -152,16 +155,7 @@ def dataset_card(
     ]
     for name, node in nodes.items():
         kind = node.get("type", "")
-        if kind == "verifier":
-            what = _verifiers(node)
-        elif kind in ("generator", "refiner"):
-            what = f"models {node.get('models') or [node.get('model')]}, template `{node.get('template')}`"
-            if kind == "refiner":
-                what += f", ≤{node.get('max_rounds', 2)} rounds"
-        elif kind == "selector":
-            what = f"{node.get('method', 'top_k')}, k={node.get('k', 1)}"
-        else:
-            what = str(node.get("op", ""))
+        what = _what(node)
         st = report.nodes.get(name)
         lines.append(
             f"| {name} | {kind} | {what} | {st.traces_in if st else 0} | {st.traces_out if st else 0}"
@@ -205,6 +199,7 @@ def dataset_card(
             f"| {u.node} | {u.model} | {u.calls} | {u.cached_calls} | {u.prompt_tokens}"
             f" | {u.completion_tokens} | {u.cost:.4f} |"
         )
+    lines += ["", *verified_section(report.verifiers, report.solvers)]
     if report.rejection_reasons:
         lines += ["", "## Why items were rejected", ""]
         lines += [f"- {count} × {reason}" for reason, count in report.rejection_reasons[:10]]
@@ -251,9 +246,9 @@ def dataset_card(
     return "\n".join(lines)
 
 
-def write_card(run: RunDir, report: Report, config: dict[str, Any]) -> Path:
+def write_card(run: RunDir, stats: RunStats, config: dict[str, Any]) -> Path:
     """Write the card as the run's README.md (and into ``dataset/``)."""
-    text = dataset_card(run, compute_stats(run, report=report), config)
+    text = dataset_card(run, stats, config)
     run.card_path.write_text(text)
     if run.dataset_dir.exists():
         (run.dataset_dir / "README.md").write_text(text)

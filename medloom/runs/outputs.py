@@ -15,7 +15,7 @@ import pyarrow as pa
 from medloom.core.events import ItemFinished
 from medloom.core.rows import INFERRED, ColumnType, row_columns
 from medloom.runs.rundir import RunDir
-from medloom.runs.store import final_outcomes, read_event_at
+from medloom.runs.store import events_at
 
 
 def _feature(kind: ColumnType) -> Any:
@@ -70,13 +70,11 @@ def _has_empty_struct(kind: pa.DataType) -> bool:
 
 
 def kept_rows(
-    path: str, offsets: list[int], stamp: str, as_text: tuple[str, ...] = ()
+    path: str, offsets: tuple[int, ...], stamp: str, as_text: tuple[str, ...] = ()
 ) -> Iterator[dict[str, Any]]:
-    """The kept rows at ``offsets``; the ``as_text`` columns as JSON text (a tuple: `datasets` shards
-    generators over their list arguments)."""
+    """The rows of the ``item_end`` events at ``offsets``; the ``as_text`` columns as JSON text."""
     del stamp  # only part of the cache fingerprint
-    for offset in offsets:
-        event = read_event_at(Path(path), offset)
+    for event in events_at(Path(path), offsets):
         assert isinstance(event, ItemFinished)
         for row in event.rows:
             yield (row | {k: _as_text(row.get(k)) for k in as_text}) if as_text else row
@@ -88,32 +86,33 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def rows_dataset(
-    trajectories: Path, offsets: list[int], columns: list[str] | dict[str, str], cache_dir: str
+def kept_dataset(
+    run: RunDir, offsets: list[int], columns: list[str] | dict[str, str], cache_dir: Path
 ) -> datasets.Dataset:
-    """The rows of the ``item_end`` events at ``offsets``, with their column types inferred."""
-    stat = trajectories.stat() if trajectories.exists() else None
+    """The rows of the ``item_end`` events at ``offsets`` (the kept items' last outcomes, from
+    ``medloom.runs.fold``), their column types inferred; ``columns`` are the recipe's extra output
+    columns (``output.columns``)."""
+    stat = run.trajectories.stat() if run.trajectories.exists() else None
     stamp = f"{stat.st_size}-{stat.st_mtime_ns}" if stat else "empty"
-    features, as_text = column_features(columns, kept_rows(str(trajectories), offsets, stamp))
+    path, at = str(run.trajectories), tuple(offsets)  # a list would be split into one call per offset
+    features, as_text = column_features(columns, kept_rows(path, at, stamp) if offsets else ())
     if not offsets:
         return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
     return datasets.Dataset.from_generator(
         kept_rows,
-        gen_kwargs={"path": str(trajectories), "offsets": offsets, "stamp": stamp, "as_text": tuple(as_text)},
+        gen_kwargs={"path": path, "offsets": at, "stamp": stamp, "as_text": tuple(as_text)},
         features=features,
-        cache_dir=cache_dir,
+        cache_dir=str(cache_dir),
     )
 
 
-def write_outputs(run: RunDir, columns: list[str] | dict[str, str] | None = None) -> datasets.Dataset:
-    """Rebuild the outputs from the trajectories: each item's last outcome, no duplicates.
-
-    ``columns`` names the recipe's extra output columns (``output.columns``)."""
-    finals = final_outcomes(run.trajectories)
-    offsets = sorted(off for off, status in finals.values() if status == "kept")
+def write_outputs(
+    run: RunDir, offsets: list[int], columns: list[str] | dict[str, str] | None = None
+) -> datasets.Dataset:
+    """Write the kept rows (see :func:`kept_dataset`) into the run as a dataset, Parquet and JSONL."""
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory(dir=run.path, prefix=".build-") as cache:
-        ds = rows_dataset(run.trajectories, offsets, columns or [], cache)
+        ds = kept_dataset(run, offsets, columns or [], Path(cache))
         if run.dataset_dir.exists():
             shutil.rmtree(run.dataset_dir)
         ds.save_to_disk(str(run.dataset_dir), num_shards=1 if len(ds) == 0 else None)

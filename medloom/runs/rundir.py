@@ -156,7 +156,8 @@ class RunDir:
         candidate = Path(run_id)
         path = candidate if candidate.is_dir() and (candidate / "run.json").exists() else runs_dir / run_id
         if not (path / "run.json").exists():
-            known = sorted(p.parent.name for p in runs_dir.glob("*/run.json")) if runs_dir.exists() else []
+            metas = runs_dir.glob("*/run.json") if runs_dir.exists() else []
+            known = sorted(p.parent.name for p in metas if not p.parent.name.startswith("."))
             hint = f"; latest runs there: {', '.join(known[-5:])}" if known else " (it holds no runs)"
             raise RunError(f"no run '{run_id}' in {runs_dir}{hint}")
         return cls(path)

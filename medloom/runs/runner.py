@@ -9,6 +9,7 @@ import copy
 import logging
 import os
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +19,10 @@ from typing import Any, Protocol
 
 import datasets
 
+from medloom import __version__
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
+from medloom.core.trajectory import TrajectoryHeader
 from medloom.data.sources import item_source
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
@@ -34,9 +37,10 @@ from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
+from medloom.runs.fold import fold_run
 from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
-from medloom.runs.report import Report, build_report, write_report
+from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.store import TrajectoryWriter, final_outcomes
@@ -195,23 +199,51 @@ async def arun(
             lock = RunLock(run.path).acquire()
         if on_run_dir is not None:
             on_run_dir(run.path)
-        provider = embedded or default_embedded_provider()
-        async with contextlib.AsyncExitStack() as stack:
-            if not spec.endpoints:
-                urls = await stack.enter_async_context(provider(spec))
-                data_live = prepare_config(data, file=file, endpoints=urls)
-                spec = validate_spec(data_live, file=file)
-                compiled = build_graph(spec, file=file, templates=templates)
+        handler = _attach_log(run, spec)
+        try:
+            graph = (spec, compiled, templates)
             where = (file, base_dir)
-            result = await _execute(
-                run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
-            )
+            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, transport)
+            if (warning := no_items_warning(result.report)) is not None:
+                log.warning("run %s: %s", result.run_id, warning)
+        except RunStorageError:
+            raise  # logged where it happened
+        except Exception as exc:
+            trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
+            log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
+            raise
+        finally:
+            logging.getLogger("medloom").removeHandler(handler)
+            handler.close()
     finally:
         if lock is not None:
             lock.release()
-    if (warning := no_items_warning(result.report)) is not None:
-        log.warning("run %s: %s", result.run_id, warning)
     return result
+
+
+async def _start(
+    run: RunDir,
+    graph: tuple[GraphSpec, Any, Any],
+    data: dict[str, Any],
+    root: Path,
+    where: tuple[str, Path | None],
+    retry_failed: bool,
+    progress: ProgressHook | None,
+    embedded: EmbeddedProvider | None,
+    transport: Transport | None,
+) -> RunResult:
+    """Start the embedded server when no endpoint is configured, then run the items."""
+    spec, compiled, templates = graph
+    file = where[0]
+    async with contextlib.AsyncExitStack() as stack:
+        if not spec.endpoints:
+            urls = await stack.enter_async_context((embedded or default_embedded_provider())(spec))
+            spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
+            compiled = build_graph(spec, file=file, templates=templates)
+        return await _execute(
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _resume_config(run: RunDir, config_file: str | None, accept_change: bool) -> dict[str, Any]:
@@ -263,6 +295,7 @@ async def _execute(
     transport: Transport | None = None,
 ) -> RunResult:
     file, base_dir = where
+    cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
         if earlier.status == "running":  # killed without closing: this session takes over
@@ -279,20 +312,16 @@ async def _execute(
     try:
         run.write_meta(meta)
     except OSError as exc:
+        if cache is not None:
+            cache.close()
         problem = storage_problem(exc)
         raise RunStorageError(
             f"cannot start a session of run {run.run_id}: {problem}, then `{resume_command(run.path)}`"
         ) from None
     attempt = len(meta.sessions) - 1
-    handler = _attach_log(run, spec)
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    cache = None
-    if spec.llm.cache.enabled:
-        cache = RequestCache(
-            Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
-        )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
     work: asyncio.Future[None] | None = None
 
@@ -300,7 +329,8 @@ async def _execute(
         if work is not None:
             work.cancel()
 
-    writer = TrajectoryWriter(run.trajectories, on_error=stop_on_write_error)
+    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     try:
         models = await resolve_models(spec, client)
@@ -339,10 +369,6 @@ async def _execute(
             f"run {run.run_id} stopped (session marked interrupted): {storage_problem(exc)}, "
             f"then `{resume_command(run.path)}`"
         ) from None
-    except Exception as exc:
-        trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
-        log.error("run %s stopped by an error: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
-        raise
     finally:
         writer.close()
         await client.aclose()
@@ -351,11 +377,20 @@ async def _execute(
         if progress:
             progress.on_finish()
         report, dataset = _finish(run, spec, data, status)
-        logging.getLogger("medloom").removeHandler(handler)
-        handler.close()
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
+
+
+def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
+    path = Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
+    try:
+        return RequestCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise RunStorageError(
+            f"cannot open the request cache {path} ({exc}): free some space or fix its permissions, "
+            "or run with --no-cache"
+        ) from None
 
 
 def _finish(
@@ -372,16 +407,20 @@ def _finish(
         meta.sessions[-1].status = status
         run.write_meta(meta)
         step = "report.json"
-        report = build_report(run, spec.llm.prices)
+        fold = fold_run(run, spec.llm.prices)
+        report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
-        dataset = write_outputs(run, spec.output.columns)
+        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
         step = "the dataset card"
-        write_card(run, report, data)
+        write_card(run, fold.stats, data)
     except OSError as exc:
         if status == "completed":
             problem = storage_problem(exc)
-            raise RunStorageError(f"run {run.run_id}: writing {step} failed: {problem}") from None
+            raise RunStorageError(
+                f"run {run.run_id} ended, but writing {step} failed: {problem}, then "
+                f"`{resume_command(run.path)}` writes the outputs again"
+            ) from None
         log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
     return report, dataset
 

@@ -4,8 +4,10 @@ a damaged run.json, a crash's reason in medloom.log, and `medloom.run` inside a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,17 @@ async def test_await_medloom_arun(tmp_path: Path, student_server: FakeOpenAIServ
     result = await medloom.arun(_spec(student_server.base_url), runs_dir=tmp_path)
     assert result.report.items == 2
     assert result.run_dir.parent == tmp_path
+
+
+def test_a_server_that_fails_to_start_leaves_its_reason_in_medloom_log(tmp_path: Path) -> None:
+    @contextlib.asynccontextmanager
+    async def failing_server(spec: object) -> AsyncIterator[list[str]]:
+        raise RuntimeError("vLLM exited with code 1 before it was ready")
+        yield []  # pragma: no cover
+
+    spec = _spec("http://unused.invalid/v1")
+    del spec["endpoints"]
+    with pytest.raises(RuntimeError, match="before it was ready"):
+        medloom.run(spec, runs_dir=tmp_path, embedded=failing_server)
+    log = (only_run(tmp_path) / "medloom.log").read_text()
+    assert "RuntimeError: vLLM exited with code 1 before it was ready" in log

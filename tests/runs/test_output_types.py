@@ -14,6 +14,7 @@ from medloom.core.events import ItemFinished
 from medloom.core.records import Item, Trace
 from medloom.core.rows import trace_row
 from medloom.runs.export import export_run
+from medloom.runs.fold import fold_run
 from medloom.runs.outputs import write_outputs
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import TrajectoryWriter
@@ -67,7 +68,7 @@ def _check(row: dict[str, Any], index: int) -> None:
 
 def test_columns_keep_ints_and_nested_values_in_every_output(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    ds = write_outputs(run, COLUMNS)
+    ds = write_outputs(run, fold_run(run).kept_offsets, COLUMNS)
     assert ds.features["hops"] == datasets.Value("int64")
     assert ds.features["path"]["hops"] == datasets.List(
         {
@@ -98,5 +99,5 @@ def test_a_run_with_no_passthrough_fields_writes_parquet(tmp_path: Path) -> None
     )
     writer.write(ItemFinished(item_id="q0", status="kept", rows=[row]))
     writer.close()
-    ds = write_outputs(run)
+    ds = write_outputs(run, fold_run(run).kept_offsets)
     assert ds[0]["source_fields"] is None and run.parquet_path.stat().st_size > 0
