@@ -34,11 +34,18 @@ class LLMRequest(BaseModel):
     n: int = Field(default=1, ge=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     response_schema: dict[str, Any] | None = None
+    echo: bool = False
+    """Completion only: return the prompt with its token log-probabilities (vLLM, legacy OpenAI);
+    with ``max_tokens=0`` the prompt is scored without generating."""
 
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> LLMRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
+        if self.echo and self.prompt is None:
+            raise ValueError(
+                "'echo' (prompt log-probabilities) needs a completion 'prompt', not chat messages"
+            )
         return self
 
     @property
@@ -47,7 +54,7 @@ class LLMRequest(BaseModel):
 
     def cache_key(self, sample_index: int) -> str:
         """Content address of sample ``sample_index`` of this request (``n`` is not part of it)."""
-        body = self.model_dump(mode="json", exclude={"n"})
+        body = self.model_dump(mode="json", exclude={"n"} | (set() if self.echo else {"echo"}))
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return f"{digest}:{sample_index}"
@@ -73,6 +80,8 @@ class Usage(BaseModel):
 class TokenLogprob(BaseModel):
     token: str
     logprob: float
+    offset: int | None = None
+    """Where the token starts in the choice's text (completions' ``text_offset``)."""
 
 
 class Choice(BaseModel):

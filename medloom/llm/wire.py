@@ -40,6 +40,9 @@ def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[
         kwargs["prompt"] = request.prompt
         if request.logprobs is not None:
             kwargs["logprobs"] = request.logprobs
+        if request.echo:
+            kwargs["echo"] = True
+            kwargs.setdefault("logprobs", 0)
     if request.response_schema is not None:
         if endpoint.structured_output == "openai" and request.mode == "chat":
             kwargs["response_format"] = {
@@ -174,9 +177,12 @@ def parse_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[li
             else:
                 text = c.get("text") or ""
                 if lp and lp.get("tokens"):
+                    offsets = lp.get("text_offset") or [None] * len(lp["tokens"])
                     logprobs = [
-                        TokenLogprob(token=t, logprob=v if v is not None else 0.0)
-                        for t, v in zip(lp["tokens"], lp.get("token_logprobs") or [], strict=False)
+                        TokenLogprob(token=t, logprob=v if v is not None else 0.0, offset=o)
+                        for t, v, o in zip(
+                            lp["tokens"], lp.get("token_logprobs") or [], offsets, strict=False
+                        )
                     ]
             choices.append(
                 Choice(index=len(choices), text=text, finish_reason=c.get("finish_reason"), logprobs=logprobs)
