@@ -23,6 +23,7 @@ class AiohttpTransport:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -40,7 +41,9 @@ class AiohttpTransport:
         data = None
         if request.body is not None:
             data = json.dumps(request.body, separators=(",", ":")).encode()
-        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
+        timeout = self._timeouts.get(request.timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[request.timeout_s] = aiohttp.ClientTimeout(total=request.timeout_s)
         try:
             async with self._open().request(
                 request.method, request.url, data=data, headers=request.headers, timeout=timeout
