@@ -59,7 +59,7 @@ def _run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_readme_python_examples_run_as_written(tmp_path: Path) -> None:
     blocks = _python_blocks()
-    assert len(blocks) == 2 and all(LOCAL_URL in b for b in blocks)
+    assert len(blocks) == 3 and all(LOCAL_URL in b for b in blocks)
     (tmp_path / "configs").symlink_to(REPO / "configs")
     with FakeOpenAIServer(McqStudent()) as srv:
         results = [_run_python(b.replace(LOCAL_URL, srv.base_url), tmp_path) for b in blocks]
@@ -68,8 +68,11 @@ def test_readme_python_examples_run_as_written(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert calls > 10
-    assert read_report(only_run(tmp_path / "runs"))["items"] == 10  # medloom.run(..., limit=10)
-    traces = re.findall(r"\(('[AB]'|None), [1-9]\)", results[1].stdout)  # (answer, steps) per sample
+    runs = [p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]
+    assert len(runs) == 2  # medloom.run(..., limit=10) and await medloom.arun(..., limit=10)
+    assert [read_report(r)["items"] for r in runs] == [10, 10]
+    assert runs[0].name in results[1].stdout or runs[1].name in results[1].stdout
+    traces = re.findall(r"\(('[AB]'|None), [1-9]\)", results[2].stdout)  # (answer, steps) per sample
     assert len(traces) == 3 and "'B'" in traces, results[1].stdout
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medloom.cli.stats_cmd import RunArg, RunsDirOpt, open_run
 from medloom.core.errors import MedloomError
@@ -76,5 +77,5 @@ def export(
         if push_to_hub:
             out.print(f"[green]pushed[/] to the Hub dataset {push_to_hub}")
     except MedloomError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None

@@ -59,6 +59,10 @@ def run(
     mode: ModeOption = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id (or directory).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="With --resume: run failed items again.")] = False,
+    accept_config_change: Annotated[
+        bool,
+        typer.Option(help="With --resume: apply the keys edited in the recipe file since the run started."),
+    ] = False,
     runs_dir: Annotated[
         Path | None, typer.Option(help="Where run directories go (default: run.runs_dir).")
     ] = None,
@@ -68,41 +72,66 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
-    """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report)."""
-    from medloom.cli.progress import RichProgress
-    from medloom.cli.summary import print_summary
-    from medloom.runs.runner import arun
+    """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report).
 
+    Exit status: 0 every item kept or rejected, 1 error, 2 config error, 3 some items failed,
+    4 no items, 130 Ctrl-C, 143 SIGTERM (docs/reliability.md).
+    """
+    from medloom.cli.exit_codes import ExitCode, run_exit_code
+    from medloom.cli.progress import RichProgress
+    from medloom.cli.signals import Terminated, cancel_on_sigterm
+    from medloom.cli.summary import print_summary
+    from medloom.runs.runner import arun, no_items_warning
+
+    started: list[Path] = []
     try:
         path = resolve_config(config) if config else None
         if path is None and not resume:
             raise ConfigError("give a CONFIG file (or --resume RUN_ID)")
         progress = None if quiet else RichProgress(err)
         result = asyncio.run(
-            arun(
-                path,
-                overrides=with_mode(mode, set_),
-                endpoints=endpoint,
-                limit=limit,
-                concurrency=concurrency,
-                resume=resume,
-                retry_failed=retry_failed,
-                runs_dir=runs_dir,
-                no_cache=no_cache,
-                progress=progress,
-                api_key_env=api_key_env,
-                endpoint_concurrency=endpoint_concurrency,
+            cancel_on_sigterm(
+                arun(
+                    path,
+                    overrides=with_mode(mode, set_),
+                    endpoints=endpoint,
+                    limit=limit,
+                    concurrency=concurrency,
+                    resume=resume,
+                    retry_failed=retry_failed,
+                    accept_config_change=accept_config_change,
+                    runs_dir=runs_dir,
+                    no_cache=no_cache,
+                    progress=progress,
+                    api_key_env=api_key_env,
+                    endpoint_concurrency=endpoint_concurrency,
+                    on_run_dir=started.append,
+                )
             )
         )
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]; continue with `medloom run --resume RUN_ID` (see runs/)")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        term = isinstance(exc, Terminated)
+        how = "terminated (SIGTERM)" if term else "interrupted"
+        err.print(f"[yellow]{how}[/]; {_resume_hint(started)}", soft_wrap=True)
+        raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise fail(exc) from None
     if not quiet:
         print_summary(out, result.report, str(result.run_dir))
     else:
         out.print(str(result.run_dir))
+    if (warning := no_items_warning(result.report)) is not None:
+        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    raise typer.Exit(run_exit_code(result.report))
+
+
+def _resume_hint(started: list[Path]) -> str:
+    """The exact command that continues the run (or why there is nothing to continue)."""
+    from medloom.runs.rundir import resume_command
+
+    if not started:
+        return "the run had not created its directory yet: nothing to resume"
+    return f"run {started[-1].name} is resumable: {resume_command(started[-1])}"
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medloom.core.errors import MedloomError, RunError
 from medloom.tui.stats_tables import render_stats
@@ -43,7 +44,7 @@ def stats(
     try:
         result = compute_stats(open_run(run, runs_dir))
     except MedloomError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(stats_json(result), indent=2))

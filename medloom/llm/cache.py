@@ -3,15 +3,19 @@ embeddings keyed on model + text."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from medloom.core.calls import Choice, LLMRequest
+
+log = logging.getLogger("medloom")
 
 _SCHEMA_VERSION = 2
 _MIGRATIONS = [
@@ -48,6 +52,8 @@ class RequestCache:
         self._migrate()
         self.hits = 0
         self.misses = 0
+        self.full = False
+        """A write failed for lack of disk space (later ones are still tried)."""
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -73,13 +79,26 @@ class RequestCache:
         return found
 
     def put(self, request: LLMRequest, index: int, choice: Choice) -> None:
-        """Store sample ``index`` of ``request``."""
+        """Store sample ``index`` of ``request`` (skipped, with a warning, when the disk is full)."""
         raw = json.dumps(choice.model_dump(mode="json", exclude={"cache_hit"}))
-        with self._lock:
+        with self._lock, self._unless_full():
             self._db.execute(
                 "INSERT OR REPLACE INTO samples (key, model, choice, created) VALUES (?, ?, ?, ?)",
                 (request.cache_key(index), request.model, raw, time.time()),
             )
+
+    @contextlib.contextmanager
+    def _unless_full(self) -> Iterator[None]:
+        """A write that fails for lack of space is dropped: the call it would save was made and paid,
+        so its item goes on; only a later re-run pays for it again."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL and "full" not in str(exc):
+                raise
+            if not self.full:
+                log.warning("request cache %s: %s; not caching until there is space", self.path, exc)
+            self.full = True
 
     def get_embeddings(self, model: str, texts: Sequence[str]) -> dict[str, list[float]]:
         """Cached embeddings of ``texts`` by ``model``, by text (missing ones absent)."""
@@ -100,7 +119,7 @@ class RequestCache:
         """Store the embedding of each text by ``model``."""
         now = time.time()
         rows = [(_embedding_key(model, t), model, json.dumps(v), now) for t, v in vectors.items()]
-        with self._lock:
+        with self._lock, self._unless_full():
             self._db.executemany(
                 "INSERT OR REPLACE INTO embeddings (key, model, vector, created) VALUES (?, ?, ?, ?)", rows
             )

@@ -2,14 +2,16 @@
 
 - ``kg_question``: an agent turns the item's masked chain facts into one question; the item's
   ``question`` becomes that text (a question that repeats the mask placeholder is rejected).
-- ``kg_label_check``: a solver answers the question alone ``samples`` times; the share it gets
-  right tags the item's difficulty, and items below ``min_correct`` are rejected for review.
+- ``kg_label_check``: is the item well posed (the KG: only the answer satisfies the chain; an
+  open-book solver beats chance) and how hard is it (closed-book accuracy, a tag).
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -17,13 +19,16 @@ from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
 from medloom.core.calls import Choice
-from medloom.core.events import TraceCreated
+from medloom.core.events import Note, TraceCreated
+from medloom.core.notes import NoteSchema, register_note
 from medloom.core.records import Item, Trace
 from medloom.core.text import normalise
 from medloom.kg.paths import KGPath
+from medloom.kg.store import load_kg
 from medloom.kg.verbalise import cue, relation_cues, relation_key, role_question
 from medloom.nodes.protocol import NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
+from medloom.verifiers.label import beats_chance, needed_to_beat_chance, options_satisfying
 from medloom.verifiers.question_fidelity import QuestionFidelity
 
 _QUESTION_PREFIX = re.compile(r"^\s*(?:\*\*)?question(?:\*\*)?\s*[:\-]\s*", re.I)
@@ -185,11 +190,24 @@ class WriteQuestion(BaseOp):
 
 class LabelParams(OpParams):
     samples: int = Field(default=4, ge=1)
+    """Closed-book samples: the solver sees the question and options only (difficulty)."""
     temperature: float = Field(default=0.7, ge=0)
-    min_correct: int = Field(default=1, ge=0)
-    """Reject items fewer samples answer correctly (0 keeps unanswered items, tagged hard)."""
+    alpha: float = Field(default=0.1, gt=0, lt=1)
+    """A solver's accuracy counts only when a uniform guesser would reach it at most this often
+    (one-sided binomial test), so a solver-based gate passes a guess at most ``alpha`` of the time."""
     easy_at: float = Field(default=0.75, gt=0, le=1)
-    """Share of correct samples from which an item counts as easy."""
+    """Share of correct closed-book samples from which an item counts as easy."""
+    min_correct: int = Field(default=0, ge=0)
+    """Also reject items fewer closed-book samples answer correctly (0: difficulty is a tag only)."""
+    kg_unique: bool = True
+    """Reject an ill-posed item: its answer does not satisfy the chain (``data.path``) in the KG,
+    or a distractor does."""
+    open_book_samples: int = Field(default=0, ge=0)
+    """Open-book samples (0: none): the solver sees the path's facts and the options, shuffled
+    anew for each sample, at temperature 0, so a guess and a letter bias score as chance."""
+    open_book_template: str = "kg_reason"
+    require_open_book: bool = True
+    """With open-book samples, reject items whose open-book accuracy does not beat chance."""
 
 
 Difficulty = Literal["easy", "medium", "hard"]
@@ -201,41 +219,136 @@ def difficulty(correct: int, samples: int, easy_at: float = 0.75) -> Difficulty:
     return "easy" if correct / samples >= easy_at else "medium"
 
 
+def shuffled(options: dict[str, str], seed: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The options under a seeded permutation, and the map from new letters back to the old."""
+    letters = list(options)
+    order = letters[:]
+    random.Random(seed).shuffle(order)
+    moved = {new: options[old] for new, old in zip(letters, order, strict=True)}
+    return moved, dict(zip(letters, order, strict=True))
+
+
 @register_op("kg_label_check")
 class LabelCheck(BaseOp):
-    """A solver answers from the question and options alone; tags difficulty by its accuracy."""
+    """Is the item well posed, and how hard is it? (see :mod:`medloom.verifiers.label`)
+
+    - well posed: in the KG the answer satisfies the chain and no distractor does (``kg_unique``);
+      with ``open_book_samples``, a solver shown the path's facts (options shuffled per sample)
+      beats chance at level ``alpha``. Failing either rejects the item, with a code saying which.
+    - how hard: a closed-book solver's accuracy tags ``data.difficulty``; whether it beats chance
+      is recorded (``data.solver_beats_chance``): at chance, the tag says nothing about the item.
+    """
 
     Params = LabelParams
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
         self.agent = build.agent(build.spec.template or "mcq_cot")
+        p = self.params
+        self.open_book = (
+            build.agent(p.open_book_template, name=f"{build.node}:open_book") if p.open_book_samples else None
+        )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         p = self.params
+        k = len(item.options or {}) or 1
         texts, _ = await self.agent.call(item_variables(item), ctx, n=p.samples, temperature=p.temperature)
         answers = [parse_reasoning(t, item.options)[1] for t in texts]
         correct = sum(a == item.answer for a in answers)
         tag = difficulty(correct, len(texts) or 1, p.easy_at)
+        label: dict[str, Any] = {
+            "options": k,
+            "alpha": p.alpha,
+            "closed_book_correct": correct,
+            "closed_book_samples": len(texts),
+            "closed_book_beats_chance": beats_chance(correct, len(texts), k, p.alpha),
+        }
+        problems: list[tuple[str, str]] = []
+        if p.kg_unique and item.data.get("path") and item.options:
+            loaded = await asyncio.to_thread(load_kg, self.build.graph.resources.kg, self.build.base_dir)
+            satisfying = options_satisfying(loaded.kg, KGPath.model_validate(item.data["path"]), item.options)
+            label["kg_satisfying"] = satisfying
+            label["well_posed_kg"] = satisfying == [item.answer]
+            if not label["well_posed_kg"]:
+                others = [x for x in satisfying if x != item.answer]
+                why = (
+                    f"options {others} also satisfy the chain in the KG"
+                    if others
+                    else f"the answer {item.answer} does not satisfy the chain in the KG"
+                )
+                problems.append((f"ill-posed: {why}", "ill-posed (KG)"))
+        if self.open_book is not None:
+            hits = await self._open_book(item, ctx)
+            needed = needed_to_beat_chance(p.open_book_samples, k, p.alpha)
+            label |= {
+                "open_book_correct": hits,
+                "open_book_samples": p.open_book_samples,
+                "open_book_needed": needed,
+                "open_book_confirmed": beats_chance(hits, p.open_book_samples, k, p.alpha),
+            }
+            if p.require_open_book and not label["open_book_confirmed"]:
+                problems.append(
+                    (
+                        f"label unconfirmed: an open-book solver shown the path's facts chose the answer in "
+                        f"{hits}/{p.open_book_samples} shuffles (needs {needed} to beat a guesser at "
+                        f"level {p.alpha})",
+                        "label unconfirmed (open-book solver at chance)",
+                    )
+                )
+        if correct < p.min_correct:
+            problems.append(
+                (
+                    f"label check: {correct}/{len(texts)} closed-book samples chose {item.answer} "
+                    f"(answers {answers})",
+                    "label check failed",
+                )
+            )
         data = {
             **item.data,
             "difficulty": tag,
             "solver_correct": correct,
             "solver_samples": len(texts),
             "solver_answers": answers,
+            "solver_beats_chance": label["closed_book_beats_chance"],
+            "label_check": label,
         }
         updated = item.model_copy(update={"data": data})
-        if correct < p.min_correct:
+        ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind="label_check", data=label))
+        if problems:
             return NodeOutput(
-                item=updated,
-                reject=(
-                    f"label check: {correct}/{len(texts)} solver samples chose the KG answer "
-                    f"{item.answer} (answers {answers}); needs review"
-                ),
-                reject_code="label check failed",
+                item=updated, reject="; ".join(r for r, _ in problems), reject_code=problems[0][1]
             )
         tagged = [t.model_copy(update={"meta": {**t.meta, "difficulty": tag}}) for t in traces]
         return NodeOutput(traces=tagged, item=updated)
+
+    async def _open_book(self, item: Item, ctx: AgentContext) -> int:
+        """How many of ``open_book_samples`` shuffled presentations the solver answers right."""
+        assert self.open_book is not None and item.options
+
+        async def one(i: int) -> bool:
+            options, back = shuffled(item.options or {}, f"{item.id}:{i}")
+            variables = item_variables(item.model_copy(update={"options": options}))
+            texts, _ = await self.open_book.call(variables, ctx, temperature=0.0)  # type: ignore[union-attr]
+            picked = parse_reasoning(texts[0], options)[1] if texts else None
+            return picked is not None and back.get(picked) == item.answer
+
+        return sum(await asyncio.gather(*(one(i) for i in range(self.params.open_book_samples))))
+
+
+@register_note("label_check")
+class LabelNote(NoteSchema):
+    """``label_check``: well-posedness (KG, open-book solver) and the closed-book solver against chance."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if "well_posed_kg" in data:
+            out["well posed (KG)" if data["well_posed_kg"] else "ill-posed (KG)"] = 1
+        if "open_book_confirmed" in data:
+            out["open-book confirmed" if data["open_book_confirmed"] else "open-book at chance"] = 1
+        out[
+            "closed-book above chance" if data.get("closed_book_beats_chance") else "closed-book at chance"
+        ] = 1
+        return out
 
 
 # -- MedReason: link entities, find and prune paths, check the CoT alone ------------------------

@@ -12,6 +12,7 @@ from medloom.kg.store import DEMO_KG
 from medloom.runs.report import Report
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RunStats, compute_stats
+from medloom.verifiers.measured import verified_section
 
 LICENCE_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "NOTICE", "NOTICE.md")
 _FILE_NAME = re.compile(r"`[^`]+\.\w+`")
@@ -205,6 +206,7 @@ def dataset_card(
             f"| {u.node} | {u.model} | {u.calls} | {u.cached_calls} | {u.prompt_tokens}"
             f" | {u.completion_tokens} | {u.cost:.4f} |"
         )
+    lines += ["", *verified_section(report.verifiers, report.solvers)]
     if report.rejection_reasons:
         lines += ["", "## Why items were rejected", ""]
         lines += [f"- {count} × {reason}" for reason, count in report.rejection_reasons[:10]]

@@ -10,11 +10,13 @@ from typing import Any
 
 from pydantic import Field
 
+from medloom.core.errors import RunError
 from medloom.core.events import EmbeddingCall, ItemFinished, LLMCall, NodeStats, Note, RowSkipped
 from medloom.core.notes import note_schema
 from medloom.core.usage import Price, UsageTally
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import iter_events
+from medloom.verifiers.measured import recipe_verifiers, solver_summary
 
 
 class NodeReport(NodeStats):
@@ -52,6 +54,25 @@ class Report(UsageTally):
     note_facets: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
     """What notes said, counted per node and kind as their op declares (``NoteSchema.facets``):
     resampling matched or not and its tries, vote outcomes, removals by eval set, …"""
+    verifiers: list[dict[str, Any]] = Field(default_factory=list)
+    """Per verifier of the recipe: what it checks and its measured recall, precision and false
+    rejection rate (``bench/verifiers.py``'s shipped figures; None where unmeasured)."""
+    solvers: list[str] = Field(default_factory=list)
+    """What the label check's solvers were worth: how often each beat a guesser."""
+
+
+def _verified(run: RunDir, report: Report) -> tuple[list[dict[str, Any]], list[str]]:
+    """The recipe's verifiers with their shipped figures, and the label check's solvers against chance."""
+    try:
+        config = run.read_config()
+    except (OSError, RunError):
+        config = {}
+    figures = [v.model_dump() for v in recipe_verifiers(config)]
+    return figures, [
+        text
+        for node, kinds in report.note_facets.items()
+        for text in solver_summary(node, kinds.get("label_check", {}))
+    ]
 
 
 def _percentiles(values: array[float]) -> dict[str, float]:
@@ -138,6 +159,7 @@ def build_report(run: RunDir, prices: dict[str, Price] | None = None) -> Report:
     report.listings = {kind: list(records.values())[:1000] for kind, records in listed.items()}
     report.rejection_reasons = rejections.most_common(20)
     report.failure_reasons = failures.most_common(20)
+    report.verifiers, report.solvers = _verified(run, report)
     return report
 
 

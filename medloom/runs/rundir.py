@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from medloom.core.errors import RunError
+from medloom.runs.lock import lock_held
 from medloom.runs.store import TRAJECTORIES
 
 
@@ -36,9 +39,15 @@ class RunMeta(BaseModel):
     recipe: str
     created: float
     config_file: str | None = None
+    source_config: dict[str, Any] | None = None
+    """The config file as loaded when the run was made (before overrides): a resume compares the file
+    with it to notice edits."""
     medloom_version: str = ""
     sessions: list[Session] = Field(default_factory=list)
 
+
+META_SPARE_BYTES = 512
+"""Blank space kept at the end of run.json (see :meth:`RunDir.write_meta`)."""
 
 STALE_S = 600.0
 """A running session without a checkable process counts as dead when its trajectories are this old."""
@@ -106,40 +115,93 @@ class RunDir:
     log_path = property(lambda self: self.path / "medloom.log")
 
     @classmethod
-    def create(cls, runs_dir: Path, recipe: str, config: dict[str, Any], config_file: str | None) -> RunDir:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        run = cls(runs_dir / new_run_id(recipe))
-        run.path.mkdir()
-        run.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    def create(
+        cls,
+        runs_dir: Path,
+        recipe: str,
+        config: dict[str, Any],
+        config_file: str | None,
+        source_config: dict[str, Any] | None = None,
+    ) -> RunDir:
+        """Make ``runs_dir/<new id>/`` with its config snapshot and run.json, all or nothing: the files
+        are written in a hidden directory that is renamed into place, so a full disk or a crash
+        leaves no half-made run behind."""
         from medloom import __version__
 
-        meta = RunMeta(
-            run_id=run.run_id,
-            recipe=recipe,
-            created=time.time(),
-            config_file=config_file,
-            medloom_version=__version__,
-        )
-        run.write_meta(meta)
-        return run
+        run_id = new_run_id(recipe)
+        staging = runs_dir / f".creating-{run_id}"
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
+            draft = cls(staging)
+            draft.write_config(config)
+            meta = RunMeta(
+                run_id=run_id,
+                recipe=recipe,
+                created=time.time(),
+                config_file=config_file,
+                source_config=source_config,
+                medloom_version=__version__,
+            )
+            draft.write_meta(meta)
+            staging.rename(runs_dir / run_id)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            problem = storage_problem(exc)
+            raise RunError(f"cannot create a run in {runs_dir}: {problem}, then run again") from None
+        return cls(runs_dir / run_id)
 
     @classmethod
     def open(cls, runs_dir: Path, run_id: str) -> RunDir:
         candidate = Path(run_id)
         path = candidate if candidate.is_dir() and (candidate / "run.json").exists() else runs_dir / run_id
         if not (path / "run.json").exists():
-            known = sorted(p.name for p in runs_dir.glob("*/run.json")) if runs_dir.exists() else []
-            hint = f"; runs in {runs_dir}: {', '.join(p.split('/')[0] for p in known[-5:])}" if known else ""
+            metas = runs_dir.glob("*/run.json") if runs_dir.exists() else []
+            known = sorted(p.parent.name for p in metas if not p.parent.name.startswith("."))
+            hint = f"; latest runs there: {', '.join(known[-5:])}" if known else " (it holds no runs)"
             raise RunError(f"no run '{run_id}' in {runs_dir}{hint}")
         return cls(path)
 
     def read_meta(self) -> RunMeta:
-        return RunMeta.model_validate_json(self.meta_path.read_text())
+        """run.json; a :class:`RunError` naming the file when it is unreadable or damaged."""
+        try:
+            return RunMeta.model_validate_json(self.meta_path.read_bytes())
+        except FileNotFoundError:
+            raise RunError(f"{self.meta_path} is missing: {self.path} is not a run directory") from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(map(str, problem.get("loc", ())))
+            what = f"{where}: {problem['msg']}" if where else str(problem["msg"])
+            raise RunError(
+                f"{self.meta_path} is damaged ({what}); restore it from a backup, or start a new run"
+            ) from None
 
     def write_meta(self, meta: RunMeta) -> None:
+        """Replace run.json atomically. The file ends with spare blank space, so that when the disk is
+        full the session's end can still be recorded by rewriting the file in place."""
+        body = meta.model_dump_json(indent=2).encode() + b"\n"
         tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_text(meta.model_dump_json(indent=2))
-        tmp.replace(self.meta_path)
+        try:
+            tmp.write_bytes(body + b" " * META_SPARE_BYTES + b"\n")
+            tmp.replace(self.meta_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._rewrite_meta_in_place(body):
+                raise
+
+    def _rewrite_meta_in_place(self, body: bytes) -> bool:
+        """Overwrite run.json within its present size (needs no free blocks); False if it does not fit."""
+        try:
+            size = self.meta_path.stat().st_size
+            if len(body) > size:
+                return False
+            with self.meta_path.open("r+b") as fh:
+                fh.write(body + b" " * (size - len(body) - 1) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            return False
+        return True
 
     def state(self, now: float | None = None) -> RunState:
         """``live`` while a session still runs; ``interrupted`` when the last session is marked running
@@ -151,6 +213,8 @@ class RunDir:
         sessions = self.read_meta().sessions
         if not sessions or sessions[-1].status != "running":
             return "ended"
+        if lock_held(self.path):
+            return "live"
         last = sessions[-1]
         if last.pid is not None and last.host == socket.gethostname():
             return "live" if session_alive(last) else "interrupted"
@@ -160,11 +224,44 @@ class RunDir:
             touched = last.started
         return "live" if (now or time.time()) - touched < STALE_S else "interrupted"
 
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the config snapshot atomically."""
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        tmp.replace(self.config_path)
+
     def read_config(self) -> dict[str, Any]:
-        data = yaml.safe_load(self.config_path.read_text())
+        try:
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise RunError(
+                f"{self.config_path} cannot be read ({exc}); the run directory is damaged"
+            ) from None
         if not isinstance(data, dict):
             raise RunError(f"{self.config_path} is not a mapping; the run directory is damaged")
         return data
 
     def read_report(self) -> dict[str, Any]:
         return dict(json.loads(self.report_path.read_text()))
+
+
+def storage_problem(exc: OSError) -> str:
+    """An OS error while writing run files, said so that the user knows what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{where}: free some space"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"not allowed to write{where}: choose a writable --runs-dir"
+    return f"{exc.strerror or exc}{where}"
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues the run in ``run_dir``."""
+    import shlex
+
+    where = "" if run_dir.parent == Path("runs") else f" --runs-dir {shlex.quote(str(run_dir.parent))}"
+    return f"medloom run --resume {run_dir.name}{where}"
+
+
+class RunStorageError(RunError):
+    """Writing the run's files failed (a full disk, a lost mount); the session ends interrupted."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import logging
 import os
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +19,7 @@ from typing import Any, Protocol
 
 import datasets
 
-from medloom.core.errors import ConfigError
+from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
 from medloom.data.sources import item_source
 from medloom.graphs.build import build_graph, template_library
@@ -31,10 +33,12 @@ from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
 from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
+from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
+from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, build_report, write_report
-from medloom.runs.rundir import RunDir, Session
+from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.store import TrajectoryWriter, final_outcomes
 
@@ -130,6 +134,7 @@ async def arun(
     concurrency: int | None = None,
     resume: str | None = None,
     retry_failed: bool = False,
+    accept_config_change: bool = False,
     runs_dir: str | Path | None = None,
     no_cache: bool = False,
     progress: ProgressHook | None = None,
@@ -137,60 +142,141 @@ async def arun(
     transport: Transport | None = None,
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
 
-    ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's)."""
+    The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
+    process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
+    ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's).
+    """
     config_file: str | None = None
     if isinstance(config, GraphSpec):
         config = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(config, str | Path):
         config_file = str(Path(config).resolve())
     base_dir = Path(config_file).parent if config_file else None
-    if resume:
-        base = Path(runs_dir) if runs_dir else Path("runs")
-        run = RunDir.open(base, resume)
-        raw = run.read_config()
-        file = str(run.config_path)
-        meta = run.read_meta()
-        if meta.config_file and base_dir is None:
-            base_dir = Path(meta.config_file).resolve().parent
-    else:
-        if config is None:
-            raise ConfigError("give a config file (or --resume RUN_ID)")
-        raw = config if isinstance(config, dict) else load_raw(config)
-        file = str(config) if config_file else "<config>"
-    data = prepare_config(
-        raw,
-        file=file,
-        overrides=overrides,
-        endpoints=endpoints,
-        limit=limit,
-        concurrency=concurrency,
-        no_cache=no_cache,
-        api_key_env=api_key_env,
-        endpoint_concurrency=endpoint_concurrency,
-    )
-    _localize_dataset_path(data, base_dir)
-    spec = validate_spec(data, file=file)
-    check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
-    templates = template_library(spec, base_dir)
-    compiled = build_graph(spec, file=file, templates=templates)
-    root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)
-    if not resume:
-        run = RunDir.create(root, spec.name, data, config_file)
-    provider = embedded or default_embedded_provider()
+    lock: RunLock | None = None
+    try:
+        source: dict[str, Any] | None = None
+        if resume:
+            base = Path(runs_dir) if runs_dir else Path("runs")
+            run = RunDir.open(base, resume)
+            lock = RunLock(run.path).acquire()
+            raw = _resume_config(run, config_file, accept_config_change)
+            file = str(run.config_path)
+            meta = run.read_meta()
+            if meta.config_file and base_dir is None:
+                base_dir = Path(meta.config_file).resolve().parent
+        else:
+            if config is None:
+                raise ConfigError("give a config file (or --resume RUN_ID)")
+            raw = config if isinstance(config, dict) else load_raw(config)
+            source = raw if config_file else None
+            file = str(config) if config_file else "<config>"
+        data = prepare_config(
+            raw,
+            file=file,
+            overrides=overrides,
+            endpoints=endpoints,
+            limit=limit,
+            concurrency=concurrency,
+            no_cache=no_cache,
+            api_key_env=api_key_env,
+            endpoint_concurrency=endpoint_concurrency,
+        )
+        _localize_dataset_path(data, base_dir)
+        spec = validate_spec(data, file=file)
+        check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
+        templates = template_library(spec, base_dir)
+        compiled = build_graph(spec, file=file, templates=templates)
+        root = Path(runs_dir) if runs_dir else Path(spec.run.runs_dir)
+        if not resume:
+            run = RunDir.create(root, spec.name, data, config_file, source_config=source)
+            lock = RunLock(run.path).acquire()
+        if on_run_dir is not None:
+            on_run_dir(run.path)
+        handler = _attach_log(run, spec)
+        try:
+            graph = (spec, compiled, templates)
+            where = (file, base_dir)
+            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, transport)
+            if (warning := no_items_warning(result.report)) is not None:
+                log.warning("run %s: %s", result.run_id, warning)
+        except RunStorageError:
+            raise  # logged where it happened
+        except Exception as exc:
+            trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
+            log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
+            raise
+        finally:
+            logging.getLogger("medloom").removeHandler(handler)
+            handler.close()
+    finally:
+        if lock is not None:
+            lock.release()
+    return result
+
+
+async def _start(
+    run: RunDir,
+    graph: tuple[GraphSpec, Any, Any],
+    data: dict[str, Any],
+    root: Path,
+    where: tuple[str, Path | None],
+    retry_failed: bool,
+    progress: ProgressHook | None,
+    embedded: EmbeddedProvider | None,
+    transport: Transport | None,
+) -> RunResult:
+    """Start the embedded server when no endpoint is configured, then run the items."""
+    spec, compiled, templates = graph
+    file = where[0]
     async with contextlib.AsyncExitStack() as stack:
         if not spec.endpoints:
-            urls = await stack.enter_async_context(provider(spec))
-            data_live = prepare_config(data, file=file, endpoints=urls)
-            spec = validate_spec(data_live, file=file)
+            urls = await stack.enter_async_context((embedded or default_embedded_provider())(spec))
+            spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
             compiled = build_graph(spec, file=file, templates=templates)
-        where = (file, base_dir)
         return await _execute(
             run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _resume_config(run: RunDir, config_file: str | None, accept_change: bool) -> dict[str, Any]:
+    """The run's config snapshot; when the recipe file (given now, or the one the run was made from)
+    was edited since, a :class:`ConfigChanged` error, or with ``accept_change`` the snapshot with the
+    edited keys applied (recorded in the run directory)."""
+    snapshot = run.read_config()
+    meta = run.read_meta()
+    path = config_file or meta.config_file
+    if meta.source_config is None or path is None or not Path(path).is_file():
+        return snapshot
+    current = load_raw(path)
+    keys = changed_keys(meta.source_config, current)
+    if not keys:
+        return snapshot
+    if not accept_change:
+        raise ConfigChanged(path, run.run_id, keys)
+    log.warning("run %s resumes with edited keys of %s: %s", run.run_id, path, ", ".join(map(dotted, keys)))
+    snapshot = apply_changes(snapshot, current, keys)
+    run.write_config(snapshot)
+    meta.source_config = current
+    meta.config_file = str(Path(path).resolve())
+    run.write_meta(meta)
+    return snapshot
+
+
+def no_items_warning(report: Report) -> str | None:
+    """Why a run processed no item at all (an empty dataset, or every row skipped); None otherwise."""
+    if report.items > 0:
+        return None
+    if report.skipped_rows:
+        return (
+            f"no items ran: all {report.skipped_rows} input rows were skipped "
+            "(see the skipped rows in the report; check dataset.fields and the file's encoding)"
+        )
+    return "no items ran: the dataset is empty (check dataset.path, dataset.split and --limit)"
 
 
 async def _execute(
@@ -206,6 +292,7 @@ async def _execute(
     transport: Transport | None = None,
 ) -> RunResult:
     file, base_dir = where
+    cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
         if earlier.status == "running":  # killed without closing: this session takes over
@@ -219,19 +306,27 @@ async def _execute(
         host=socket.gethostname(),
     )
     meta.sessions.append(session)
-    run.write_meta(meta)
+    try:
+        run.write_meta(meta)
+    except OSError as exc:
+        if cache is not None:
+            cache.close()
+        problem = storage_problem(exc)
+        raise RunStorageError(
+            f"cannot start a session of run {run.run_id}: {problem}, then `{resume_command(run.path)}`"
+        ) from None
     attempt = len(meta.sessions) - 1
-    handler = _attach_log(run, spec)
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    cache = None
-    if spec.llm.cache.enabled:
-        cache = RequestCache(
-            Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
-        )
     client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
-    writer = TrajectoryWriter(run.trajectories)
+    work: asyncio.Future[None] | None = None
+
+    def stop_on_write_error(exc: OSError) -> None:
+        if work is not None:
+            work.cancel()
+
+    writer = TrajectoryWriter(run.trajectories, on_error=stop_on_write_error)
     status = "crashed"
     try:
         models = await resolve_models(spec, client)
@@ -251,11 +346,25 @@ async def _execute(
             on_item_done=progress.on_item if progress else None,
         )
         log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
-        await engine.run(items, done=done)
+        work = asyncio.ensure_future(engine.run(items, done=done))
+        try:
+            await work
+        except asyncio.CancelledError:
+            if writer.error is None:
+                raise
+        if writer.error is not None:
+            raise writer.error
         status = "completed"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
+    except OSError as exc:
+        status = "interrupted"  # a full disk: resume once there is space again
+        log.error("run %s stopped: %s", run.run_id, storage_problem(exc))
+        raise RunStorageError(
+            f"run {run.run_id} stopped (session marked interrupted): {storage_problem(exc)}, "
+            f"then `{resume_command(run.path)}`"
+        ) from None
     finally:
         writer.close()
         await client.aclose()
@@ -263,17 +372,52 @@ async def _execute(
             cache.close()
         if progress:
             progress.on_finish()
+        report, dataset = _finish(run, spec, data, status)
+    if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
+        raise RunStorageError(f"run {run.run_id}: the report could not be written")
+    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+
+
+def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
+    path = Path(spec.llm.cache.path) if spec.llm.cache.path else root / ".cache" / "llm.sqlite"
+    try:
+        return RequestCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise RunStorageError(
+            f"cannot open the request cache {path} ({exc}): free some space or fix its permissions, "
+            "or run with --no-cache"
+        ) from None
+
+
+def _finish(
+    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str
+) -> tuple[Report | None, datasets.Dataset | None]:
+    """Close the session in run.json, then write the report, the outputs and the card. When the disk
+    is full this does what it can and logs what it could not (resume writes it all again)."""
+    report: Report | None = None
+    dataset: datasets.Dataset | None = None
+    step = "run.json"
+    try:
         meta = run.read_meta()
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
         run.write_meta(meta)
+        step = "report.json"
         report = build_report(run, spec.llm.prices)
         write_report(run, report)
+        step = "the dataset outputs"
         dataset = write_outputs(run, spec.output.columns)
+        step = "the dataset card"
         write_card(run, report, data)
-        logging.getLogger("medloom").removeHandler(handler)
-        handler.close()
-    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+    except OSError as exc:
+        if status == "completed":
+            problem = storage_problem(exc)
+            raise RunStorageError(
+                f"run {run.run_id} ended, but writing {step} failed: {problem}, then "
+                f"`{resume_command(run.path)}` writes the outputs again"
+            ) from None
+        log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
+    return report, dataset
 
 
 def _last_write(run: RunDir, started: float) -> float:
@@ -284,8 +428,18 @@ def _last_write(run: RunDir, started: float) -> float:
         return started
 
 
+class RunLogHandler(logging.FileHandler):
+    """The run's log file; a write that fails (a full disk) is dropped silently, since the console
+    already gets the one line that matters."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+
 def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
-    handler = logging.FileHandler(run.log_path, encoding="utf-8")
+    handler = RunLogHandler(run.log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     names = [e.api_key_env for e in spec.endpoints if e.api_key_env]
     handler.addFilter(SecretFilter([os.environ[n] for n in names if os.environ.get(n)]))
@@ -297,5 +451,16 @@ def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
 
 
 def run(config: str | Path | GraphSpec | dict[str, Any] | None = None, **kwargs: Any) -> RunResult:
-    """Synchronous :func:`arun`."""
-    return asyncio.run(arun(config, **kwargs))
+    """Synchronous :func:`arun` (same arguments).
+
+    Called where an event loop is already running (Jupyter, an async app), the run goes to a
+    worker thread with its own loop and this call blocks until it ends; ``await medloom.arun(...)``
+    is the better choice there, since it keeps the caller's loop responsive.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(config, **kwargs))
+    log.info("medloom.run called inside a running event loop: running in a worker thread")
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medloom-run") as pool:
+        return pool.submit(lambda: asyncio.run(arun(config, **kwargs))).result()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -13,28 +14,50 @@ TRAJECTORIES = "trajectories.jsonl"
 
 
 class TrajectoryWriter:
-    """Appends events; flushes at item boundaries so a killed run loses at most what was in flight."""
+    """Appends events; flushes at item boundaries so a killed run loses at most what was in flight.
 
-    def __init__(self, path: Path):
+    A write that fails (a full disk) is fatal for the session: the writer keeps the error in
+    :attr:`error`, writes nothing more (a partial last line is cut on resume) and calls
+    ``on_error``, which stops the engine; without ``on_error`` the error is raised.
+    """
+
+    def __init__(self, path: Path, on_error: Callable[[OSError], None] | None = None):
         self.path = path
+        self.on_error = on_error
+        self.error: OSError | None = None
         repair_tail(path)
         self._fh: IO[bytes] = path.open("ab")
         self.events_written = 0
 
     def write(self, event: Event) -> None:
-        self._fh.write(event.model_dump_json(exclude_none=True).encode() + b"\n")
+        if self.error is not None:
+            return
+        try:
+            self._fh.write(event.model_dump_json(exclude_none=True).encode() + b"\n")
+            if event.type in ("item_end", "item_started", "row_skipped"):
+                self._fh.flush()
+        except OSError as exc:
+            self.error = exc
+            if self.on_error is None:
+                raise
+            self.on_error(exc)
+            return
         self.events_written += 1
-        if event.type in ("item_end", "item_started", "row_skipped"):
-            self._fh.flush()
 
     def flush(self) -> None:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        if not self._fh.closed:
+        if self._fh.closed:
+            return
+        try:
             self.flush()
-            self._fh.close()
+        except OSError as exc:
+            self.error = self.error or exc
+        finally:
+            with contextlib.suppress(OSError):  # the unwritten tail is lost; resume cuts a partial line
+                self._fh.close()
 
 
 def repair_tail(path: Path) -> int:

@@ -1,7 +1,7 @@
 """POSIX process supervision: a server never outlives medloom, nor do the processes it spawned.
 
 Three layers: the server runs in its own session and gets ``PR_SET_PDEATHSIG`` (Linux); a tiny
-watchdog process (stdlib only) re-snapshots the server's descendants from ``/proc`` every second,
+watchdog process (stdlib only) re-snapshots the server's descendants from ``/proc`` every 2 s,
 so processes that left the group (a Ray executor, a ``setsid()`` child) are known, and kills the
 group and those descendants once medloom is gone, or the descendants once the group is gone;
 and :func:`sweep` does the same on an orderly stop.
@@ -84,16 +84,21 @@ def kill_all(sig):
         except OSError:
             pass
 
+def snapshot():
+    global known
+    known = living_known()
+    known.update(descendants(pgid))
+
 ticks = 0
 while os.getppid() == parent:
-    if ticks % 2 == 0:
-        known = living_known()
-        known.update(descendants(pgid))
+    if ticks % 4 == 0:
+        snapshot()
     if not group_alive():
         kill_all(signal.SIGKILL)  # the server is gone: what it left outside its group goes too
         sys.exit(0)
     ticks += 1
     time.sleep(0.5)
+snapshot()  # what started since the last look, if the server still runs
 kill_all(signal.SIGTERM)
 deadline = time.monotonic() + grace
 while time.monotonic() < deadline and (group_alive() or living_known()):

@@ -92,3 +92,55 @@ def recipe_verifiers(config: dict[str, Any]) -> list[MeasuredVerifier]:
             elif v.get("judge"):
                 out.append(measure_verifier(name, "judge", {"judge": v["judge"]}))
     return out
+
+
+def solver_summary(node: str, facets: dict[str, int]) -> list[str]:
+    """Sentences on a label check's solvers from its ``label_check`` note facets."""
+    out = []
+    above, chance = facets.get("closed-book above chance", 0), facets.get("closed-book at chance", 0)
+    if above + chance:
+        line = f"{node}: the closed-book solver beat a guesser on {above}/{above + chance} items"
+        if chance:
+            line += f"; on the other {chance} it was at chance, so their difficulty tags say nothing"
+        out.append(line)
+    confirmed, unconfirmed = facets.get("open-book confirmed", 0), facets.get("open-book at chance", 0)
+    if confirmed + unconfirmed:
+        out.append(
+            f"{node}: the open-book solver (shown the path's facts) confirmed {confirmed}/"
+            f"{confirmed + unconfirmed} labels beyond chance"
+        )
+    posed, ill = facets.get("well posed (KG)", 0), facets.get("ill-posed (KG)", 0)
+    if posed + ill:
+        out.append(
+            f"{node}: {posed}/{posed + ill} items well posed in the KG (only the answer satisfies the chain)"
+        )
+    return out
+
+
+def verified_section(verifiers: list[dict[str, Any]], solvers: list[str]) -> list[str]:
+    """Markdown lines: what each verifier checks and its shipped figures (for the dataset card)."""
+    if not verifiers and not solvers:
+        return []
+    lines = [
+        '## What "verified" means here',
+        "",
+        "Each verifier of the recipe, what it checks, and its recall and precision on injected errors"
+        " and false-rejection rate on correct traces, as measured by `bench/verifiers.py` on real KG"
+        " paths (the figures this medloom version ships; – where a verifier is not measured there).",
+        "",
+        "| node | verifier | what it checks | recall | precision | false rejection |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def pct(value: Any) -> str:
+        return "–" if value is None else f"{float(value):.0%}"
+
+    for v in verifiers:
+        name = v.get("measured_as") or v.get("check")
+        lines.append(
+            f"| {v.get('node')} | {name} | {v.get('what', '')} | {pct(v.get('recall'))}"
+            f" | {pct(v.get('precision'))} | {pct(v.get('false_rejection_rate'))} |"
+        )
+    if solvers:
+        lines += ["", *(f"- {s}." for s in solvers)]
+    return [*lines, ""]

@@ -26,12 +26,9 @@ class KGOracle:
         self.leak = leak
 
     def question_for(self, item: Item) -> str:
+        """A question that starts with the anchor (the prompt ends with it) and walks the path."""
         extra = f" by way of {item.data['intermediates'][0]}" if self.leak else ""
-        first = item.data["path"]["hops"][0]["relation"]
-        return (
-            f"{item.data['anchor']}{extra} starts a chain of {item.data['hops']} relations "
-            f"with {first} that leads to which {item.data['answer_type'].lower()}?"
-        )
+        return f"{item.data['anchor']}{extra}: {role_question(KGPath.model_validate(item.data['path']))}"
 
     def _item_by_question(self, prompt: str) -> Item:
         for it in self.items:
@@ -51,9 +48,12 @@ class KGOracle:
             ), prompt[-200:]
             return self.question_for(item).removeprefix(str(item.data["anchor"]))
         item = self._item_by_question(prompt)
+        # the options as this prompt shows them (the label check's open-book solver shuffles them)
+        shown = re.findall(rf"^([A-Z])\) {re.escape(str(item.gold_text))}$", prompt, re.M)
+        letter = shown[-1] if shown else item.answer
         if "one fact per numbered step" in prompt:  # the reasoning writer (continues "Step 1:")
             facts = item.data["path_text"]
             lines = [facts[0]] + [f"Step {i}: {f}" for i, f in enumerate(facts[1:], start=2)]
-            return " " + "\n".join(lines) + f"\nAnswer: {item.answer}"
+            return " " + "\n".join(lines) + f"\nAnswer: {letter}"
         # the solver (mcq_cot)
         return f" {item.data['anchor']} leads to {item.gold_text}.\nAnswer: {item.answer}"

@@ -43,6 +43,13 @@ def test_kept_rows_carry_real_kg_paths_difficulty_and_grounded_traces(tmp_path: 
         assert path.start.name in row["question"]
         assert len(row["steps"]) == len(path)
         assert row["question_source"] == "llm"
+    # the report and the card say what each verifier checks and its shipped figures (issue 13)
+    strict = [v for v in report["verifiers"] if v["measured_as"] == "kg_grounding strict"]
+    assert strict and strict[0]["node"] == "check_reason" and strict[0]["recall"] >= 0.95
+    assert any(v["check"] == "question_fidelity" and v["recall"] for v in report["verifiers"])
+    assert any("open-book solver" in s and "3/3" in s for s in report["solvers"]), report["solvers"]
+    card = (run_dir / "README.md").read_text()
+    assert 'What "verified" means here' in card and "kg_grounding strict" in card
 
 
 def item_ends(run_dir: Path) -> list[dict[str, str]]:

@@ -200,6 +200,8 @@ def test_server_dies_with_its_parent(fake_vllm: MakeConfig, tmp_path: Path, mode
         assert parent.stdout.readline().strip() == "READY"
         pids = _pids(fake_vllm)
         assert len(pids) == 2 and all(_alive(p) for p in pids)
+        if mode == "setsid":
+            time.sleep(3)  # the watchdog looks for descendants every 2 s (a real vLLM starts for minutes)
         parent.kill()
         parent.wait()
         # "ok" goes at once; "stubborn" ignores SIGTERM until the watchdog's grace (10 s) ends;

@@ -1,0 +1,43 @@
+"""SIGTERM treated like Ctrl-C while a run goes: the run is cancelled, so its session ends
+interrupted and its report is written."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Terminated(Exception):
+    """The process received SIGTERM; the run stopped cleanly."""
+
+
+async def cancel_on_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work``; a SIGTERM cancels it (once) and raises :class:`Terminated` when it has wound down."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received = False
+
+    def on_sigterm() -> None:
+        nonlocal received
+        if not received and task is not None:
+            received = True
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals on this platform
+        return await work
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        if task is not None:
+            task.uncancel()
+        raise Terminated from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
