@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medloom.runs.runner import run
-from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
+from medloom.testing.fake import FakeLLM, FakeOpenAIServer, FakeRequest, Reply
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import RECIPE
 from tests.ops.recipes import CONFIGS
@@ -85,14 +85,15 @@ def method_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.ops.test_meditron_recipe import teacher
 
     runs = tmp_path_factory.mktemp("methods")
-    with FakeOpenAIServer(Panel(_pharmacology_dissents_once)) as srv:
-        medagents = run(
-            CONFIGS / "medagents.yaml",
-            endpoints=[srv.base_url],
-            runs_dir=runs,
-            limit=1,
-            overrides=list(TWO_EXPERTS),
-        ).run_dir
+    panel = FakeLLM(Panel(_pharmacology_dissents_once))  # in process: it routes by agent name
+    medagents = run(
+        CONFIGS / "medagents.yaml",
+        endpoints=[panel.base_url],
+        runs_dir=runs,
+        limit=1,
+        overrides=list(TWO_EXPERTS),
+        transport=panel.transport,
+    ).run_dir
     overrides = ["models.teacher.model=fake-model", "nodes.teacher.params.max_tries=3"]
     with FakeOpenAIServer(teacher) as srv:
         meditron = run(
