@@ -17,6 +17,7 @@ _EXPORTS = {
     "run": "medloom.runs.runner",
     "arun": "medloom.runs.runner",
     "RunResult": "medloom.runs.runner",
+    "training_dataset": "medloom.runs.exports",
     "load_spec": "medloom.graphs.loader",
     "build_graph": "medloom.graphs.build",
     "GraphSpec": "medloom.graphs.spec",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from medloom.graphs.spec import GraphSpec
     from medloom.llm.client import LLMClient
     from medloom.llm.settings import EndpointConfig
+    from medloom.runs.exports import training_dataset
     from medloom.runs.runner import RunResult, arun, run
 
 
@@ -75,4 +77,5 @@ __all__ = [
     "build_graph",
     "load_spec",
     "run",
+    "training_dataset",
 ]

@@ -57,6 +57,9 @@ class GeneratorKind(NodeKind[GeneratorNode]):
     def templates(self, spec: GeneratorNode) -> list[TemplateUse]:
         return [TemplateUse(spec.template, alias, "template", frozenset({"inputs"})) for alias in spec.models]
 
+    def describe(self, spec: GeneratorNode) -> str:
+        return f"models {spec.models}, template `{spec.template}`"
+
     def build(self, spec: GeneratorNode, build: NodeBuild) -> GeneratorRun:
         return GeneratorRun(
             [

@@ -147,6 +147,10 @@ class NodeKind(ABC, Generic[S]):
         """Why the node cannot sit after ``predecessors`` (None: it can)."""
         return None
 
+    def describe(self, spec: S) -> str:
+        """What the node does, in a few words (the dataset card's recipe table)."""
+        return ""
+
     def loop_bound(self, spec: S) -> int:
         """How many rounds a loop through this node can make (for kinds that bound loops)."""
         return 0

@@ -96,6 +96,9 @@ class RefinerKind(NodeKind[RefinerNode]):
             return None
         return f"refiner '{name}' must follow a verifier (it repairs what a verdict flagged)"
 
+    def describe(self, spec: RefinerNode) -> str:
+        return f"models {[spec.model]}, template `{spec.template}`, ≤{spec.max_rounds} rounds"
+
     def loop_bound(self, spec: RefinerNode) -> int:
         return spec.max_rounds
 

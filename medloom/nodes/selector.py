@@ -113,5 +113,8 @@ class SelectorKind(NodeKind[SelectorNode]):
     Spec = SelectorNode
     in_loops = False
 
+    def describe(self, spec: SelectorNode) -> str:
+        return f"{spec.method}, k={spec.k}"
+
     def build(self, spec: SelectorNode, build: NodeBuild) -> SelectorRun:
         return SelectorRun(spec)

@@ -184,5 +184,8 @@ class StepKind(NodeKind[StepNode]):
             build.need_model(alias, f"models.{i}")
         factory(self._op_build(spec, build))
 
+    def describe(self, spec: StepNode) -> str:
+        return spec.op
+
     def build(self, spec: StepNode, build: NodeBuild) -> Node:
         return self._factory(spec, build)(self._op_build(spec, build))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,6 +101,15 @@ class VerifierKind(NodeKind[VerifierNode]):
                 raise build.fail(
                     f"bad parameters for check '{v.check}': {exc}", f"verifiers.{i}.params"
                 ) from None
+
+    def describe(self, spec: VerifierNode) -> str:
+        parts = []
+        for v in spec.verifiers:
+            if isinstance(v, JudgeSpec):
+                parts.append(f"LLM judge `{v.judge}` (template `{v.template}`)")
+            else:
+                parts.append(f"check `{v.check}`" + (f" {json.dumps(v.params)}" if v.params else ""))
+        return f"{spec.mode} of: " + "; ".join(parts)
 
     def templates(self, spec: VerifierNode) -> list[TemplateUse]:
         return [

@@ -35,6 +35,7 @@ from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
 from medloom.core.events import PREFERENCE_PAIR, Note, TraceCreated, VerdictGiven
+from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Step, Trace, Verdict
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
@@ -308,3 +309,33 @@ class ReflReflect(BaseOp):
                     )
                 )
         return reflected
+
+
+@register_note(PREFERENCE_PAIR)
+class PreferencePairNote(NoteSchema):
+    """``preference_pair``: a chosen and a rejected reply (Med-REFL's mid- or post-reasoning pair)."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {str(data.get("kind", "pair")): 1}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        kind = str(data.get("kind", "pair"))
+        value = data.get("value")
+        shown = f"{value:.0%}" if isinstance(value, int | float) else "?"
+        step = data.get("first_error_step", "?")
+        return NoteView(
+            title=f"preference pair ({kind})",
+            label=[("pair ", "bold"), (f"{kind} at step {step} ", ""), (f"value {shown}", "green")],
+            facts=[
+                ("chosen", [(str(data.get("chosen_trace_id", "")), "green")]),
+                ("rejected", [(str(data.get("rejected_trace_id", "")), "red")]),
+                ("why", [(str(data.get("reason", "")), "")]),
+                ("step value", [(f"{shown} of the reflections reached gold", "")]),
+            ],
+            lines=[
+                [("chosen:", "bold green")],
+                [(str(data.get("chosen", "")), "")],
+                [("rejected:", "bold red")],
+                [(str(data.get("rejected", "")), "")],
+            ],
+        )

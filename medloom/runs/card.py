@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from medloom.core.notes import facets_text, listing_cell, note_schema
+from medloom.core.registry import UnknownName
 from medloom.kg.store import DEMO_KG
+from medloom.nodes.kind import node_kind
 from medloom.runs.report import Report
 from medloom.runs.rundir import RunDir
 from medloom.runs.stats import RunStats, compute_stats
@@ -103,15 +107,13 @@ def _sampling(node: dict[str, Any]) -> str:
     return ", ".join(parts) or "defaults"
 
 
-def _verifiers(node: dict[str, Any]) -> str:
-    items = []
-    for v in node.get("verifiers", []):
-        if v.get("check"):
-            params = v.get("params") or {}
-            items.append(f"check `{v['check']}`" + (f" {json.dumps(params)}" if params else ""))
-        elif v.get("judge"):
-            items.append(f"LLM judge `{v['judge']}` (template `{v.get('template', '')}`)")
-    return f"{node.get('mode', 'all')} of: " + "; ".join(items)
+def _what(node: dict[str, Any]) -> str:
+    """What a node does, as its kind describes it (empty for a kind this install lacks)."""
+    try:
+        kind = node_kind(str(node.get("type")))
+        return kind.describe(kind.Spec.model_validate(node))
+    except (UnknownName, ValidationError):
+        return ""
 
 
 def dataset_card(
@@ -153,16 +155,7 @@ def dataset_card(
     ]
     for name, node in nodes.items():
         kind = node.get("type", "")
-        if kind == "verifier":
-            what = _verifiers(node)
-        elif kind in ("generator", "refiner"):
-            what = f"models {node.get('models') or [node.get('model')]}, template `{node.get('template')}`"
-            if kind == "refiner":
-                what += f", ≤{node.get('max_rounds', 2)} rounds"
-        elif kind == "selector":
-            what = f"{node.get('method', 'top_k')}, k={node.get('k', 1)}"
-        else:
-            what = str(node.get("op", ""))
+        what = _what(node)
         st = report.nodes.get(name)
         lines.append(
             f"| {name} | {kind} | {what} | {st.traces_in if st else 0} | {st.traces_out if st else 0}"

@@ -22,6 +22,17 @@ def _text(segments: list[Segment]) -> Text:
     return Text.assemble(*segments)
 
 
+def _value(segments: list[Segment]) -> Text:
+    """A fact or table cell: its first segment's style covers the whole cell (padding included)."""
+    if not segments:
+        return Text()
+    (first, style), *rest = segments
+    text = Text(first, style=style)
+    for part, part_style in rest:
+        text.append(part, style=part_style)
+    return text
+
+
 def note_label(note: Note) -> Text:
     """A one-line label: "round 2: 4 yes / 1 no — dissent: Cardiology", "resample C, A → gold A ✓"."""
     view = _view(note)
@@ -49,7 +60,7 @@ def render_note(note: Note) -> RenderableType:
         facts.add_column(style="bold")
         facts.add_column()
         for name, value in view.facts:
-            facts.add_row(name, _text(value))
+            facts.add_row(name, _value(value))
         parts.append(facts)
     if view.table is not None:
         columns, rows = view.table
@@ -57,7 +68,7 @@ def render_note(note: Note) -> RenderableType:
         for name in columns:
             table.add_column(name)
         for row in rows:
-            table.add_row(*(_text(cell) for cell in row))
+            table.add_row(*(_value(cell) for cell in row))
         parts.append(table)
     if view.lines:
         lines = Text()

@@ -1,11 +1,14 @@
-"""A test-only plugin: a new node kind (``tally``) and a new op (``shout``), defined without
-touching any file of the package. ``setup`` is what a ``medloom.plugins`` entry point names."""
+"""A test-only plugin: a new node kind (``tally``) and a new op (``shout``) whose notes
+(``shouted``) the report and the viewer summarise as it declares, defined without touching any
+file of the package. ``setup`` is what a ``medloom.plugins`` entry point names."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from medloom.agents.context import AgentContext
+from medloom.core.events import Note
+from medloom.core.notes import NoteSchema, NoteView
 from medloom.core.records import Item, Trace
 from medloom.core.registry import Registry
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec
@@ -39,6 +42,20 @@ class TallyKind(NodeKind[TallySpec]):
         return TallyNode(spec.label)
 
 
+class ShoutedNote(NoteSchema):
+    """``shouted``: what the op wrote; the report counts answers, the viewer shows them."""
+
+    def facets(self, data: dict[str, Any]) -> dict[str, int]:
+        return {str(data.get("answer")): 1}
+
+    def view(self, data: dict[str, Any]) -> NoteView:
+        return NoteView(
+            title="shouted",
+            label=[("shout ", "bold"), (str(data.get("shout")), "")],
+            facts=[("answer", [(str(data.get("answer")), "")])],
+        )
+
+
 class ShoutParams(OpParams):
     suffix: str = "!"
 
@@ -50,6 +67,9 @@ class Shout(BaseOp):
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         suffix = self.params.suffix
+        for t in traces:
+            data = {"answer": t.answer, "shout": f"{t.answer}{suffix}"}
+            ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind="shouted", data=data))
         return NodeOutput(
             traces=[t.model_copy(update={"meta": {**t.meta, "shout": f"{t.answer}{suffix}"}}) for t in traces]
         )
@@ -58,3 +78,4 @@ class Shout(BaseOp):
 def setup(registry: Registry) -> None:
     registry.add("node", "tally", TallyKind())
     registry.add("op", "shout", Shout)
+    registry.add("note", "shouted", ShoutedNote())

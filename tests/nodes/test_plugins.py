@@ -10,13 +10,15 @@ import pytest
 
 from medloom.agents.templates import TemplateLibrary
 from medloom.core import registry as registry_module
-from medloom.core.events import ItemFinished
+from medloom.core.events import ItemFinished, Note
 from medloom.core.records import Item
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.graphs.build import build_graph
 from medloom.graphs.engine import Engine
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
+from medloom.runs.report import note_facets
+from medloom.tui.note_view import note_label
 
 ANSWER = "Step 1: Beta blockers control adrenergic symptoms.\nAnswer: A"
 
@@ -34,6 +36,7 @@ def example_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     REGISTRY.remove("node", "tally")
     REGISTRY.remove("op", "shout")
+    REGISTRY.remove("note", "shouted")
 
 
 def spec() -> GraphSpec:
@@ -72,3 +75,7 @@ async def test_a_plugin_node_kind_and_op_run_in_a_graph(example_plugin: None, fa
     assert [(row["batch"], row["shout"]) for row in end.rows] == [("2", "A!!"), ("2", "A!!")]
     assert end.stats["count"].passed == 2  # the kind counts in its own stats
     assert end.stats["loud"].traces_out == 2
+    notes = [e for e in events if isinstance(e, Note)]
+    assert [n.kind for n in notes] == ["shouted", "shouted"]
+    assert note_facets(notes[0]) == {"A": 1}  # the report counts what the op declared
+    assert str(note_label(notes[0])) == "shout A!!"  # the viewer shows what the op declared

@@ -117,6 +117,11 @@ def test_run_exports_both_pair_kinds_as_dpo_and_locations_as_prm(tmp_path: Path)
         transport=fake.transport,
     )
     assert result.report.kept == 2
+    # the op declares its note kind: the report counts the pairs by kind
+    assert result.report.note_facets["reflect"]["preference_pair"] == {
+        "mid_reasoning": 8,
+        "post_reasoning": 8,
+    }
     dpo = training_dataset(result.run_dir, "dpo")
     assert Counter(dpo["pair_kind"]) == {"mid_reasoning": 8, "post_reasoning": 8}
     assert all(r["chosen"] != r["rejected"] and r["trace_id"] and r["rejected_trace_id"] for r in dpo)

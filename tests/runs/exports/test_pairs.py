@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import medloom
 from medloom.core.events import Note
 from medloom.runs.exports import training_dataset
 from tests.runs.exports.handmade import trace, verdict, write_run
@@ -48,7 +49,7 @@ def test_dpo_pairs_kept_with_failed_traces_spread_over_both_sides(tmp_path: Path
 
 
 def test_dpo_pairs_per_item_and_standard_layout(tmp_path: Path) -> None:
-    ds = training_dataset(_run(tmp_path), "dpo", pairs_per_item=1, layout="standard", system=None)
+    ds = medloom.training_dataset(_run(tmp_path), "dpo", pairs_per_item=1, layout="standard", system=None)
     assert len(ds) == 1
     row = ds[0]
     assert row["prompt"] == "Which vector transmits malaria?\n\nA. Aedes mosquito\nB. Anopheles mosquito\n\n"

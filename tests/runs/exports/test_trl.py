@@ -12,13 +12,13 @@ import datasets
 import pytest
 
 from tests.helpers import medloom_cli
-from tests.vllm_fixtures import REQUIRE_ENV, prepared_model_dir  # noqa: F401 (a fixture)
+from tests.vllm_fixtures import REQUIRE_ENV
 
 SYSTEM = "You are a careful clinician. Reason step by step, one numbered step a line, then state the answer."
 
 
 @pytest.fixture(scope="module")
-def tokenizer(prepared_model_dir: Path) -> Any:  # noqa: F811
+def tokenizer(prepared_model_dir: Path) -> Any:
     if importlib.util.find_spec("trl") is None:
         reason = "trl is not installed (it comes with the local stack: bash scripts/install_local.sh)"
         if os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no"):
