@@ -38,7 +38,8 @@ def stats(
     ] = False,
 ) -> None:
     """Counts, pass rates per node and round, tokens and cost, latency, throughput, rejection reasons."""
-    from medloom.runs.stats import compute_stats, stats_json
+    from medloom.runs.fold import compute_stats
+    from medloom.runs.stats import stats_json
 
     out, err = Console(), Console(stderr=True)
     try:

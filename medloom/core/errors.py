@@ -71,3 +71,7 @@ class EndpointsResting(RetryableLLMError):
 
 class RunError(MedloomError):
     """A run cannot start or resume (missing run directory, config mismatch)."""
+
+
+class TrajectoryError(MedloomError):
+    """A trajectory file cannot be read: written by a newer medloom, or a line is not an event."""

@@ -1,4 +1,5 @@
-"""Trajectory events: a versioned, typed record of everything that happens to an item."""
+"""Trajectory events: a versioned, typed record of everything that happens to an item (reading,
+versions and migration: ``medloom.core.trajectory``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,26 @@ from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse
 from medloom.core.records import Revision, Trace, Verdict
 from medloom.core.usage import UsageTally
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version of the trajectory format written now. Every line carries it as ``v``, and each session
+starts with a header line (``medloom.core.trajectory``); older lines are migrated when read.
+v2: the header line; ``item_end`` node stats carry the whole usage tally (failed calls, samples, cost)."""
 
 ItemStatus = Literal["kept", "rejected", "failed"]
+
+
+class Outcomes(BaseModel):
+    """How many items ended, and how: the counts of a report, or of a window of time."""
+
+    items: int = 0
+    kept: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def count(self, status: ItemStatus, sign: int = 1) -> None:
+        """Count one item that ended with ``status`` (``sign=-1`` takes it back)."""
+        self.items += sign
+        setattr(self, status, getattr(self, status) + sign)
 
 
 class _Event(BaseModel):
@@ -102,23 +120,27 @@ class NodeStats(UsageTally):
     """What one node did for one item (summed over items in the report): traces and its LLM calls."""
 
     traces_in: int = 0
+    """Traces the node received (a generator: the inputs it was started with)."""
     traces_out: int = 0
+    """Traces it passed on along its edges."""
     passed: int = 0
     failed: int = 0
+    """A verifier's verdicts."""
     dropped: int = 0
+    """Traces it dropped (no edge's condition held, or an op dropped them)."""
     rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Verifier pass/fail counts by refinement round ("0", "1", ...)."""
 
-    def merge(self, other: UsageTally) -> None:
-        super().merge(other)
+    def merge(self, other: UsageTally, sign: int = 1) -> None:
+        super().merge(other, sign)
         if not isinstance(other, NodeStats):
             return
         for name in ("traces_in", "traces_out", "passed", "failed", "dropped"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
         for rnd, counts in other.rounds.items():
             mine = self.rounds.setdefault(rnd, {})
             for k, v in counts.items():
-                mine[k] = mine.get(k, 0) + v
+                mine[k] = mine.get(k, 0) + sign * v
 
 
 class ItemFinished(_Event):
@@ -157,8 +179,3 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-
-
-def parse_event(line: str | bytes) -> Event:
-    """One event from a trajectory line."""
-    return EVENT_ADAPTER.validate_json(line)

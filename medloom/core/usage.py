@@ -32,12 +32,17 @@ class UsageTally(BaseModel):
     cached_calls: int = 0
     """Calls whose every sample came from the cache (or from an identical call in flight)."""
     failed_calls: int = 0
+    """Calls that ended in an error after their retries."""
     samples: int = 0
+    """Completions returned (``n`` per call), or texts embedded."""
     cached_samples: int = 0
+    """Of those, the ones served from the cache."""
     prompt_tokens: int = 0
+    """Prompt tokens paid for (cache hits cost nothing)."""
     completion_tokens: int = 0
-    """Tokens paid for (cache hits cost nothing)."""
+    """Completion tokens paid for."""
     cost: float = 0.0
+    """At ``llm.prices`` (0 for models without a price)."""
 
     def add(self, response: LLMResponse | EmbeddingResponse | None, price: Price | None = None) -> None:
         """Count one call; ``None`` counts a call that failed."""
@@ -60,7 +65,7 @@ class UsageTally(BaseModel):
         self.completion_tokens += response.usage.completion_tokens
         self.cost += cost_of(response.usage, price)
 
-    def merge(self, other: UsageTally) -> None:
-        """Add ``other``'s counts to this tally."""
+    def merge(self, other: UsageTally, sign: int = 1) -> None:
+        """Add ``other``'s counts to this tally (``sign=-1`` takes them away again)."""
         for name in UsageTally.model_fields:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))

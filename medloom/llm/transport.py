@@ -9,7 +9,7 @@ function in the same process (:class:`MockTransport`, the httpx ``MockTransport`
 
     client = LLMClient(endpoints, transport=MockTransport(handler))
 
-A transport raises :class:`~medloom.errors.RetryableLLMError` when no response arrived (timeout,
+A transport raises :class:`~medloom.core.errors.RetryableLLMError` when no response arrived (timeout,
 connection error); turning a response's status and body into a result or an error is the
 caller's job (:func:`medloom.llm.wire.decode`), so both transports share it.
 """

@@ -15,7 +15,7 @@ from medloom.kg.store import DEMO_KG
 from medloom.nodes.kind import node_kind
 from medloom.runs.report import Report
 from medloom.runs.rundir import RunDir
-from medloom.runs.stats import RunStats, compute_stats
+from medloom.runs.stats import RunStats
 from medloom.verifiers.measured import verified_section
 
 LICENCE_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "NOTICE", "NOTICE.md")
@@ -246,9 +246,9 @@ def dataset_card(
     return "\n".join(lines)
 
 
-def write_card(run: RunDir, report: Report, config: dict[str, Any]) -> Path:
+def write_card(run: RunDir, stats: RunStats, config: dict[str, Any]) -> Path:
     """Write the card as the run's README.md (and into ``dataset/``)."""
-    text = dataset_card(run, compute_stats(run, report=report), config)
+    text = dataset_card(run, stats, config)
     run.card_path.write_text(text)
     if run.dataset_dir.exists():
         (run.dataset_dir / "README.md").write_text(text)

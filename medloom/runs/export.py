@@ -14,37 +14,15 @@ import datasets
 from medloom.core.errors import RunError
 from medloom.runs.card import dataset_card
 from medloom.runs.exports import TRAINING_FORMATS, ExportOptions, card_section, training_rows
-from medloom.runs.outputs import column_features, kept_rows
+from medloom.runs.fold import fold_run
+from medloom.runs.outputs import kept_dataset
 from medloom.runs.rundir import RunDir
-from medloom.runs.stats import compute_stats
-from medloom.runs.store import final_items
 
 ExportFormat = Literal["parquet", "jsonl", "hf", "sft", "dpo", "prm", "kto"]
 DATA_FILES: dict[str, str] = {"parquet": "data.parquet", "jsonl": "data.jsonl", "hf": "data-*.arrow"}
 DATA_FILES |= dict.fromkeys(TRAINING_FORMATS, "data.parquet")
 SAVED_FILES = ("data-*.arrow", "dataset_info.json", "state.json")
 """What ``save_to_disk`` writes (``--format hf`` writes it into ``--out`` itself, beside the card)."""
-
-
-def kept_dataset(run: RunDir, cache_dir: Path) -> datasets.Dataset:
-    """The kept rows, read from the trajectories (so a live run exports what has finished so far)."""
-    columns = (run.read_config().get("output") or {}).get("columns") or []
-    features = column_features(columns)
-    finals = final_items(run.trajectories)
-    offsets = sorted(off for off, ev in finals.values() if ev.status == "kept")
-    if not offsets:
-        return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-    stat = run.trajectories.stat()
-    return datasets.Dataset.from_generator(
-        kept_rows,
-        gen_kwargs={
-            "path": str(run.trajectories),
-            "offsets": offsets,
-            "stamp": f"{stat.st_size}-{stat.st_mtime_ns}",
-        },
-        features=features,
-        cache_dir=str(cache_dir),
-    )
 
 
 Pusher = Callable[[datasets.Dataset, str, str, str | None], None]
@@ -79,14 +57,17 @@ def export_run(
         raise RunError(f"--out {out} is a file: give a directory (it receives the data and a README.md)")
     out.mkdir(parents=True, exist_ok=True)
     datasets.disable_progress_bars()
-    card = dataset_card(run, compute_stats(run), run.read_config(), data_files=DATA_FILES[fmt])
+    config = run.read_config()
+    fold = fold_run(run)  # one pass: the card's figures and where the kept rows are
+    card = dataset_card(run, fold.stats, config, data_files=DATA_FILES[fmt])
     with tempfile.TemporaryDirectory(dir=run.path, prefix=".export-") as cache:
         if fmt in TRAINING_FORMATS:
             made = training_rows(run, fmt, options)
             card = f"{card.rstrip()}\n\n{card_section(fmt, made)}"
             ds = made.dataset()
         else:
-            ds = kept_dataset(run, Path(cache))
+            columns = (config.get("output") or {}).get("columns") or []
+            ds = kept_dataset(run, fold.kept_offsets, columns, Path(cache))
         (out / "README.md").write_text(card)
         if fmt in ("parquet", *TRAINING_FORMATS):
             ds.to_parquet(str(out / "data.parquet"))

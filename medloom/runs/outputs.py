@@ -13,7 +13,7 @@ import datasets
 from medloom.core.events import ItemFinished
 from medloom.core.rows import ColumnType, row_columns
 from medloom.runs.rundir import RunDir
-from medloom.runs.store import final_outcomes, read_event_at
+from medloom.runs.store import events_at
 
 
 def _feature(kind: ColumnType) -> Any:
@@ -29,34 +29,41 @@ def column_features(columns: list[str] | dict[str, str]) -> datasets.Features:
     return datasets.Features({name: _feature(kind) for name, kind in row_columns(columns).items()})
 
 
-def kept_rows(path: str, offsets: list[int], stamp: str) -> Iterator[dict[str, Any]]:
+def kept_rows(path: str, offsets: tuple[int, ...], stamp: str) -> Iterator[dict[str, Any]]:
     del stamp  # only part of the cache fingerprint
-    for offset in offsets:
-        event = read_event_at(Path(path), offset)
+    for event in events_at(Path(path), offsets):
         assert isinstance(event, ItemFinished)
         yield from event.rows
 
 
-def write_outputs(run: RunDir, columns: list[str] | dict[str, str] | None = None) -> datasets.Dataset:
-    """Rebuild the outputs from the trajectories: each item's last outcome, no duplicates.
+def kept_dataset(
+    run: RunDir, offsets: list[int], columns: list[str] | dict[str, str], cache_dir: Path
+) -> datasets.Dataset:
+    """The rows of the ``item_end`` events at ``offsets`` (the kept items' last outcomes, from
+    ``medloom.runs.fold``); ``columns`` are the recipe's extra output columns (``output.columns``)."""
+    features = column_features(columns)
+    if not offsets:
+        return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    stat = run.trajectories.stat()
+    return datasets.Dataset.from_generator(
+        kept_rows,
+        gen_kwargs={
+            "path": str(run.trajectories),
+            "offsets": tuple(offsets),  # a list would be split into one generator call per offset
+            "stamp": f"{stat.st_size}-{stat.st_mtime_ns}",
+        },
+        features=features,
+        cache_dir=str(cache_dir),
+    )
 
-    ``columns`` names the recipe's extra output columns (``output.columns``)."""
-    features = column_features(columns or [])
-    finals = final_outcomes(run.trajectories)
-    offsets = sorted(off for off, status in finals.values() if status == "kept")
-    stat = run.trajectories.stat() if run.trajectories.exists() else None
-    stamp = f"{stat.st_size}-{stat.st_mtime_ns}" if stat else "empty"
+
+def write_outputs(
+    run: RunDir, offsets: list[int], columns: list[str] | dict[str, str] | None = None
+) -> datasets.Dataset:
+    """Write the kept rows (see :func:`kept_dataset`) into the run as a dataset, Parquet and JSONL."""
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory(dir=run.path, prefix=".build-") as cache:
-        if offsets:
-            ds = datasets.Dataset.from_generator(
-                kept_rows,
-                gen_kwargs={"path": str(run.trajectories), "offsets": offsets, "stamp": stamp},
-                features=features,
-                cache_dir=cache,
-            )
-        else:
-            ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+        ds = kept_dataset(run, offsets, columns or [], Path(cache))
         if run.dataset_dir.exists():
             shutil.rmtree(run.dataset_dir)
         ds.save_to_disk(str(run.dataset_dir), num_shards=1 if len(ds) == 0 else None)

@@ -19,8 +19,10 @@ from typing import Any, Protocol
 
 import datasets
 
+from medloom import __version__
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
+from medloom.core.trajectory import TrajectoryHeader
 from medloom.data.sources import item_source
 from medloom.graphs.build import build_graph, template_library
 from medloom.graphs.engine import Engine
@@ -35,9 +37,10 @@ from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
+from medloom.runs.fold import fold_run
 from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
-from medloom.runs.report import Report, build_report, write_report
+from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.store import TrajectoryWriter, final_outcomes
@@ -326,7 +329,8 @@ async def _execute(
         if work is not None:
             work.cancel()
 
-    writer = TrajectoryWriter(run.trajectories, on_error=stop_on_write_error)
+    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     try:
         models = await resolve_models(spec, client)
@@ -403,12 +407,13 @@ def _finish(
         meta.sessions[-1].status = status
         run.write_meta(meta)
         step = "report.json"
-        report = build_report(run, spec.llm.prices)
+        fold = fold_run(run, spec.llm.prices)
+        report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
-        dataset = write_outputs(run, spec.output.columns)
+        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
         step = "the dataset card"
-        write_card(run, report, data)
+        write_card(run, fold.stats, data)
     except OSError as exc:
         if status == "completed":
             problem = storage_problem(exc)

@@ -4,45 +4,58 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from medloom.core.events import Event, ItemFinished, parse_event
+from medloom.core.events import Event, ItemFinished
+from medloom.core.trajectory import TrajectoryHeader, decode_event, is_header
 
 TRAJECTORIES = "trajectories.jsonl"
 
 
 class TrajectoryWriter:
-    """Appends events; flushes at item boundaries so a killed run loses at most what was in flight.
+    """Appends events after a session header (``medloom.core.trajectory``); flushes at item boundaries
+    so a killed run loses at most what was in flight.
 
     A write that fails (a full disk) is fatal for the session: the writer keeps the error in
     :attr:`error`, writes nothing more (a partial last line is cut on resume) and calls
     ``on_error``, which stops the engine; without ``on_error`` the error is raised.
     """
 
-    def __init__(self, path: Path, on_error: Callable[[OSError], None] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        header: TrajectoryHeader | None = None,
+        on_error: Callable[[OSError], None] | None = None,
+    ):
         self.path = path
         self.on_error = on_error
         self.error: OSError | None = None
         repair_tail(path)
         self._fh: IO[bytes] = path.open("ab")
         self.events_written = 0
+        self._append((header or TrajectoryHeader()).model_dump_json(exclude_none=True), flush=True)
 
     def write(self, event: Event) -> None:
+        flush = event.type in ("item_end", "item_started", "row_skipped")
+        if self._append(event.model_dump_json(exclude_none=True), flush):
+            self.events_written += 1
+
+    def _append(self, line: str, flush: bool) -> bool:
         if self.error is not None:
-            return
+            return False
         try:
-            self._fh.write(event.model_dump_json(exclude_none=True).encode() + b"\n")
-            if event.type in ("item_end", "item_started", "row_skipped"):
+            self._fh.write(line.encode() + b"\n")
+            if flush:
                 self._fh.flush()
         except OSError as exc:
             self.error = exc
             if self.on_error is None:
                 raise
             self.on_error(exc)
-            return
-        self.events_written += 1
+            return False
+        return True
 
     def flush(self) -> None:
         self._fh.flush()
@@ -88,7 +101,8 @@ def repair_tail(path: Path) -> int:
 
 
 def iter_events(path: Path, types: set[str] | None = None) -> Iterator[tuple[int, Event]]:
-    """(byte offset, event) pairs; ``types`` filters cheaply before parsing."""
+    """(byte offset, event) pairs, migrated to the current schema (session headers are skipped);
+    ``types`` filters cheaply before parsing."""
     if not path.exists():
         return
     needles = [f'"type":"{t}"'.encode() for t in types] if types else None
@@ -101,13 +115,23 @@ def iter_events(path: Path, types: set[str] | None = None) -> Iterator[tuple[int
                 break  # a line still being written
             if needles is not None and not any(n in line for n in needles):
                 continue
-            yield start, parse_event(line)
+            if is_header(line):
+                continue
+            yield start, decode_event(line)
 
 
 def read_event_at(path: Path, offset: int) -> Event:
     with path.open("rb") as fh:
         fh.seek(offset)
-        return parse_event(fh.readline())
+        return decode_event(fh.readline())
+
+
+def events_at(path: Path, offsets: Iterable[int]) -> Iterator[Event]:
+    """The events starting at ``offsets`` (one open file, one seek each)."""
+    with path.open("rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield decode_event(fh.readline())
 
 
 def final_items(path: Path) -> dict[str, tuple[int, ItemFinished]]:

@@ -14,7 +14,8 @@ import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from medloom.core.events import Event, parse_event
+from medloom.core.events import Event
+from medloom.core.trajectory import decode_event
 from medloom.runs.store import TRAJECTORIES
 
 INDEX_FILE = ".medloom-index.json"
@@ -164,7 +165,7 @@ class TrajectoryIndex:
                     break
                 self.bytes_read += len(line)
                 if needle in line[:HEAD_BYTES] and line.endswith(b"\n"):
-                    found.append((offset, parse_event(line)))
+                    found.append((offset, decode_event(line)))
                 offset += len(line)
         return found
 

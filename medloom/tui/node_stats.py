@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from medloom.runs.fold import compute_stats
 from medloom.runs.rundir import RunDir
-from medloom.runs.stats import compute_stats
 from medloom.tui.stats_tables import render_stats
 
 

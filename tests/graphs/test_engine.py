@@ -18,9 +18,9 @@ from medloom.core.events import (
     TraceDropped,
     TraceRevised,
     VerdictGiven,
-    parse_event,
 )
 from medloom.core.records import Item, Trace, Verdict
+from medloom.core.trajectory import decode_event
 from medloom.graphs.build import build_graph
 from medloom.graphs.engine import Engine
 from medloom.graphs.runtime import Runtime, instantiate, resolve_models
@@ -185,7 +185,7 @@ async def test_refiner_that_never_fixes_rejects_at_the_refiner(fake_llm) -> None
     assert "mcq_answer: fail" in end.reason
     assert end.reason_code == "still failing mcq_answer after 2 refinement rounds"
     # The code survives the trip through the trajectory file.
-    assert parse_event(end.model_dump_json()).reason_code == end.reason_code  # type: ignore[union-attr]
+    assert decode_event(end.model_dump_json()).reason_code == end.reason_code  # type: ignore[union-attr]
     assert end.rows == []
 
     v, r = end.stats["verify"], end.stats["refine"]

@@ -129,7 +129,7 @@ def test_card_notes_the_licence_of_a_knowledge_graph_source(mcq_run: Path) -> No
     import yaml
 
     from medloom.runs.card import dataset_card
-    from medloom.runs.stats import compute_stats
+    from medloom.runs.fold import compute_stats
     from tests.helpers import REPO
 
     config = yaml.safe_load((REPO / "configs" / "kg_multihop.yaml").read_text())

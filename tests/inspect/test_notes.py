@@ -10,8 +10,8 @@ from rich.console import Console
 from textual.widgets import Static
 
 from medloom.core.events import Note
+from medloom.runs.fold import compute_stats
 from medloom.runs.rundir import RunDir
-from medloom.runs.stats import compute_stats
 from medloom.tui.app import InspectApp
 from medloom.tui.item_screen import ItemScreen
 from medloom.tui.note_view import note_label, render_note

@@ -16,8 +16,9 @@ import yaml
 from rich.console import Console
 from textual.widgets import Static
 
+from medloom.runs.fold import compute_stats
 from medloom.runs.rundir import STALE_S, RunDir
-from medloom.runs.stats import bucket_size, compute_stats, stats_json
+from medloom.runs.stats import bucket_size, stats_json
 from medloom.tui.app import InspectApp
 from medloom.tui.stats_tables import render_stats
 from tests.helpers import medloom_cli

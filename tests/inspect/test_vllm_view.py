@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
+from medloom.runs.fold import compute_stats
 from medloom.runs.rundir import RunDir
 from medloom.runs.runner import arun
-from medloom.runs.stats import compute_stats
 from medloom.serving import VLLMServer
 from medloom.tui.app import InspectApp
 from medloom.tui.item_screen import ItemScreen
