@@ -68,7 +68,7 @@ async def run_judge(
     from medloom.verifiers.llm_judge import LLMJudge
 
     client = LLMClient.from_urls([endpoint])
-    served = model or (await client.list_models())[0]
+    served = model or next(m for models in (await client.discover_models()).values() for m in models)
     agent = Agent("judge", ModelRef(alias="judge", served=served, mode=mode), "mcq_judge", client)  # type: ignore[arg-type]
     judge = LLMJudge(agent, structured=False)
     picked = _stratified(cases, limit)
@@ -79,7 +79,7 @@ async def run_judge(
             return c.id, (await judge.verify(c.item, c.trace)).passed
 
     verdicts = dict(await asyncio.gather(*(one(c) for c in picked)))
-    await client.close()
+    await client.aclose()
     return score(
         f"LLM judge ({served})", "judge", picked, verdicts, scope=TRACE_KINDS, what="mcq_judge template"
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medloom.cli.stats_cmd import RunArg, RunsDirOpt
 from medloom.core.errors import MedloomError
@@ -23,7 +24,8 @@ def view(
 
     try:
         found = RunDir.open(runs_dir, run)
+        found.read_meta()  # a damaged run.json: one line here rather than a traceback in the viewer
     except MedloomError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     InspectApp(found.path, poll_s=poll).run()

@@ -45,7 +45,13 @@ class RunLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> RunLock:
-        fh = self.path.open("a+", encoding="utf-8")  # not inherited by child processes (PEP 446)
+        try:
+            fh = self.path.open("a+", encoding="utf-8")  # not inherited by child processes (PEP 446)
+        except OSError as exc:
+            raise RunError(
+                f"cannot lock run {self.run_id}: {exc.strerror or exc} ({self.path}); the run directory "
+                "must be writable to run or resume it"
+            ) from None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -333,6 +333,8 @@ async def _execute(
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     try:
+        if writer.error is not None:  # not even the session header fits: stop before paying for calls
+            raise writer.error
         models = await resolve_models(spec, client)
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)

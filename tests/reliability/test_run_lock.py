@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from medloom.core.errors import RunError
 from medloom.runs.lock import RunLock, RunLocked, lock_held
-from medloom.runs.rundir import RunDir
+from medloom.runs.rundir import RunDir, Session
 from medloom.testing.fake import FakeOpenAIServer
 from medloom.testing.mcq_student import McqStudent
 from tests.helpers import medloom_cli, read_report
@@ -67,8 +68,6 @@ def test_run_state_trusts_the_lock_over_a_recorded_pid(tmp_path: Path) -> None:
     """A session whose recorded pid is gone (or was reused) is live while some process holds the lock."""
     run = RunDir.create(tmp_path, "r", {"name": "r"}, None)
     meta = run.read_meta()
-    from medloom.runs.rundir import Session
-
     meta.sessions.append(Session(started=time.time(), pid=2**22 + 1, host=socket.gethostname()))
     run.write_meta(meta)
     assert run.state() == "interrupted"  # nobody holds it: the pid is dead
@@ -108,3 +107,9 @@ def test_two_resumes_of_one_run_at_once_the_second_is_refused(tmp_path: Path) ->
     assert report["items"] == 20
     text = (run_dir / "trajectories.jsonl").read_bytes()
     assert text.count(b'"type":"item_end"') == 20  # no item ran twice
+
+
+def test_an_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"  # as unwritable as it gets, for root too
+    with pytest.raises(RunError, match="cannot lock run gone"):
+        RunLock(missing).acquire()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ import yaml
 
 import medloom
 from medloom.graphs.engine import Engine
+from medloom.runs.rundir import RunStorageError
+from medloom.runs.store import TrajectoryWriter
 from medloom.testing.fake import FakeOpenAIServer
 from tests.helpers import RECIPE, REPO, medloom_cli, only_run, read_report
 
@@ -74,9 +77,9 @@ def test_resume_after_the_recipe_was_edited_refuses_and_names_the_keys(
 
 
 @pytest.mark.parametrize("damage", ["{not json", '{"run_id": 3}'])
-def test_a_damaged_run_json_is_one_clear_line_in_stats_and_export(mcq_run_copy: Path, damage: str) -> None:
+def test_a_damaged_run_json_is_one_line_in_stats_export_and_view(mcq_run_copy: Path, damage: str) -> None:
     (mcq_run_copy / "run.json").write_text(damage)
-    for command in (["stats"], ["export", "--format", "jsonl"]):
+    for command in (["stats"], ["export", "--format", "jsonl"], ["view"]):
         result = medloom_cli(*command, mcq_run_copy.name, "--runs-dir", str(mcq_run_copy.parent))
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
@@ -141,3 +144,20 @@ def test_a_server_that_fails_to_start_leaves_its_reason_in_medloom_log(tmp_path:
         medloom.run(spec, runs_dir=tmp_path, embedded=failing_server)
     log = (only_run(tmp_path) / "medloom.log").read_text()
     assert "RuntimeError: vLLM exited with code 1 before it was ready" in log
+
+
+def test_a_disk_too_full_for_the_session_header_stops_before_any_call(
+    tmp_path: Path, student_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(self: TrajectoryWriter, line: str, flush: bool) -> bool:
+        self.error = OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        if self.on_error is not None:
+            self.on_error(self.error)
+        return False
+
+    monkeypatch.setattr(TrajectoryWriter, "_append", no_space)
+    with pytest.raises(RunStorageError, match="no space left"):
+        medloom.run(_spec(student_server.base_url), runs_dir=tmp_path)
+    assert student_server.request_count == 0
+    meta = json.loads((only_run(tmp_path) / "run.json").read_text())
+    assert meta["sessions"][-1]["status"] == "interrupted"
