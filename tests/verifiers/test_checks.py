@@ -7,7 +7,6 @@ import pytest
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
 from medloom.core.records import Item, Step, Trace, Verdict
-from medloom.core.text import normalise
 from medloom.verifiers import (
     AnswerLeakage,
     Composite,
@@ -128,10 +127,6 @@ def test_string_match(predicted: str, gold: str, passed: bool) -> None:
 def test_string_match_missing_answer_or_gold() -> None:
     assert "unparseable" in StringMatch().check(free("x"), trace("Step 1: hmm", options=None)).reason
     assert "no gold" in StringMatch().check(free(None), trace("Answer: x", options=None)).reason
-
-
-def test_normalise() -> None:
-    assert normalise("  The Naïve,  B-cell!! ") == "naive b cell"
 
 
 @pytest.mark.parametrize(
