@@ -4,10 +4,11 @@ choices, embeddings or a medloom error."""
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from typing import Any
 
-from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
+from medloom.core.calls import Choice, LLMRequest, TokenLogprob, ToolCall, Usage
 from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
 from medloom.llm.transport import TransportResponse
@@ -31,7 +32,9 @@ def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[
         kwargs["seed"] = request.seed
     if request.mode == "chat":
         assert request.messages is not None
-        kwargs["messages"] = [m.model_dump() for m in request.messages]
+        kwargs["messages"] = [m.wire() for m in request.messages]
+        if request.tools:
+            kwargs["tools"] = list(request.tools)
         if request.logprobs is not None:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = request.logprobs
@@ -131,8 +134,11 @@ def parse_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[li
         for c in sorted(payload["choices"], key=lambda c: c.get("index", 0)):
             logprobs: list[TokenLogprob] | None = None
             lp = c.get("logprobs")
+            tool_calls: list[ToolCall] | None = None
             if mode == "chat":
-                text = (c.get("message") or {}).get("content") or ""
+                message = c.get("message") or {}
+                text = message.get("content") or ""
+                tool_calls = _tool_calls(message.get("tool_calls"))
                 if lp and lp.get("content"):
                     logprobs = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in lp["content"]]
             else:
@@ -146,12 +152,34 @@ def parse_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[li
                         )
                     ]
             choices.append(
-                Choice(index=len(choices), text=text, finish_reason=c.get("finish_reason"), logprobs=logprobs)
+                Choice(
+                    index=len(choices),
+                    text=text,
+                    finish_reason=c.get("finish_reason"),
+                    logprobs=logprobs,
+                    tool_calls=tool_calls,
+                )
             )
         usage = _usage(payload)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise malformed(endpoint, exc) from None
     return choices, usage
+
+
+def _tool_calls(raw: Any) -> list[ToolCall] | None:
+    """A chat message's ``tool_calls`` (arguments kept as the raw text, an object re-encoded)."""
+    if not raw:
+        return None
+    calls: list[ToolCall] = []
+    for i, entry in enumerate(raw):
+        function = entry.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        calls.append(
+            ToolCall(id=entry.get("id") or f"call_{i}", name=function.get("name") or "", arguments=arguments)
+        )
+    return calls
 
 
 def parse_embeddings(payload: dict[str, Any], count: int, endpoint: str) -> tuple[list[list[float]], Usage]:
