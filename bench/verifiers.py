@@ -4,6 +4,7 @@ from real KG paths (the demo KG and the Hetionet subset), correct and with one i
     python bench/verifiers.py                              # deterministic checks, both KGs
     python bench/verifiers.py --write    # and ship them: medloom/verifiers/data/measured.json
     python bench/verifiers.py --endpoint http://127.0.0.1:8000/v1 --judge-limit 60   # + an LLM judge
+    python bench/verifiers.py --endpoint URL --logprob-limit 60   # + the log-probability verifiers
 
 Prints, per verifier, recall and precision per error kind (precision: the kind's injected cases
 against the correct cases of the same items) and over the kinds it is meant to catch (its
@@ -85,6 +86,40 @@ async def run_judge(
     )
 
 
+async def run_logprob(
+    cases: list[Case], endpoint: str, model: str | None, limit: int
+) -> list[VerifierFigures]:
+    """The log-probability verifiers (belief shift, step likelihood) on up to ``limit`` trace cases;
+    they need prompt log-probabilities (a vLLM /v1/completions endpoint)."""
+    from medloom.agents.agent import ModelRef
+    from medloom.agents.context import AgentContext
+    from medloom.agents.templates import TemplateLibrary
+    from medloom.llm.client import LLMClient
+    from medloom.nodes.likelihood import LikelihoodNode, LikelihoodRun
+    from medloom.verifiers.likelihood import LikelihoodScorer
+
+    client = LLMClient.from_urls([endpoint])
+    served = model or next(m for models in (await client.discover_models()).values() for m in models)
+    ref = ModelRef(alias="scorer", served=served, mode="completion")
+    scorer = LikelihoodScorer(client, ref, TemplateLibrary())
+    picked = _stratified(cases, limit)
+    sem = asyncio.Semaphore(16)
+    figures = []
+    for method in ("belief_shift", "step_likelihood"):
+        node = LikelihoodRun(LikelihoodNode(type="likelihood", model="scorer", method=method), scorer)
+
+        async def one(c: Case, node: LikelihoodRun = node) -> tuple[str, bool]:
+            async with sem:
+                verdict, _ = await node.judge(c.item, c.trace, AgentContext())
+                return c.id, verdict.passed
+
+        verdicts = dict(await asyncio.gather(*(one(c) for c in picked)))
+        what = "threshold 0 nats" if method == "belief_shift" else "flag drops > 0.5 nats/token"
+        figures.append(score(f"{method} ({served})", method, picked, verdicts, scope=TRACE_KINDS, what=what))
+    await client.aclose()
+    return figures
+
+
 def _stratified(cases: list[Case], limit: int) -> list[Case]:
     """Up to ``limit`` cases, whole items at a time (each error with its correct case)."""
     by_item: dict[str, list[Case]] = {}
@@ -134,6 +169,12 @@ def main() -> int:
     ap.add_argument("--model", help="served model for the judge (default: the endpoint's first)")
     ap.add_argument("--mode", default="completion", choices=["chat", "completion"])
     ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees")
+    ap.add_argument(
+        "--logprob-limit",
+        type=int,
+        default=0,
+        help="with --endpoint (completion mode): also measure the log-probability verifiers on N trace cases",
+    )
     args = ap.parse_args()
 
     started = time.perf_counter()
@@ -148,6 +189,8 @@ def main() -> int:
         figures.append(
             asyncio.run(run_judge(cases["trace"], args.endpoint, args.model, args.mode, args.judge_limit))
         )
+    if args.endpoint and args.logprob_limit:
+        figures += asyncio.run(run_logprob(cases["trace"], args.endpoint, args.model, args.logprob_limit))
     elapsed = time.perf_counter() - started
 
     counts = {which: len(v) for which, v in cases.items()}

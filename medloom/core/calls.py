@@ -9,13 +9,44 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class ChatMessage(BaseModel):
-    """One chat turn."""
+class ToolCall(BaseModel):
+    """One function call a model asked for (OpenAI ``tool_calls`` entry); ``arguments`` is the
+    raw JSON text the model wrote (it may be invalid: the tool runner reports that back)."""
 
     model_config = ConfigDict(frozen=True)
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def wire(self) -> dict[str, Any]:
+        """The OpenAI chat schema of this call."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+class ChatMessage(BaseModel):
+    """One chat turn: ``tool_calls`` on an assistant turn that calls tools, ``tool_call_id`` on
+    the ``tool`` turn that answers one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The OpenAI chat schema of this message (tool fields only when present)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.wire() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class LLMRequest(BaseModel):
@@ -34,11 +65,20 @@ class LLMRequest(BaseModel):
     n: int = Field(default=1, ge=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     response_schema: dict[str, Any] | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
+    """Function tools offered in chat mode (OpenAI ``tools`` entries)."""
+    echo: bool = False
+    """Completion only: return the prompt with its token log-probabilities (vLLM, legacy OpenAI);
+    with ``max_tokens=0`` the prompt is scored without generating."""
 
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> LLMRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
+        if self.echo and self.prompt is None:
+            raise ValueError(
+                "'echo' (prompt log-probabilities) needs a completion 'prompt', not chat messages"
+            )
         return self
 
     @property
@@ -47,7 +87,14 @@ class LLMRequest(BaseModel):
 
     def cache_key(self, sample_index: int) -> str:
         """Content address of sample ``sample_index`` of this request (``n`` is not part of it)."""
-        body = self.model_dump(mode="json", exclude={"n"})
+        body = self.model_dump(mode="json", exclude={"n"} | (set() if self.echo else {"echo"}))
+        # Tool fields join the key only when used, so keys of requests without tools are unchanged.
+        if body.get("tools") is None:
+            body.pop("tools", None)
+        for message in body.get("messages") or []:
+            for name in ("tool_calls", "tool_call_id"):
+                if message.get(name) is None:
+                    message.pop(name, None)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return f"{digest}:{sample_index}"
@@ -73,6 +120,8 @@ class Usage(BaseModel):
 class TokenLogprob(BaseModel):
     token: str
     logprob: float
+    offset: int | None = None
+    """Where the token starts in the choice's text (completions' ``text_offset``)."""
 
 
 class Choice(BaseModel):
@@ -83,6 +132,8 @@ class Choice(BaseModel):
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] | None = None
     cache_hit: bool = False
+    tool_calls: list[ToolCall] | None = None
+    """Native tool calls of a chat answer (None when it called none)."""
 
 
 class LLMResponse(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse
+from medloom.core.calls import EmbeddingResponse, LLMRequest, LLMResponse, ToolCall
 from medloom.core.records import Revision, Trace, Verdict
 from medloom.core.usage import UsageTally
 
@@ -111,6 +111,41 @@ class Note(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class AgentTurn(_Event):
+    """One turn of a tool-using agent: what it wrote (reasoning, text) and the tools it called."""
+
+    type: Literal["agent_turn"] = "agent_turn"
+    trace_id: str
+    turn: int
+    """1-based."""
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    answer: str | None = None
+    """The final answer, on the turn that gave one."""
+
+
+class ToolCalled(_Event):
+    """A tool call an agent made, as the model wrote it (``arguments``: raw JSON text)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    trace_id: str
+    turn: int
+    call: ToolCall
+
+
+class ToolReturned(_Event):
+    """What a tool call returned; ``error`` when the call was invalid or the tool failed."""
+
+    type: Literal["tool_result"] = "tool_result"
+    trace_id: str
+    turn: int
+    call_id: str
+    name: str
+    content: str
+    error: bool = False
+    latency_s: float = 0.0
+
+
 PREFERENCE_PAIR = "preference_pair"
 """The note kind of a preference pair an op built itself (``data``: ``kind``, ``chosen``,
 ``rejected``, ``chosen_trace_id``, ``rejected_trace_id``, ``reason``); the ``dpo`` export uses them."""
@@ -174,6 +209,9 @@ Event = Annotated[
     | TraceDropped
     | Selection
     | Note
+    | AgentTurn
+    | ToolCalled
+    | ToolReturned
     | ItemFinished
     | RowSkipped,
     Field(discriminator="type"),

@@ -1,5 +1,5 @@
 """The one registry of named building blocks: node kinds, ops, item sources, checks, selector
-methods, and the note kinds ops declare.
+methods, the note kinds ops declare, and the tools agents call.
 
 Built-in modules register themselves on import (``@register("op", "summarise")``); the
 registry imports them on the first lookup. Plugins expose a module (or a ``setup(registry)``
@@ -22,13 +22,18 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
-Kind = Literal["node", "op", "source", "check", "selector", "note"]
-KINDS: tuple[Kind, ...] = ("node", "op", "source", "check", "selector", "note")
+Kind = Literal["node", "op", "source", "check", "selector", "note", "tool"]
+KINDS: tuple[Kind, ...] = ("node", "op", "source", "check", "selector", "note", "tool")
 
 ENTRY_POINT_GROUP = "medloom.plugins"
 LEGACY_GROUPS: dict[str, Kind] = {"medloom.steps": "op", "medloom.sources": "source"}
 
-BUILTIN_PACKAGES: tuple[str, ...] = ("medloom.nodes", "medloom.ops", "medloom.verifiers")
+BUILTIN_PACKAGES: tuple[str, ...] = (
+    "medloom.nodes",
+    "medloom.ops",
+    "medloom.verifiers",
+    "medloom.agents.tools",
+)
 """Packages whose modules register the built-ins (imported by name on first lookup, so this
 bottom layer never imports the layers above it)."""
 
@@ -54,6 +59,7 @@ _LABELS = {
     "check": "check",
     "selector": "method",
     "note": "note kind",
+    "tool": "tool",
 }
 _PLURALS = {
     "node": "types",
@@ -62,6 +68,7 @@ _PLURALS = {
     "check": "checks",
     "selector": "methods",
     "note": "note kinds",
+    "tool": "tools",
 }
 
 

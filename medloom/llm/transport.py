@@ -28,9 +28,9 @@ from medloom.core.errors import LLMError, RetryableLLMError
 Method: TypeAlias = Literal["GET", "POST"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportRequest:
-    """One HTTP exchange as the client means it."""
+    """One HTTP exchange as the client means it (not frozen: made once per call, kept cheap)."""
 
     method: Method
     base_url: str
@@ -49,7 +49,7 @@ class TransportRequest:
         return f"{self.base_url}{self.path}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportResponse:
     """What came back: a status, headers and a body (raw bytes or already-decoded JSON)."""
 

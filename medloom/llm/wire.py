@@ -4,13 +4,15 @@ choices, embeddings or a medloom error."""
 from __future__ import annotations
 
 import email.utils
+import json
+import re
 import time
 from typing import Any
 
-from medloom.core.calls import Choice, LLMRequest, TokenLogprob, Usage
+from medloom.core.calls import Choice, LLMRequest, TokenLogprob, ToolCall, Usage
 from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
-from medloom.llm.transport import TransportResponse
+from medloom.llm.transport import TransportRequest, TransportResponse
 
 _RETRYABLE_STATUS = {408, 429}
 
@@ -31,7 +33,9 @@ def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[
         kwargs["seed"] = request.seed
     if request.mode == "chat":
         assert request.messages is not None
-        kwargs["messages"] = [m.model_dump() for m in request.messages]
+        kwargs["messages"] = [m.wire() for m in request.messages]
+        if request.tools:
+            kwargs["tools"] = list(request.tools)
         if request.logprobs is not None:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = request.logprobs
@@ -39,6 +43,9 @@ def request_body(request: LLMRequest, n: int, endpoint: EndpointConfig) -> dict[
         kwargs["prompt"] = request.prompt
         if request.logprobs is not None:
             kwargs["logprobs"] = request.logprobs
+        if request.echo:
+            kwargs["echo"] = True
+            kwargs.setdefault("logprobs", 0)
     if request.response_schema is not None:
         if endpoint.structured_output == "openai" and request.mode == "chat":
             kwargs["response_format"] = {
@@ -86,18 +93,32 @@ def malformed(endpoint: str, exc: BaseException | str) -> RetryableLLMError:
     return RetryableLLMError(f"malformed response from {endpoint}: {detail}", endpoint=endpoint)
 
 
-def decode(response: TransportResponse, endpoint: str) -> dict[str, Any]:
+def decode(
+    response: TransportResponse, endpoint: str, request: TransportRequest | None = None
+) -> dict[str, Any]:
     """The JSON object of a successful response; an error for any other (408, 429 and 5xx are
     retryable with their ``Retry-After``, other 4xx fatal, a body that is not a JSON object is a
-    retryable malformed response)."""
+    retryable malformed response). With ``request``, a 404 or an HTML page names the URL and the fix:
+    those mean the base URL is wrong, and retrying cannot help."""
+    html = _is_html(response)
     if response.status >= 400:
-        message = f"HTTP {response.status} from {endpoint}: {short(_error_message(response))}"
+        detail = f"an HTML page ({_html_title(response)})" if html else _error_message(response)
+        message = f"HTTP {response.status} from {endpoint}: {short(detail)}"
+        if response.status == 404 and request is not None:
+            message += f" at {request.url}; {base_url_hint(request.base_url)}"
         if response.status in _RETRYABLE_STATUS or response.status >= 500:
             retry_after = retry_after_from_headers(response.headers)
             raise RetryableLLMError(
                 message, endpoint=endpoint, status=response.status, retry_after=retry_after
             )
         raise FatalLLMError(message, endpoint=endpoint, status=response.status)
+    if html and request is not None:
+        raise FatalLLMError(
+            f"{request.url} answered with an HTML page ({_html_title(response)}), not the OpenAI API's "
+            f"JSON; {base_url_hint(request.base_url)}",
+            endpoint=endpoint,
+            status=response.status,
+        )
     try:
         payload = response.json()
     except ValueError as exc:
@@ -105,6 +126,29 @@ def decode(response: TransportResponse, endpoint: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise malformed(endpoint, "not a JSON object")
     return payload
+
+
+def base_url_hint(base_url: str) -> str:
+    """How to fix a base URL that does not reach an OpenAI-compatible API."""
+    if not base_url.rstrip("/").endswith("/v1"):
+        return f"the base URL {base_url} lacks /v1: try --endpoint {base_url.rstrip('/')}/v1"
+    return (
+        f"check that the base URL {base_url} is the root of an OpenAI-compatible API "
+        "(e.g. http://HOST:8000/v1 for vLLM)"
+    )
+
+
+def _is_html(response: TransportResponse) -> bool:
+    if response.data is not None:
+        return False
+    kind = str(response.headers.get("Content-Type") or response.headers.get("content-type") or "")
+    start = response.content.lstrip()[:15].lower()
+    return "html" in kind.lower() or start.startswith((b"<!doctype", b"<html"))
+
+
+def _html_title(response: TransportResponse) -> str:
+    match = re.search(r"<title[^>]*>(.*?)</title>", response.text(), re.I | re.S)
+    return f"title '{short(' '.join(match.group(1).split()), 80)}'" if match else "no title"
 
 
 def _error_message(response: TransportResponse) -> str:
@@ -116,8 +160,9 @@ def _error_message(response: TransportResponse) -> str:
         error = payload.get("error", payload)
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
+        for key in ("message", "detail"):  # OpenAI-like; FastAPI's (vLLM's) 404
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
     return response.text()
 
 
@@ -128,24 +173,52 @@ def parse_choices(payload: dict[str, Any], mode: str, endpoint: str) -> tuple[li
         for c in sorted(payload["choices"], key=lambda c: c.get("index", 0)):
             logprobs: list[TokenLogprob] | None = None
             lp = c.get("logprobs")
+            tool_calls: list[ToolCall] | None = None
             if mode == "chat":
-                text = (c.get("message") or {}).get("content") or ""
+                message = c.get("message") or {}
+                text = message.get("content") or ""
+                tool_calls = _tool_calls(message.get("tool_calls"))
                 if lp and lp.get("content"):
                     logprobs = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in lp["content"]]
             else:
                 text = c.get("text") or ""
                 if lp and lp.get("tokens"):
+                    offsets = lp.get("text_offset") or [None] * len(lp["tokens"])
                     logprobs = [
-                        TokenLogprob(token=t, logprob=v if v is not None else 0.0)
-                        for t, v in zip(lp["tokens"], lp.get("token_logprobs") or [], strict=False)
+                        TokenLogprob(token=t, logprob=v if v is not None else 0.0, offset=o)
+                        for t, v, o in zip(
+                            lp["tokens"], lp.get("token_logprobs") or [], offsets, strict=False
+                        )
                     ]
             choices.append(
-                Choice(index=len(choices), text=text, finish_reason=c.get("finish_reason"), logprobs=logprobs)
+                Choice(
+                    index=len(choices),
+                    text=text,
+                    finish_reason=c.get("finish_reason"),
+                    logprobs=logprobs,
+                    tool_calls=tool_calls,
+                )
             )
         usage = _usage(payload)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise malformed(endpoint, exc) from None
     return choices, usage
+
+
+def _tool_calls(raw: Any) -> list[ToolCall] | None:
+    """A chat message's ``tool_calls`` (arguments kept as the raw text, an object re-encoded)."""
+    if not raw:
+        return None
+    calls: list[ToolCall] = []
+    for i, entry in enumerate(raw):
+        function = entry.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        calls.append(
+            ToolCall(id=entry.get("id") or f"call_{i}", name=function.get("name") or "", arguments=arguments)
+        )
+    return calls
 
 
 def parse_embeddings(payload: dict[str, Any], count: int, endpoint: str) -> tuple[list[list[float]], Usage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,28 @@ def _pharmacology_dissents_once(field: str, report: str, count: int) -> str:
     return " yes"
 
 
+# The caller's agent and node names do not cross a socket: this TCP run (kept over TCP so its
+# snapshots stay deterministic) tells the panel which MedAgents agent a template belongs to.
+_MEDAGENTS_ROLES = {
+    "experts are best placed": ("domains", "domains"),
+    "analyse a question from the viewpoint": ("experts", "experts:question_expert"),
+    "weigh each option": ("experts", "experts:option_expert"),
+    "A chair synthesises": ("experts", "experts:report"),
+    "A chair revises": ("vote", "vote:revise"),
+    "review a panel report": ("vote", "vote:vote"),
+    "A decision maker reads": ("decide", "decide"),
+}
+
+
+def _over_a_socket(script: Callable[[FakeRequest], str]) -> Callable[[FakeRequest], str]:
+    def respond(req: FakeRequest) -> str:
+        node, agent = next(role for marker, role in _MEDAGENTS_ROLES.items() if marker in req.prompt_text)
+        req.tags = {"node": node, "agent": agent}
+        return script(req)
+
+    return respond
+
+
 @pytest.fixture(scope="session")
 def method_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real runs of the medagents (one dissent, then consensus) and meditron_resample recipes."""
@@ -85,7 +108,7 @@ def method_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.ops.test_meditron_recipe import teacher
 
     runs = tmp_path_factory.mktemp("methods")
-    with FakeOpenAIServer(Panel(_pharmacology_dissents_once)) as srv:
+    with FakeOpenAIServer(_over_a_socket(Panel(_pharmacology_dissents_once))) as srv:
         medagents = run(
             CONFIGS / "medagents.yaml",
             endpoints=[srv.base_url],

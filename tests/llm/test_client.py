@@ -515,10 +515,9 @@ async def test_client_as_async_context_manager_closes_sessions_and_its_cache(
     ) as client:
         await client.generate(completion())
         assert isinstance(client.transport, AiohttpTransport)
-        assert client.transport._session is not None  # a session was opened
-    assert (
-        client.transport._session is None and srv.requests[0].headers["Authorization"] == "Bearer sk-cm-1234"
-    )
+        assert client.transport._sessions  # a session was opened
+    assert not client.transport._sessions  # closed with the client
+    assert srv.requests[0].headers["Authorization"] == "Bearer sk-cm-1234"
     assert client.cache is not None
     with pytest.raises(sqlite3.ProgrammingError):
         len(client.cache)  # closed with the client

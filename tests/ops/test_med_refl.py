@@ -11,7 +11,7 @@ from medloom.core.events import Note, TraceCreated, VerdictGiven
 from medloom.ops.med_refl import parse_location, parse_reflection
 from medloom.runs.exports import training_dataset
 from medloom.runs.runner import run as run_recipe
-from medloom.testing import FakeOpenAIServer, FakeRequest
+from medloom.testing import FakeLLM, FakeRequest
 from tests.graphs.test_engine import OPTIONS, RIGHT, WRONG, ends, item, run
 from tests.ops.recipes import CONFIGS, recipe_runtime
 
@@ -29,15 +29,15 @@ class ReflScript:
         self.reflect_prompts: list[str] = []
 
     def __call__(self, req: FakeRequest) -> list[str]:
-        prompt = req.prompt_text
-        if "each solved step by step" in prompt:
+        # in process, the fake sees which node calls: editing a prompt cannot reroute a reply
+        if req.node == "reason":
             return [t.removeprefix("Step 1:") for t in (WRONG, RIGHT, WRONG_2, RIGHT)]
-        if "names the first step where the reasoning goes wrong" in prompt:
+        if req.node == "locate":
             return [" 2\nReason: Levothyroxine worsens thyrotoxicosis.", " 2", " 1\nReason: no.", " none"]
-        if "notices the step that is wrong" in prompt:
-            self.reflect_prompts.append(prompt.rsplit("###", 1)[-1])
+        if req.node == "reflect":
+            self.reflect_prompts.append(req.prompt_text.rsplit("###", 1)[-1])
             return [FIX, MISS, " garbled", FIX.replace("beta blocker", "beta-blocker"), MISS, MISS]
-        raise AssertionError(f"unexpected prompt: {prompt[:200]}")
+        raise AssertionError(f"unexpected call from node {req.node!r} (agent {req.agent!r})")
 
 
 def test_parsers() -> None:
@@ -89,7 +89,7 @@ async def test_recipe_records_mid_and_post_reasoning_pairs(fake_llm) -> None:
 
     reflected = [e.trace for e in events if isinstance(e, TraceCreated) and e.node == "reflect"]
     assert sorted(r["trace_id"] for r in end.rows) == sorted(t.id for t in reflected)
-    assert all(r["predicted"] == "A" and r["first_error_step"] == "2" for r in end.rows)
+    assert all(r["predicted"] == "A" and r["first_error_step"] == 2 for r in end.rows)
     checked = {
         e.trace_id for e in events if isinstance(e, VerdictGiven) and e.verdict.verifier == "refl_gold"
     }
@@ -108,13 +108,14 @@ def test_run_exports_both_pair_kinds_as_dpo_and_locations_as_prm(tmp_path: Path)
     question = item(1).question
     rows = [{"id": f"q{i}", "question": question, "options": OPTIONS, "answer": "A"} for i in (1, 2)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with FakeOpenAIServer(ReflScript()) as srv:
-        result = run_recipe(
-            CONFIGS / "med_refl.yaml",
-            endpoints=[srv.base_url],
-            runs_dir=tmp_path / "runs",
-            overrides=[f"dataset.path={data}"],
-        )
+    fake = FakeLLM(ReflScript())  # in process: the run's client gets the fake's transport
+    result = run_recipe(
+        CONFIGS / "med_refl.yaml",
+        endpoints=[fake.base_url],
+        runs_dir=tmp_path / "runs",
+        overrides=[f"dataset.path={data}"],
+        transport=fake.transport,
+    )
     assert result.report.kept == 2
     # the op declares its note kind: the report counts the pairs by kind
     assert result.report.note_facets["reflect"]["preference_pair"] == {

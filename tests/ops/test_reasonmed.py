@@ -25,24 +25,24 @@ class ReasonMedScript:
         self.refine_prompts: list[str] = []
 
     def __call__(self, req: FakeRequest) -> str:
-        prompt = req.prompt_text
-        case = tail(prompt)
-        if "each solved step by step" in prompt:
+        # routed by the calling node (in process), so rewording a template reroutes nothing
+        case = tail(req.prompt_text)
+        if req.node == "generate":
             return self.by_temperature[req.body["temperature"]].removeprefix("Step 1:")
-        if "A medical expert checks each student solution" in prompt:
+        if req.node == "verify":
             if "Answer: A" in case:
                 return " Correct\nWrong steps: none\nReason: Sound steps and the right drug."
             return " Error\nWrong steps: 2\nReason: Levothyroxine worsens thyrotoxicosis."
-        if "An error refiner repairs" in prompt:
+        if req.node == "refine":
             self.refine_prompts.append(case)
             return " Propranolol blocks the adrenergic symptoms.\nAnswer: A"
-        if "A senior physician rates" in prompt:
+        if req.node == "rank":
             score = next((s for key, s in self.quality.items() if key in case), 1)
             return f" {score}\nReason: rated {score}."
-        if "followed by a concise summary" in prompt:
+        if req.node == "summarise":
             letter = self.summary_answer if "blunts" in case else "A"
             return f" Beta blockade controls thyrotoxic symptoms.\nAnswer: {letter}) {OPTIONS[letter]}"
-        raise AssertionError(f"unexpected prompt: {prompt[:200]}")
+        raise AssertionError(f"unexpected call from {req.node!r} / {req.agent!r}")
 
 
 async def test_failed_trace_is_refined_verified_again_and_ranked(fake_llm) -> None:
@@ -71,12 +71,12 @@ async def test_failed_trace_is_refined_verified_again_and_ranked(fake_llm) -> No
 
     rows = sorted(end.rows, key=lambda r: -float(r["quality"]))
     assert [r["trace_id"] for r in rows] == ranking.selected
-    assert [r["quality"] for r in rows] == ["5.0", "4.0"]
+    assert [r["quality"] for r in rows] == [5.0, 4.0]
     assert all(
         r["summary"] == "Beta blockade controls thyrotoxic symptoms.\nAnswer: A) Propranolol" for r in rows
     )
     assert rows[0]["reasoning"].startswith("Step 1: The thyroid is overactive.")  # the long CoT
-    assert {(r["difficulty"], r["first_pass_failed"]) for r in rows} == {("easy", "1")}
+    assert {(r["difficulty"], r["first_pass_failed"]) for r in rows} == {("easy", 1)}
 
 
 async def test_refiner_is_fed_other_attempts_reasons_and_all_failing_is_hard(fake_llm) -> None:
@@ -100,7 +100,7 @@ async def test_refinement_that_still_fails_rejects_the_item(fake_llm) -> None:
     script = ReasonMedScript({0.7: WRONG, 0.9: WRONG, 1.0: WRONG}, quality={})
 
     def never_fixed(req: FakeRequest) -> str:
-        if "An error refiner repairs" in req.prompt_text:
+        if req.node == "refine":
             return " Levothyroxine again.\nAnswer: B"
         return script(req)
 

@@ -71,6 +71,9 @@ class Reply:
     error_message: str | None = None
     finish_reason: str | None = None
     token_logprob: float = -0.5
+    echo_logprob: Callable[[str, str], float] | None = None
+    """With ``echo``: the log-probability of a token given the text before it (default
+    ``token_logprob``), so a test can make a context raise a continuation's likelihood."""
 
     @classmethod
     def error(cls, status: int, retry_after: float | None = None, message: str | None = None) -> Reply:

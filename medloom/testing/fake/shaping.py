@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from medloom.testing.fake.responders import Embedder, FakeRequest, Reply, RequestKind, content_text
@@ -61,16 +61,23 @@ def shape_text(text: str, stops: Sequence[str], max_tokens: int | None) -> tuple
     return text, finish
 
 
-def _completion_logprobs(text: str, lp: float) -> dict[str, Any]:
+def _completion_logprobs(
+    text: str, lp: float, scorer: Callable[[str, str], float] | None = None
+) -> dict[str, Any]:
     tokens = _TOKEN_RE.findall(text)
     offsets: list[int] = []
     pos = 0
     for tok in tokens:
         offsets.append(pos)
         pos += len(tok)
+    values: list[float | None] = [
+        lp if scorer is None else scorer(text[:o], t) for t, o in zip(tokens, offsets, strict=True)
+    ]
+    if scorer is not None and values:
+        values[0] = None  # like vLLM's echo: the first prompt token has no context
     return {
         "tokens": tokens,
-        "token_logprobs": [lp] * len(tokens),
+        "token_logprobs": values,
         "top_logprobs": None,
         "text_offset": offsets,
     }
@@ -124,8 +131,16 @@ def completion_payload(
             choice["message"] = {"role": "assistant", "content": text}
             lps = _chat_logprobs(text, reply.token_logprob) if want_logprobs else None
         else:
+            if body.get("echo"):
+                text = req.prompt_text + text
             choice["text"] = text
-            lps = _completion_logprobs(text, reply.token_logprob) if want_logprobs else None
+            lps = (
+                _completion_logprobs(
+                    text, reply.token_logprob, reply.echo_logprob if body.get("echo") else None
+                )
+                if want_logprobs
+                else None
+            )
         choice["logprobs"] = lps
         choices.append(choice)
     prompt_tokens = count_tokens(req.prompt_text)
