@@ -130,3 +130,17 @@ async def test_the_viewer_shows_each_depth_with_its_proposals(fake_llm) -> None:
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "MICS depth 2" in shown and "mentor_a step 1" in shown  # the prefix
     assert "mentor_b step 2" in shown and "0.50" in shown and "0.00" in shown
+
+
+async def test_mentors_on_one_served_model_send_different_requests(fake_llm) -> None:
+    seeds: dict[str, set[int]] = {}
+    script = Search({})
+
+    def spy(req: FakeRequest) -> str:
+        seeds.setdefault(req.agent or "", set()).add(req.body["seed"])
+        return script(req)
+
+    _, client = fake_llm(spy)
+    await run(await recipe_runtime("mics", client, *MODELS), [item(1)])
+    # the same prompt to the same model would otherwise be one cached request for both mentors
+    assert seeds == {"mentor:mentor_a": {0}, "mentor:mentor_b": {1}, "intern:intern": {0}}
