@@ -133,16 +133,31 @@ class ToolAgent:
         budget: TokenBudget,
         temperature: float | None = None,
         sample_index: int = 0,
+        clean_variables: dict[str, Any] | None = None,
     ) -> Trace:
         """One episode on ``item``: a trace whose ``answer`` is the final answer (None if a bound
-        stopped it first) and whose ``meta`` holds the conversation and its counts."""
-        variables = {**variables, "tools": self.tools.specs(), "tool_names": list(self.tools.tools)}
+        stopped it first) and whose ``meta`` holds the conversation and its counts.
+
+        ``clean_variables`` (the variables without guidance the trajectory must not show) render
+        the system and user turns a training row should start with (``meta.clean_head``)."""
+        tool_vars = {"tools": self.tools.specs(), "tool_names": list(self.tools.tools)}
+        variables = {**variables, **tool_vars}
         first, _ = self.agent.build_request(variables, temperature=temperature)
         trace_id = f"{item.id}/{ctx.node}/{sample_index}-{uuid.uuid4().hex[:6]}"
         if first.messages is not None:
             episode = Episode(trace_id, list(first.messages))
         else:
             episode = Episode(trace_id, self._head_messages(variables, first), prompt=first.prompt or "")
+        head_turns = len(episode.messages)
+        clean_head: list[ChatMessage] | None = None
+        if clean_variables is not None:
+            clean_vars = {**clean_variables, **tool_vars}
+            clean_first, _ = self.agent.build_request(clean_vars, temperature=temperature)
+            clean_head = (
+                list(clean_first.messages)
+                if clean_first.messages is not None
+                else self._head_messages(clean_vars, clean_first)
+            )
         while True:
             if episode.turns >= self.bounds.max_turns:
                 episode.stop = "max_turns"
@@ -159,7 +174,11 @@ class ToolAgent:
             episode.turns += 1
             if await self._turn(episode, response, ctx):
                 break
-        return self._trace(item, episode, temperature, sample_index)
+        trace = self._trace(item, episode, temperature, sample_index)
+        trace.meta["head_turns"] = head_turns
+        if clean_head is not None:
+            trace.meta["clean_head"] = [m.wire() for m in clean_head]
+        return trace
 
     def _head_messages(self, variables: dict[str, Any], first: LLMRequest) -> list[ChatMessage]:
         """Completion protocol: the conversation's system and user turns, from the template's

@@ -9,7 +9,12 @@ from medloom.core.records import Item, Trace
 
 ColumnType = str | list[Any] | dict[str, Any]
 """A column's type: a scalar name ("string", "float64", "int32", "bool"), ``[type]`` for a list,
-``{field: type}`` for a struct. ``medloom.runs.outputs`` turns it into ``datasets`` features."""
+``{field: type}`` for a struct, or ``INFERRED``. ``medloom.runs.outputs`` turns it into ``datasets``
+features."""
+
+INFERRED = "inferred"
+"""A column typed from its values when the outputs are written: ints stay ints, lists and mappings
+become nested lists and structs (text only where the values disagree on a type)."""
 
 ROW_COLUMNS: dict[str, ColumnType] = {
     "item_id": "string",
@@ -30,23 +35,27 @@ ROW_COLUMNS: dict[str, ColumnType] = {
     "trace_id": "string",
     "run_id": "string",
     "trajectory": "string",
-    "source_fields": "string",
+    "source_fields": INFERRED,
 }
-"""The fixed columns of every output row (extra ``output.columns`` are text)."""
+"""The columns of every output row (extra ``output.columns`` are typed from their values)."""
 
 
 def row_columns(columns: list[str] | dict[str, str]) -> dict[str, ColumnType]:
-    """The row columns plus a text column for each extra column."""
-    extra = {name: "string" for name in columns if name not in ROW_COLUMNS}
+    """The row columns plus an inferred column for each extra column."""
+    extra = {name: INFERRED for name in columns if name not in ROW_COLUMNS}
     return {**ROW_COLUMNS, **extra}
 
 
-def _column_value(item: Item, trace: Trace, source: str) -> str | None:
-    scope, key = source.split(".", 1)
-    value = (trace.meta if scope == "meta" else item.data).get(key)
-    if value is None or isinstance(value, str):
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data (tuples become lists, other objects their text), its structure kept."""
+    if value is None or isinstance(value, str | int | float | bool):
         return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _column_value(item: Item, trace: Trace, source: str) -> Any:
+    scope, key = source.split(".", 1)
+    return _plain((trace.meta if scope == "meta" else item.data).get(key))
 
 
 def trace_row(
@@ -84,7 +93,5 @@ def trace_row(
         "trace_id": trace.id,
         "run_id": run_id,
         "trajectory": f"trajectories.jsonl#item_id={item.id}",
-        "source_fields": json.dumps(
-            {k: item.data.get(k) for k in passthrough if k in item.data}, ensure_ascii=False, default=str
-        ),
+        "source_fields": _plain({k: item.data.get(k) for k in passthrough if k in item.data}) or None,
     }

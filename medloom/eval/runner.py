@@ -127,7 +127,7 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
             fallback = last_trace[item.id]
             predicted = fallback.answer
         spent = usage.get(item.id, UsageTally())
-        detail = {k: str(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
+        detail = {k: _text(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
         if len(rows) > 1:
             detail["row_votes"] = json.dumps(votes)
         if fallback is not None:
@@ -155,6 +155,11 @@ def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Pred
 
 _DETAIL_COLUMNS = ("votes", "agreement", "fewshot_ids")
 """Output columns copied into predictions when a solver's rows have them (medprompt's)."""
+
+
+def _text(value: object) -> str:
+    """A detail value as text: structured values (votes, ids) as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from medloom.core.usage import Price
 from medloom.graphs.build import CompiledGraph, kinds_of
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.client import LLMClient
+from medloom.llm.discovery import check_served, served_models
 from medloom.nodes.kind import NodeBuild
 from medloom.nodes.protocol import Node
 
@@ -27,23 +28,25 @@ class Runtime:
 
 
 async def resolve_models(spec: GraphSpec, client: LLMClient) -> dict[str, ModelRef]:
-    """Bind each model alias to a served name, asking the endpoints where none is given."""
+    """Bind each model alias to a served name, asking the endpoints once what they serve: a name
+    that no endpoint lists is a ConfigError naming what is served; a missing name takes the first."""
     refs: dict[str, ModelRef] = {}
-    listed: dict[str, list[str]] | None = None
+    listed = await served_models(client, route=any(m.model is None for m in spec.models.values()))
     for alias, model in spec.models.items():
+        wanted = model.endpoints or list(listed)
         served = model.model
         if served is None:
-            if listed is None:
-                listed = await client.discover_models()
-            wanted = model.endpoints or list(listed)
-            names = [m for ep in wanted for m in listed.get(ep, [])]
+            names = [m for ep in wanted if ep in listed for m in listed[ep].models or []]
             if not names:
+                problems = "; ".join(f"{s.where()}: {s.problem}" for s in listed.values() if s.problem)
                 raise ConfigError(
-                    "no model name given and the endpoints list none; set it with "
-                    f"--set models.{alias}.model=NAME",
+                    "no model name given and the endpoints list none"
+                    + (f" ({problems})" if problems else "")
+                    + f"; set it with --set models.{alias}.model=NAME",
                     key=f"models.{alias}.model",
                 )
             served = names[0]
+        check_served(alias, served, wanted, listed)
         refs[alias] = ModelRef(
             alias=alias,
             served=served,

@@ -111,7 +111,7 @@ class EdgeSpec(_Strict):
 
 class OutputSpec(_Strict):
     passthrough: list[str] = Field(default_factory=list)
-    """Input fields copied into every output row (as JSON in ``source_fields``)."""
+    """Input fields copied into every output row (as a struct in ``source_fields``)."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Extra output columns: name → ``meta.KEY`` (from the kept trace) or ``data.KEY`` (from the
     item, after any step updated it). Text is stored as is, anything else as JSON text."""

@@ -85,7 +85,7 @@ class EndpointDispatcher:
             timeout_s=ep.config.timeout_s,
             tags=tags or {},
         )
-        return decode(await self.transport.send(request), ep.name)
+        return decode(await self.transport.send(request), ep.name, request)
 
     async def call(
         self, model: str, only: list[str] | None, work: Callable[[Lease], Awaitable[T]]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from typing import Any
 
 from medloom.core.calls import Choice, LLMRequest, TokenLogprob, ToolCall, Usage
 from medloom.core.errors import FatalLLMError, LLMError, RetryableLLMError
 from medloom.llm.settings import EndpointConfig
-from medloom.llm.transport import TransportResponse
+from medloom.llm.transport import TransportRequest, TransportResponse
 
 _RETRYABLE_STATUS = {408, 429}
 
@@ -92,18 +93,32 @@ def malformed(endpoint: str, exc: BaseException | str) -> RetryableLLMError:
     return RetryableLLMError(f"malformed response from {endpoint}: {detail}", endpoint=endpoint)
 
 
-def decode(response: TransportResponse, endpoint: str) -> dict[str, Any]:
+def decode(
+    response: TransportResponse, endpoint: str, request: TransportRequest | None = None
+) -> dict[str, Any]:
     """The JSON object of a successful response; an error for any other (408, 429 and 5xx are
     retryable with their ``Retry-After``, other 4xx fatal, a body that is not a JSON object is a
-    retryable malformed response)."""
+    retryable malformed response). With ``request``, a 404 or an HTML page names the URL and the fix:
+    those mean the base URL is wrong, and retrying cannot help."""
+    html = _is_html(response)
     if response.status >= 400:
-        message = f"HTTP {response.status} from {endpoint}: {short(_error_message(response))}"
+        detail = f"an HTML page ({_html_title(response)})" if html else _error_message(response)
+        message = f"HTTP {response.status} from {endpoint}: {short(detail)}"
+        if response.status == 404 and request is not None:
+            message += f" at {request.url}; {base_url_hint(request.base_url)}"
         if response.status in _RETRYABLE_STATUS or response.status >= 500:
             retry_after = retry_after_from_headers(response.headers)
             raise RetryableLLMError(
                 message, endpoint=endpoint, status=response.status, retry_after=retry_after
             )
         raise FatalLLMError(message, endpoint=endpoint, status=response.status)
+    if html and request is not None:
+        raise FatalLLMError(
+            f"{request.url} answered with an HTML page ({_html_title(response)}), not the OpenAI API's "
+            f"JSON; {base_url_hint(request.base_url)}",
+            endpoint=endpoint,
+            status=response.status,
+        )
     try:
         payload = response.json()
     except ValueError as exc:
@@ -111,6 +126,29 @@ def decode(response: TransportResponse, endpoint: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise malformed(endpoint, "not a JSON object")
     return payload
+
+
+def base_url_hint(base_url: str) -> str:
+    """How to fix a base URL that does not reach an OpenAI-compatible API."""
+    if not base_url.rstrip("/").endswith("/v1"):
+        return f"the base URL {base_url} lacks /v1: try --endpoint {base_url.rstrip('/')}/v1"
+    return (
+        f"check that the base URL {base_url} is the root of an OpenAI-compatible API "
+        "(e.g. http://HOST:8000/v1 for vLLM)"
+    )
+
+
+def _is_html(response: TransportResponse) -> bool:
+    if response.data is not None:
+        return False
+    kind = str(response.headers.get("Content-Type") or response.headers.get("content-type") or "")
+    start = response.content.lstrip()[:15].lower()
+    return "html" in kind.lower() or start.startswith((b"<!doctype", b"<html"))
+
+
+def _html_title(response: TransportResponse) -> str:
+    match = re.search(r"<title[^>]*>(.*?)</title>", response.text(), re.I | re.S)
+    return f"title '{short(' '.join(match.group(1).split()), 80)}'" if match else "no title"
 
 
 def _error_message(response: TransportResponse) -> str:
@@ -122,8 +160,9 @@ def _error_message(response: TransportResponse) -> str:
         error = payload.get("error", payload)
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
+        for key in ("message", "detail"):  # OpenAI-like; FastAPI's (vLLM's) 404
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
     return response.text()
 
 

@@ -48,6 +48,9 @@ class AgentNode(NodeSpec):
     tool_result_chars: int = Field(default=4000, ge=100)
     tool_timeout_s: float = Field(default=60.0, gt=0)
     sampling: Sampling = Field(default_factory=Sampling)
+    hint_field: str | None = "path_hints"
+    """An ``item.data`` field of guidance the template shows but a training row must not: the
+    turns rendered without it are kept as ``meta.clean_head`` (``op: hint_rewrite`` uses them)."""
 
 
 class AgentRun:
@@ -60,9 +63,15 @@ class AgentRun:
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         budget = TokenBudget(self.spec.max_tokens_per_item)
         variables = item_variables(item)
+        clean: dict[str, Any] | None = None
+        field = self.spec.hint_field
+        if field and field in item.data:
+            clean = {**variables, "data": {k: v for k, v in item.data.items() if k != field}}
         temperatures = self.spec.temperatures or [self.spec.sampling.temperature]
         episodes = [
-            self.agent.run(item, variables, ctx, budget=budget, temperature=t, sample_index=i)
+            self.agent.run(
+                item, variables, ctx, budget=budget, temperature=t, sample_index=i, clean_variables=clean
+            )
             for i, t in ((i, temperatures[i % len(temperatures)]) for i in range(self.spec.samples))
         ]
         traces = list(await asyncio.gather(*episodes))

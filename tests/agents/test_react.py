@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.react import Bounds, TokenBudget, ToolAgent
 from medloom.agents.tools.base import ToolBox, ToolEnv, build_tools, tool
+from medloom.agents.tools.mcp_tools import close_all
 from medloom.core.events import AgentTurn, Event, LLMCall, ToolCalled, ToolReturned
 from medloom.core.records import Item
 from medloom.llm.client import LLMClient
@@ -213,3 +216,30 @@ def test_kg_tools_answer_from_the_demo_graph() -> None:
     assert "Goserelin -treats-> prostate cancer" in results[1].content
     assert results[2].error and "no entity named" in results[2].content
     assert trace.answer == "Degarelix"
+
+
+def test_mcp_server_tools_are_called_over_stdio() -> None:
+    server = Path(__file__).parent / "data" / "mcp_dose_server.py"
+    tools = build_tools(
+        [{"mcp": {"command": sys.executable, "args": [str(server)], "prefix": "calc_"}}], ToolEnv()
+    )
+    try:
+        assert [t.name for t in tools] == ["calc_dose_mg"]
+        assert tools[0].parameters["required"] == ["weight_kg", "mg_per_kg"]
+        trace, events, _ = run_agent(
+            "chat",
+            [
+                calls("calc_dose_mg", {"weight_kg": 70, "mg_per_kg": 0.5}),
+                calls("calc_dose_mg", {"weight_kg": -1, "mg_per_kg": 0.5}, "c2"),
+                calls("calc_dose_mg", {"weight_kg": "heavy", "mg_per_kg": 0.5}, "c3"),
+                {"content": "<answer>35 mg</answer>"},
+            ],
+            tools=tools,
+        )
+    finally:
+        close_all()
+    results = [e for e in events if isinstance(e, ToolReturned)]
+    assert (results[0].content, results[0].error) == ("35 mg", False)
+    assert results[1].error and "weight must be positive" in results[1].content
+    assert results[2].error and "invalid arguments" in results[2].content  # checked before the server
+    assert trace.answer == "35 mg"

@@ -149,7 +149,7 @@ async def test_failing_trace_is_refined_and_kept(fake_llm) -> None:
     assert row["steps"] == ["The thyroid is overactive.", "Propranolol blocks the adrenergic symptoms."]
     assert [v["passed"] for v in row["verdicts"]] == [True]
     assert row["run_id"] == "run-test"
-    assert row["source_fields"] == '{"topic": "endocrine"}'
+    assert row["source_fields"] == {"topic": "endocrine"}
 
     stats = end.stats
     assert (stats["gen"].traces_out, stats["gen"].calls) == (1, 1)

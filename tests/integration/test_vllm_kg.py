@@ -34,6 +34,6 @@ async def test_kg_multihop_runs_one_chain_against_vllm(vllm_server, tmp_path: Pa
     (end,) = [e for e in events if e["type"] == "item_end"]
     if end["status"] == "kept":
         (row,) = [json.loads(line) for line in (result.run_dir / "data.jsonl").read_text().splitlines()]
-        assert json.loads(row["path"])["hops"] and row["difficulty"] in ("easy", "medium", "hard")
+        assert row["path"]["hops"] and row["difficulty"] in ("easy", "medium", "hard")
     else:
         assert end["reason"]

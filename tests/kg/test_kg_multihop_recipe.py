@@ -34,11 +34,11 @@ def test_kept_rows_carry_real_kg_paths_difficulty_and_grounded_traces(tmp_path: 
     rows = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     kg = load_kg().kg
     for row in rows:
-        path = KGPath.model_validate(json.loads(row["path"]))
+        path = KGPath.model_validate(row["path"])  # a struct, not JSON text
         assert 2 <= len(path) <= 4 and all(hop_is_edge(kg, h) for h in path.hops)
         assert row["answer_text"] == path.end.name and row["predicted"] == row["answer"]
         assert len(row["options"]) == 5
-        assert row["difficulty"] == "easy" and row["solver_correct"] == "4"
+        assert row["difficulty"] == "easy" and row["solver_correct"] == 4
         assert all(n.name not in row["question"] for n in path.intermediates[:1])
         assert path.start.name in row["question"]
         assert len(row["steps"]) == len(path)
@@ -78,7 +78,7 @@ def test_without_a_usable_question_the_path_built_role_question_is_asked(tmp_pat
     assert (report["items"], report["kept"]) == (2, 2), report["rejection_reasons"]
     rows = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     for row in rows:
-        path = KGPath.model_validate(json.loads(row["path"]))
+        path = KGPath.model_validate(row["path"])  # a struct, not JSON text
         assert row["question_source"] == "role_question"
         assert row["question"].startswith(path.start.name) and row["question"].endswith("?")
         assert not any(n.name.lower() in row["question"].lower() for n in [*path.intermediates, path.end])

@@ -82,12 +82,12 @@ def test_rows_carry_kg_paths_and_only_cots_a_solver_can_follow(tmp_path: Path) -
     rows = {r["item_id"]: r for r in map(json.loads, (run_dir / "data.jsonl").read_text().splitlines())}
     kg = load_kg().kg
     for row in rows.values():
-        paths = [KGPath.model_validate(p) for p in json.loads(row["kg_paths"])]
+        paths = [KGPath.model_validate(p) for p in row["kg_paths"]]
         assert 1 <= len(paths) <= 3 and all(hop_is_edge(kg, h) for p in paths for h in p.hops)
-        answer_names = {e["name"] for e in json.loads(row["answer_entities"])}
+        answer_names = {e["name"] for e in row["answer_entities"]}
         assert row["answer_text"] in answer_names
         assert all(p.end.name in answer_names for p in paths)
         assert row["cot_solver_answer"] == row["answer"]
-    diabetes = json.loads(rows["kgq-000"]["question_entities"])
+    diabetes = rows["kgq-000"]["question_entities"]
     fuzzy = next(e for e in diabetes if e["mention"] == "type 2 diabetis mellitus")
     assert fuzzy["name"] == "type 2 diabetes mellitus" and fuzzy["how"] == "fuzzy" and fuzzy["score"] < 100

@@ -72,7 +72,7 @@ async def test_a_plugin_node_kind_and_op_run_in_a_graph(example_plugin: None, fa
     await Engine(rt, events.append, run_id="plugin-run").run([(0, item)])
     end = next(e for e in events if isinstance(e, ItemFinished))
     assert end.status == "kept"
-    assert [(row["batch"], row["shout"]) for row in end.rows] == [("2", "A!!"), ("2", "A!!")]
+    assert [(row["batch"], row["shout"]) for row in end.rows] == [(2, "A!!"), (2, "A!!")]
     assert end.stats["count"].passed == 2  # the kind counts in its own stats
     assert end.stats["loud"].traces_out == 2
     notes = [e for e in events if isinstance(e, Note)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from medloom.core.records import Item
 from medloom.ops.kg_multihop import clean_question, difficulty
 from medloom.testing import FakeRequest
@@ -58,11 +56,11 @@ async def test_linking_moves_question_names_out_of_the_answer_list_and_tie_break
     assert end.status == "kept", end.reason
 
     (row,) = end.rows
-    question = [e["mention"] for e in json.loads(str(row["q"]))]
-    answer = {e["name"]: e["how"] for e in json.loads(str(row["a"]))}
+    question = [e["mention"] for e in row["q"]]
+    answer = {e["name"]: e["how"] for e in row["a"]}
     assert question == ["asthma", "diabetes mellitus"]
     assert answer == {"Fluticasone furoate": "fuzzy"}
-    linked = {e["mention"]: (e["name"], e["how"]) for e in json.loads(str(row["q"]))}
+    linked = {e["mention"]: (e["name"], e["how"]) for e in row["q"]}
     assert linked["diabetes mellitus"] == ("type 2 diabetes mellitus", "llm tie-break")
     tiebreak = [p for p in prompts if "Best match" in p or "Reply with the number" in p]
     assert len(tiebreak) == 1 and "type 1 diabetes mellitus" in tiebreak[0]

@@ -89,7 +89,7 @@ async def test_recipe_records_mid_and_post_reasoning_pairs(fake_llm) -> None:
 
     reflected = [e.trace for e in events if isinstance(e, TraceCreated) and e.node == "reflect"]
     assert sorted(r["trace_id"] for r in end.rows) == sorted(t.id for t in reflected)
-    assert all(r["predicted"] == "A" and r["first_error_step"] == "2" for r in end.rows)
+    assert all(r["predicted"] == "A" and r["first_error_step"] == 2 for r in end.rows)
     checked = {
         e.trace_id for e in events if isinstance(e, VerdictGiven) and e.verdict.verifier == "refl_gold"
     }

@@ -74,10 +74,10 @@ async def test_a_dissenting_vote_triggers_a_revision_round(fake_llm) -> None:
     end = ends(events)["q1"]
     assert end.status == "kept"
     (row,) = end.rows
-    assert row["vote_outcome"] == "unanimous" and row["vote_rounds"] == "2"
+    assert row["vote_outcome"] == "unanimous" and row["vote_rounds"] == 2
     assert row["report"].startswith("Revised report 1:")
     assert row["predicted"] == "A" and row["reasoning"].endswith("Answer: A")
-    assert row["experts"] == '{"question_domains": ["Cardiology"], "option_domains": ["Pharmacology"]}'
+    assert row["experts"] == {"question_domains": ["Cardiology"], "option_domains": ["Pharmacology"]}
 
     rounds = notes(events, "vote_round")
     assert [r.data["round"] for r in rounds] == [1, 2]

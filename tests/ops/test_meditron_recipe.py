@@ -49,7 +49,7 @@ def test_contaminated_item_is_removed_and_resampling_finds_gold(tmp_path: Path) 
     assert not [e for e in events if e["type"] == "llm_call" and e["item_id"] == "demo-000"]
     # demo-001: the second try matches gold; demo-002 gives up after 3 tries.
     (row,) = ends["demo-001"]["rows"]
-    assert (row["predicted"], row["tries"], row["trace_id"]) == ("C", "2", "demo-001/teacher/try2")
+    assert (row["predicted"], row["tries"], row["trace_id"]) == ("C", 2, "demo-001/teacher/try2")
     assert ends["demo-002"]["reason_code"] == "no gold match in 3 tries"
     assert ["decontaminate: contaminated", 1] in report["rejection_reasons"]
     (removed,) = report["listings"]["contaminated"]

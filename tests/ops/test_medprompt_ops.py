@@ -83,8 +83,8 @@ async def test_lexical_knn_picks_the_lexically_nearest_bank_items(fake_llm, tmp_
     question = "Which urine casts are seen in kidney disease with nephritic syndrome?"
     events = await _run(spec, client, [_item(1, question)])
     (row,) = ends(events)["q1"].rows
-    assert json.loads(row["fewshot_ids"]) == ["kidney-2", "kidney-1"]
-    fewshot = json.loads(row["fewshot"])
+    assert row["fewshot_ids"] == ["kidney-2", "kidney-1"]
+    fewshot = row["fewshot"]
     assert fewshot[0]["steps"] == ["The textbook answer is Nephritic syndrome."]
     assert fewshot[0]["options"] == {"A": "Nephritic syndrome", "B": "Something else"}
     assert server.request_count == 0  # lexical similarity needs no model
@@ -95,7 +95,7 @@ async def test_knn_never_picks_the_items_own_question(fake_llm, tmp_path: Path) 
     spec = _spec({"fewshot": _knn(_bank(tmp_path), k=1)}, [], output={"columns": COLUMNS})
     events = await _run(spec, client, [_item(1, BANK[1][1])])
     (row,) = ends(events)["q1"].rows
-    assert json.loads(row["fewshot_ids"]) != ["heart-1"]
+    assert row["fewshot_ids"] != ["heart-1"]
 
 
 def _topic_embedder(text: str) -> list[float]:
@@ -121,7 +121,7 @@ async def test_embedding_knn_uses_the_embeddings_endpoint_and_embeds_the_bank_on
     # No word in common with the heart example, but the same embedding axis.
     items = [_item(1, "Cardiac output falls: which therapy?"), _item(2, "Pulmonary function test?")]
     events = await _run(spec, client, items)
-    found = {i: json.loads(e.rows[0]["fewshot_ids"]) for i, e in ends(events).items()}
+    found = {i: e.rows[0]["fewshot_ids"] for i, e in ends(events).items()}
     assert found == {"q1": ["heart-1"], "q2": ["lung-1"]}
     bank_texts = [t for t in server.embedding_inputs if "textbook" not in t and "Fatty casts" in t]
     assert len(bank_texts) == 1  # the bank was embedded once for both items
@@ -151,7 +151,7 @@ async def test_embeddings_are_cached_across_runs(fake_llm, tmp_path: Path) -> No
     events = await _run(spec, client, items)  # a fresh op (bank re-embedded) over the same cache
     assert len(server.embedding_inputs) == sent == len(BANK) + 1
     (row,) = ends(events)["q1"].rows
-    assert json.loads(row["fewshot_ids"]) == ["heart-1"]
+    assert row["fewshot_ids"] == ["heart-1"]
     calls = [e for e in events if isinstance(e, EmbeddingCall)]
     assert calls and all(c.response is not None and c.response.cache_hit for c in calls)
     client.cache.close()
@@ -210,7 +210,7 @@ async def test_choice_shuffle_maps_answers_back_to_the_original_letters(fake_llm
     )
     end = ends(events)["q1"]
     (row,) = end.rows
-    assert row["predicted"] == "A" and json.loads(row["votes"]) == {"A": 5}
+    assert row["predicted"] == "A" and row["votes"] == {"A": 5}
 
 
 async def test_a_position_biased_model_votes_for_what_it_was_shown_first(fake_llm, tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ async def test_a_position_biased_model_votes_for_what_it_was_shown_first(fake_ll
     shuffled = [e.trace for e in events if getattr(e, "type", "") == "trace" and e.node == "shuffle"]
     assert [t.answer for t in shuffled] == [t.meta["order"][0] for t in shuffled]
     (row,) = ends(events)["q1"].rows
-    assert sum(json.loads(row["votes"]).values()) == 5
+    assert sum(row["votes"].values()) == 5
 
 
 def _t(i: int, answer: str | None) -> Trace:
@@ -250,6 +250,6 @@ async def test_majority_vote_op_breaks_ties_by_permutation_order(fake_llm) -> No
     first = ends(await _run(spec, client, [_item(1, "Q?")]))["q1"].rows[0]
     again = ends(await _run(spec, client, [_item(1, "Q?")]))["q1"].rows[0]
     assert first["predicted"] == again["predicted"] and first["votes"] == again["votes"]
-    votes = json.loads(first["votes"])
+    votes = first["votes"]
     assert set(votes) <= {"A", "B"} and sum(votes.values()) == 5
     assert first["predicted"] == max(sorted(votes), key=lambda a: (votes[a], a == "B"))

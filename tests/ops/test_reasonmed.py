@@ -71,12 +71,12 @@ async def test_failed_trace_is_refined_verified_again_and_ranked(fake_llm) -> No
 
     rows = sorted(end.rows, key=lambda r: -float(r["quality"]))
     assert [r["trace_id"] for r in rows] == ranking.selected
-    assert [r["quality"] for r in rows] == ["5.0", "4.0"]
+    assert [r["quality"] for r in rows] == [5.0, 4.0]
     assert all(
         r["summary"] == "Beta blockade controls thyrotoxic symptoms.\nAnswer: A) Propranolol" for r in rows
     )
     assert rows[0]["reasoning"].startswith("Step 1: The thyroid is overactive.")  # the long CoT
-    assert {(r["difficulty"], r["first_pass_failed"]) for r in rows} == {("easy", "1")}
+    assert {(r["difficulty"], r["first_pass_failed"]) for r in rows} == {("easy", 1)}
 
 
 async def test_refiner_is_fed_other_attempts_reasons_and_all_failing_is_hard(fake_llm) -> None:

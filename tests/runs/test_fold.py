@@ -106,8 +106,9 @@ def test_a_run_reads_its_trajectory_once_at_the_end(tmp_path: Path, monkeypatch:
     with FakeOpenAIServer(McqStudent()) as srv:
         result = run(RECIPE, endpoints=[srv.base_url], runs_dir=tmp_path, limit=4)
     assert result.report.items == 4 and len(result.dataset) == result.report.rows
-    # the done-set at the start, the fold, and one pass of seeks for the kept rows
-    assert len(opened) == 3, opened
+    # the done-set at the start, the fold, and two passes of seeks over the kept rows: one types
+    # the inferred columns (source_fields, output.columns), one writes the rows
+    assert len(opened) == 4, opened
     assert (result.run_dir / "README.md").read_text().count("| generate |") >= 1
 
 

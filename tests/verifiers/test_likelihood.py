@@ -98,7 +98,7 @@ async def test_recipe_filters_by_belief_shift_and_flags_steps(fake_llm) -> None:
     assert notes["steps", right]["rewards"] == [0.0, 0.8] and verdicts["steps", right].passed
     end = ends(events)["q1"]
     assert end.status == "kept" and [r["trace_id"] for r in end.rows] == [right]
-    assert end.rows[0]["belief_shift"] == "2.4"
+    assert end.rows[0]["belief_shift"] == 2.4
 
 
 async def test_step_likelihood_flags_the_step_that_lowers_gold(fake_llm) -> None:
