@@ -6,14 +6,18 @@ from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
 
 from medloom.core.events import (
+    AgentTurn,
     Event,
     ItemFinished,
     ItemStarted,
     LLMCall,
     Note,
     Selection,
+    ToolCalled,
+    ToolReturned,
     TraceCreated,
     TraceDropped,
     TraceRevised,
@@ -104,7 +108,47 @@ def event_label(event: Event) -> Text:
         return Text.assemble(("selected ", "bold green"), ", ".join(_short(s, item) for s in event.selected))
     if isinstance(event, Note):
         return note_label(event)
+    if isinstance(event, AgentTurn):
+        said = " ".join(event.content.split())[:60]
+        answer = ("", "") if event.answer is None else (f" → answer {event.answer[:40]}", "bold green")
+        return Text.assemble((f"turn {event.turn} ", "bold"), (said, "dim"), answer)
+    if isinstance(event, ToolCalled):
+        return Text.assemble(("⚙ ", "cyan"), (event.call.name or "(invalid call)", "bold cyan"),
+                             f"({_clip(event.call.arguments, 50)})")  # fmt: skip
+    if isinstance(event, ToolReturned):
+        mark = ("✗ ", "red") if event.error else ("↳ ", "green")
+        return Text.assemble(mark, _clip(event.content, 70))
     return Text(event.type)
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+AGENT_EVENTS = (AgentTurn, ToolCalled, ToolReturned)
+
+
+class _Conversations:
+    """A tool-using agent's events under its node: one folded branch per conversation (trace),
+    each tool call folded with its result beneath it."""
+
+    def __init__(self, branch: TreeNode[Event], item_id: str):
+        self.branch, self.item_id = branch, item_id
+        self.conversations: dict[str, TreeNode[Event]] = {}
+        self.calls: dict[str, TreeNode[Event]] = {}
+
+    def add(self, event: AgentTurn | ToolCalled | ToolReturned) -> None:
+        conversation = self.conversations.get(event.trace_id)
+        if conversation is None:
+            label = Text.assemble(("conversation ", "bold"), _short(event.trace_id, self.item_id))
+            conversation = self.conversations[event.trace_id] = self.branch.add(label, expand=False)
+        if isinstance(event, ToolCalled):
+            self.calls[event.call.id] = conversation.add(event_label(event), data=event, expand=False)
+        elif isinstance(event, ToolReturned) and event.call_id in self.calls:
+            self.calls[event.call_id].add_leaf(event_label(event), data=event)
+        else:
+            conversation.add_leaf(event_label(event), data=event)
 
 
 class TrajectoryTree(Tree[Event]):
@@ -118,7 +162,11 @@ class TrajectoryTree(Tree[Event]):
         for step in group_events(events):
             label = step.node if step.round == 0 else f"{step.node} · round {step.round}"
             branch = self.root.add(Text(label, style="bold"), expand=True)
+            conversations = _Conversations(branch, item_id)
             for event in step.events:
+                if isinstance(event, AGENT_EVENTS):
+                    conversations.add(event)
+                    continue
                 text = event_label(event)
                 if isinstance(event, TraceCreated) and event.trace.id in kept:
                     text.append(" ★ kept", style="bold green")
