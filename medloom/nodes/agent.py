@@ -27,7 +27,7 @@ from medloom.agents.react import Bounds, TokenBudget, ToolAgent
 from medloom.agents.tools.base import ToolBox, ToolEnv, build_tools
 from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
-from medloom.core.registry import UnknownName
+from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeOutput
 
@@ -92,8 +92,6 @@ class AgentKind(NodeKind[AgentNode]):
 
     def check(self, spec: AgentNode, build: NodeBuild) -> None:
         super().check(spec, build)
-        from medloom.core.registry import REGISTRY
-
         for i, ref in enumerate(spec.tools):
             name = ref if isinstance(ref, str) else next(iter(ref), "")
             if not isinstance(ref, str) and len(ref) != 1:
