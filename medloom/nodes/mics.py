@@ -89,6 +89,12 @@ def decide(scores: list[float], depth: int, max_depth: int) -> tuple[Outcome, in
     return ("max_depth" if depth >= max_depth else "continue"), best
 
 
+def seeded(sampling: Sampling, index: int) -> Sampling:
+    """The sampling of the ``index``-th mentor (or intern): its own seed, so aliases of one served
+    model send different requests (the same request would come back from the cache unchanged)."""
+    return sampling.model_copy(update={"seed": (sampling.seed or 0) + index})
+
+
 def renumber(steps: list[Step], start: int) -> list[Step]:
     return [Step(index=start + i, text=s.text) for i, s in enumerate(steps)]
 
@@ -257,10 +263,12 @@ class MicsKind(NodeKind[MicsNode]):
     def build(self, spec: MicsNode, build: NodeBuild) -> MicsRun:
         intern_template = spec.intern_template or spec.template
         mentors = [
-            build.make_agent(f"mentor:{a}", a, spec.template, spec.mentor_sampling) for a in spec.mentors
+            build.make_agent(f"mentor:{a}", a, spec.template, seeded(spec.mentor_sampling, i))
+            for i, a in enumerate(spec.mentors)
         ]
         interns = [
-            build.make_agent(f"intern:{a}", a, intern_template, spec.intern_sampling) for a in spec.interns
+            build.make_agent(f"intern:{a}", a, intern_template, seeded(spec.intern_sampling, i))
+            for i, a in enumerate(spec.interns)
         ]
         scorer = REGISTRY.get("check", spec.scorer).from_params({}, build.graph.resources)
         return MicsRun(build.node, spec, mentors, interns, scorer)

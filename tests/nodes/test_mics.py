@@ -107,3 +107,40 @@ async def test_best_step_is_appended_until_max_depth(fake_llm, at_max_depth: str
     assert trace.steps[-1].text == "mentor_a wraps up" and trace.answer == "A"
     assert trace.meta["mics_outcome"] == "max_depth" and trace.meta["mics_depth"] == 3
     assert end.status == "kept"
+
+
+async def test_the_viewer_shows_each_depth_with_its_proposals(fake_llm) -> None:
+    import io
+
+    from rich.console import Console
+
+    from medloom.tui.note_view import note_label, render_note
+
+    grades = {(f"mentor_a step {k}", 0.7): "A" for k in (1, 2, 3)}
+    _, client = fake_llm(Search(grades))
+    events = await run(await recipe_runtime("mics", client, *MODELS), [item(1)])
+    notes = [e for e in events if isinstance(e, Note) and e.kind == "mics_depth"]
+    assert [str(note_label(n)) for n in notes] == [
+        "mics depth 1 continue → mentor_a",
+        "mics depth 2 continue → mentor_a",
+        "mics depth 3 max_depth → mentor_a",
+    ]
+    console = Console(file=io.StringIO(), width=120)
+    console.print(render_note(notes[1]))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "MICS depth 2" in shown and "mentor_a step 1" in shown  # the prefix
+    assert "mentor_b step 2" in shown and "0.50" in shown and "0.00" in shown
+
+
+async def test_mentors_on_one_served_model_send_different_requests(fake_llm) -> None:
+    seeds: dict[str, set[int]] = {}
+    script = Search({})
+
+    def spy(req: FakeRequest) -> str:
+        seeds.setdefault(req.agent or "", set()).add(req.body["seed"])
+        return script(req)
+
+    _, client = fake_llm(spy)
+    await run(await recipe_runtime("mics", client, *MODELS), [item(1)])
+    # the same prompt to the same model would otherwise be one cached request for both mentors
+    assert seeds == {"mentor:mentor_a": {0}, "mentor:mentor_b": {1}, "intern:intern": {0}}
