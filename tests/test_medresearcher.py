@@ -74,11 +74,18 @@ class Script:
         return f"<think>I have it.</think>\n<answer>{answer}"
 
 
-def test_recipe_keeps_valid_hint_free_tool_trajectories(tmp_path: Path) -> None:
-    script = Script()
-    result = medloom.run(
-        str(RECIPE), endpoints=["http://mock/v1"], limit=3, runs_dir=tmp_path, transport=MockTransport(script)
+def run_recipe(runs_dir: Path) -> medloom.RunResult:
+    return medloom.run(
+        str(RECIPE),
+        endpoints=["http://mock/v1"],
+        limit=3,
+        runs_dir=runs_dir,
+        transport=MockTransport(Script()),
     )
+
+
+def test_recipe_keeps_valid_hint_free_tool_trajectories(tmp_path: Path) -> None:
+    result = run_recipe(tmp_path)
     report = result.report
     assert report.items == 3 and report.kept == 3 and report.failed == 0
     # 4 samples per item, 2 at each temperature: the wrong answers fail the answer filter only
@@ -111,3 +118,25 @@ def test_recipe_keeps_valid_hint_free_tool_trajectories(tmp_path: Path) -> None:
     # the saved dataset loads back with the conversations intact
     loaded = datasets.load_from_disk(str(result.run_dir / "dataset"))
     assert loaded[0]["messages"][2]["tool_calls"][0]["function"]["name"] == "find_entity"
+
+
+def test_sft_export_of_tool_trajectories_fits_the_embedded_chat_template(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    """The ``sft`` export keeps the tool calls, and the embedded model's tokenizer renders the rows
+    with their tools (the template medloom ships: tool calls in its text protocol)."""
+    from transformers import AutoTokenizer
+
+    result = run_recipe(tmp_path)
+    rows = medloom.training_dataset(result.run_dir, "sft")
+    assert len(rows) == 6
+    tokenizer = AutoTokenizer.from_pretrained(str(prepared_model_dir))
+    template = (REPO / "medloom" / "serving" / "chat_template.jinja").read_text()
+    for row in rows:
+        messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+        text = tokenizer.apply_chat_template(
+            messages, tools=json.loads(row["tools"]), chat_template=template, tokenize=False
+        )
+        assert text.count('<tool_call>{"name": "find_entity"') == 1
+        assert text.count("<tool_response>") == 2 and '"name": "search"' in text
+        assert "MASK" not in text

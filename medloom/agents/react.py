@@ -143,6 +143,8 @@ class ToolAgent:
         tool_vars = {"tools": self.tools.specs(), "tool_names": list(self.tools.tools)}
         variables = {**variables, **tool_vars}
         first, _ = self.agent.build_request(variables, temperature=temperature)
+        if sample_index:  # samples of one item differ even at one temperature (and in the cache)
+            first = first.model_copy(update={"seed": (first.seed or 0) + sample_index})
         trace_id = f"{item.id}/{ctx.node}/{sample_index}-{uuid.uuid4().hex[:6]}"
         if first.messages is not None:
             episode = Episode(trace_id, list(first.messages))

@@ -7,7 +7,8 @@
   is replaced by the one rendered without hints (``meta.clean_head``), every assistant turn that
   mentions the hints (mask tokens, "hint", "guidance", a hint's text) is rewritten by the node's
   model (template ``hint_rewrite``), and the result is verified: a trace in which any trace of the
-  hints survives is dropped ("hint leak"). A node without a model only verifies.
+  hints survives is dropped ("hint leak"). A node without a model only verifies. The cleaned
+  trace is recorded again (a ``trace`` event with the same id): exports read that conversation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from medloom.agents.agent import Agent
 from medloom.agents.context import AgentContext
+from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.kg.paths import KGPath
 from medloom.nodes.protocol import Drop, NodeOutput
@@ -98,7 +100,9 @@ class HintRewrite(BaseOp):
                 drops.append(Drop(trace, f"hint leak after rewrite: {', '.join(leak[:5])}", "hint leak"))
                 continue
             meta = {**trace.meta, "messages": messages, "rewritten_turns": rewritten}
-            kept.append(trace.model_copy(update={"meta": meta}))
+            clean = trace.model_copy(update={"meta": meta})
+            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=clean))
+            kept.append(clean)
         return NodeOutput(traces=kept, drops=drops)
 
     async def _clean(

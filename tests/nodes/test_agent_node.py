@@ -70,3 +70,16 @@ def test_unknown_tool_is_a_config_error_naming_the_key() -> None:
     with pytest.raises(GraphError, match="unknown tool 'web'") as err:
         build_graph(medloom.GraphSpec.model_validate(_spec(tools=["kg", "web"])))
     assert "tools.1" in str(err.value)
+
+
+def test_samples_of_an_item_are_distinct_requests(tmp_path: Path) -> None:
+    seeds: list[object] = []
+
+    def record(request: TransportRequest) -> TransportResponse:
+        seeds.append(dict(request.body or {}).get("seed"))
+        return _scripted(request)
+
+    medloom.run(
+        _spec(samples=3, temperatures=[0.7]), runs_dir=tmp_path, transport=MockTransport(record), limit=1
+    )
+    assert set(seeds) == {None, 1, 2}  # sample 0 keeps the recipe's seed, later ones add their index

@@ -12,6 +12,11 @@ from medloom.runs.exports.layout import ExportOptions
 
 TEXT = datasets.Value("string")
 MESSAGES = datasets.List({"role": TEXT, "content": TEXT})
+TOOL_CALL = {"id": TEXT, "type": TEXT, "function": {"name": TEXT, "arguments": TEXT}}
+TOOL_MESSAGES = datasets.List(
+    {"role": TEXT, "content": TEXT, "tool_calls": datasets.List(TOOL_CALL), "tool_call_id": TEXT}
+)
+"""Messages of tool-using agents (OpenAI chat schema: assistant ``tool_calls``, ``tool`` turns)."""
 
 
 def text_or_messages(options: ExportOptions) -> datasets.Value | datasets.List:
