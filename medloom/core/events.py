@@ -167,11 +167,9 @@ class NodeStats(UsageTally):
     """Verifier pass/fail counts by refinement round ("0", "1", ...)."""
 
     def merge(self, other: UsageTally, sign: int = 1) -> None:
-        super().merge(other, sign)
+        super().merge(other, sign)  # every count this tally shares with ``other``
         if not isinstance(other, NodeStats):
             return
-        for name in ("traces_in", "traces_out", "passed", "failed", "dropped"):
-            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
         for rnd, counts in other.rounds.items():
             mine = self.rounds.setdefault(rnd, {})
             for k, v in counts.items():

@@ -67,5 +67,7 @@ class UsageTally(BaseModel):
 
     def merge(self, other: UsageTally, sign: int = 1) -> None:
         """Add ``other``'s counts to this tally (``sign=-1`` takes them away again)."""
-        for name in UsageTally.model_fields:
-            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+        mine = type(self).model_fields
+        for name, value in other:
+            if name in mine and isinstance(value, int | float) and not isinstance(value, bool):
+                setattr(self, name, getattr(self, name) + sign * value)

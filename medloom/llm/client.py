@@ -104,6 +104,74 @@ class LLMClient:
         key = f"{request.cache_key(request.n)}:{request.n}:{endpoints}"
         return await self._dedup.run(key, lambda: self._generate(request, endpoints, tags), self._shared)
 
+    async def score_prompts(
+        self,
+        model: str,
+        prompts: Sequence[str],
+        *,
+        endpoints: list[str] | None = None,
+        tags: Tags | None = None,
+    ) -> list[tuple[LLMRequest, LLMResponse]]:
+        """Prompt log-probabilities of several completion prompts in one request (``echo`` with
+        ``max_tokens: 0`` and a list of prompts, as vLLM takes them); each prompt is cached on its
+        own. Returns, per prompt, its single-prompt request and its response (the batch's usage is
+        on the first fetched one)."""
+        requests = [LLMRequest(model=model, prompt=p, max_tokens=0, echo=True, logprobs=0) for p in prompts]
+        found: dict[int, Choice] = {}
+        if self.cache is not None:
+            for i, r in enumerate(requests):
+                hit = self.cache.get_many(r, 1).get(0)
+                if hit is not None:
+                    found[i] = hit
+        missing = [i for i in range(len(requests)) if i not in found]
+        started = time.perf_counter()
+        fresh: dict[int, Choice] = {}
+        usage, attempts = Usage(), 0
+        endpoint: str | None = None
+        errors: list[str] = []
+        if missing:
+            batch = [prompts[i] for i in missing]
+
+            async def work(lease: Lease) -> tuple[list[Choice], Usage]:
+                body = request_body(requests[missing[0]], 1, lease.endpoint.config) | {"prompt": batch}
+                payload = await lease.post("/completions", body, tags)
+                choices, used = parse_choices(payload, "completion", lease.endpoint.name)
+                if len(choices) != len(batch):
+                    raise RetryableLLMError(
+                        f"{lease.endpoint.name} returned {len(choices)} choices for {len(batch)} prompts",
+                        endpoint=lease.endpoint.name,
+                    )
+                return redact_choices(choices, lease.secrets()), used
+
+            async def once() -> tuple[tuple[list[Choice], Usage], str]:
+                return await self.dispatcher.call(model, endpoints, work)
+
+            try:
+                ((choices, usage), endpoint), attempts, errors = await self.retry.call(once)
+            except LLMError:
+                self.ledger.record_failure(model)
+                raise
+            for i, choice in zip(missing, choices, strict=True):
+                fresh[i] = choice.model_copy(update={"index": 0})
+                if self.cache is not None:
+                    self.cache.put(requests[i], 0, fresh[i])
+        latency = time.perf_counter() - started
+        out: list[tuple[LLMRequest, LLMResponse]] = []
+        for i, request in enumerate(requests):
+            first = bool(missing) and i == missing[0]
+            response = LLMResponse(
+                model=model,
+                choices=[found[i].model_copy(update={"cache_hit": True}) if i in found else fresh[i]],
+                usage=usage if first else Usage(),
+                latency_s=latency,
+                endpoint=endpoint if i in fresh else None,
+                attempts=attempts if i in fresh else 0,
+                errors=errors if first else [],
+            )
+            self.ledger.record(response)
+            out.append((request, response))
+        return out
+
     async def embed(
         self,
         texts: Sequence[str],

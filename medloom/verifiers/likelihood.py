@@ -12,13 +12,12 @@ do not: then the verdict says it cannot decide).
   ``s_k − s_{k−1}``, and a step whose reward is below ``-flag_drop`` is flagged (the flags feed the
   refiner and the ``prm`` labels).
 
-The prefixes of one trace are scored concurrently, every request goes through the client's cache,
+The prefixes of one trace are scored in one batched request (a list of prompts), each prompt cached,
 and every number is in the verdict (reasons) and a ``likelihood`` note.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,30 +127,9 @@ class LikelihoodScorer:
         assert isinstance(rendered, str)
         return rendered.rstrip() + "\n"
 
-    async def score(self, context: str, continuation: str, ctx: AgentContext) -> SpanScore:
-        if self.client is None:
-            raise RuntimeError(f"'{self.name}' is not bound to an LLM client")
-        request = LLMRequest(
-            model=self.model.served, prompt=context + continuation, max_tokens=0, echo=True, logprobs=0
-        )
-        endpoints = list(self.model.endpoints) if self.model.endpoints else None
-        tags = {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
-        try:
-            response: LLMResponse = await self.client.generate(request, endpoints=endpoints, tags=tags)
-        except LLMError as err:
-            ctx.send(
-                LLMCall(
-                    item_id=ctx.item_id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    agent=self.name,
-                    request=request,
-                    error=str(err),
-                )
-            )
-            if err.status in (400, 422):
-                raise CannotDecide(f"{NO_PROMPT_LOGPROBS} ({err})") from err
-            raise
+    def _call(
+        self, ctx: AgentContext, request: LLMRequest, response: LLMResponse | None, error: str = ""
+    ) -> None:
         ctx.send(
             LLMCall(
                 item_id=ctx.item_id,
@@ -160,20 +138,45 @@ class LikelihoodScorer:
                 agent=self.name,
                 request=request,
                 response=response,
+                error=error or None,
             )
         )
-        choice = response.choices[0] if response.choices else None
-        if choice is None or not choice.logprobs or not choice.text.endswith(continuation):
-            raise CannotDecide(NO_PROMPT_LOGPROBS)
-        return span_score(choice.logprobs, len(continuation))
+
+    async def score_many(self, pairs: Sequence[tuple[str, str]], ctx: AgentContext) -> list[SpanScore]:
+        """Scores of each (context, continuation), all in one batched request."""
+        if self.client is None:
+            raise RuntimeError(f"'{self.name}' is not bound to an LLM client")
+        prompts = [context + continuation for context, continuation in pairs]
+        endpoints = list(self.model.endpoints) if self.model.endpoints else None
+        tags = {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        try:
+            scored = await self.client.score_prompts(
+                self.model.served, prompts, endpoints=endpoints, tags=tags
+            )
+        except LLMError as err:
+            request = LLMRequest(
+                model=self.model.served, prompt=prompts[0], max_tokens=0, echo=True, logprobs=0
+            )
+            self._call(ctx, request, None, str(err))
+            if err.status in (400, 422):
+                raise CannotDecide(f"{NO_PROMPT_LOGPROBS} ({err})") from err
+            raise
+        out = []
+        for (request, response), (_, continuation) in zip(scored, pairs, strict=True):
+            self._call(ctx, request, response)
+            choice = response.choices[0] if response.choices else None
+            if choice is None or not choice.logprobs or not choice.text.endswith(continuation):
+                raise CannotDecide(NO_PROMPT_LOGPROBS)
+            out.append(span_score(choice.logprobs, len(continuation)))
+        return out
+
+    async def score(self, context: str, continuation: str, ctx: AgentContext) -> SpanScore:
+        (score,) = await self.score_many([(context, continuation)], ctx)
+        return score
 
     async def prefixes(
         self, item: Item, steps: list[Step], continuation: str, ctx: AgentContext, counts: Sequence[int]
     ) -> list[SpanScore]:
         """Scores of the continuation after the first ``k`` steps, for each ``k`` in ``counts``
-        (requests sent together)."""
-        return list(
-            await asyncio.gather(
-                *(self.score(self.context(item, steps[:k]), continuation, ctx) for k in counts)
-            )
-        )
+        (one batched request)."""
+        return await self.score_many([(self.context(item, steps[:k]), continuation) for k in counts], ctx)

@@ -102,7 +102,14 @@ async def test_recipe_filters_by_belief_shift_and_flags_steps(fake_llm) -> None:
 
 
 async def test_step_likelihood_flags_the_step_that_lowers_gold(fake_llm) -> None:
-    _, client = fake_llm(responder)
+    batches: list[int] = []
+
+    def counting(req: FakeRequest) -> str | Reply:
+        if req.body.get("echo"):
+            batches.append(len(req.body["prompt"]))
+        return responder(req)
+
+    _, client = fake_llm(counting)
     rt = await recipe_runtime(
         "mcq_logprob", client, *MODELS, "nodes.generate.samples=2", "nodes.belief.threshold=-100"
     )
@@ -111,6 +118,9 @@ async def test_step_likelihood_flags_the_step_that_lowers_gold(fake_llm) -> None
     flagged = verdicts["steps", "q1/generate/gen/t0.7/1"]
     assert not flagged.passed and list(flagged.step_flags) == [2]  # -1 → -1 → -3 per token
     assert "by 2.000 nats/token" in flagged.step_flags[2] and flagged.score == 0.5
+    # one request per trace and node scores all its prefixes: belief 2 (question alone, all
+    # steps) for each trace, step likelihood 3 (0, 1, 2 steps)
+    assert sorted(batches) == [2, 2, 3, 3]
 
 
 async def test_endpoint_without_prompt_logprobs_cannot_decide(fake_llm) -> None:

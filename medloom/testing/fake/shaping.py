@@ -92,6 +92,29 @@ def _chat_logprobs(text: str, lp: float) -> dict[str, Any]:
     }
 
 
+def _echo_batch(req: FakeRequest, prompts: list[str], reply: Reply, request_id: str) -> dict[str, Any]:
+    """A batched echo (a list of prompts, ``max_tokens: 0``): one choice per prompt with its
+    prompt log-probabilities."""
+    choices = [
+        {
+            "index": i,
+            "text": p,
+            "finish_reason": "length",
+            "logprobs": _completion_logprobs(p, reply.token_logprob, reply.echo_logprob),
+        }
+        for i, p in enumerate(prompts)
+    ]
+    tokens = sum(count_tokens(p) for p in prompts)
+    return {
+        "id": f"cmpl-{request_id}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": req.model,
+        "choices": choices,
+        "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens},
+    }
+
+
 def error_body(status: int, message: str | None) -> dict[str, Any]:
     """An OpenAI-style error body."""
     etype, code = _ERROR_TYPES.get(
@@ -123,6 +146,9 @@ def completion_payload(
     want_logprobs = bool(body.get("logprobs")) if chat else body.get("logprobs") is not None
     choices: list[dict[str, Any]] = []
     completion_tokens = 0
+    prompts = body.get("prompt") if not chat else None
+    if isinstance(prompts, list) and body.get("echo") and all(isinstance(p, str) for p in prompts):
+        return _echo_batch(req, prompts, reply, request_id), 0
     for i in range(req.n):
         text, finish = shape_text(texts[i % len(texts)], stops, max_tokens)
         completion_tokens += count_tokens(text)
