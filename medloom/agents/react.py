@@ -222,7 +222,10 @@ class ToolAgent:
         text = choice.text if choice else ""
         episode.finish_reason = choice.finish_reason if choice else None
         native = list(choice.tool_calls or []) if choice else []
-        content, calls, answer, parse_errors = parse_text_turn(text)
+        # The completion prompt opens each turn's <think>: the recorded turn gets it back.
+        opened = self.mode == "completion" and episode.prompt.rstrip().endswith("<think>")
+        shown = f"<think>{text.lstrip()}" if opened and "<think>" not in text else text
+        content, calls, answer, parse_errors = parse_text_turn(shown)
         if native:
             calls, parse_errors, content, answer = native, [], text.strip(), None
         elif self.mode == "chat" and not calls:
@@ -239,9 +242,11 @@ class ToolAgent:
         if self.mode == "completion":
             episode.prompt += text
         if not calls:
-            episode.messages.append(ChatMessage(role="assistant", content=text.strip()))
-            if self.mode == "completion" and answer is not None and "</answer>" not in text:
+            closed = self.mode == "completion" and answer is not None and "</answer>" not in text
+            if closed:
                 episode.prompt += "</answer>"
+            said = shown.strip() + ("</answer>" if closed else "")
+            episode.messages.append(ChatMessage(role="assistant", content=said))
             if answer is not None:
                 episode.answer, episode.stop = answer, "answer"
                 return True

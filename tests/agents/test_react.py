@@ -160,7 +160,8 @@ def test_completion_text_protocol() -> None:
     messages = trace.meta["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant"]
     assert messages[2]["tool_calls"][0]["function"] == {"name": "add", "arguments": '{"a": 1, "b": 41}'}
-    assert messages[2]["content"] == "I need the sum.</think>"
+    assert messages[2]["content"] == "<think>I need the sum.</think>"  # the prompt opened the <think>
+    assert messages[4]["content"] == "<think>It is 42.</think>\n<answer>42</answer>"
 
 
 def test_completion_invalid_tool_call_json_is_reported_back() -> None:
