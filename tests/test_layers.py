@@ -36,10 +36,6 @@ the package graph stays acyclic)."""
 ONLY_IMPORTS: dict[str, set[str]] = {"serving": {"core"}}
 """Packages outside the ladder and the only packages they may import."""
 
-KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
-"""(importing module, imported package) while other helpers are still moving code (issue 14).
-The lead empties this list once every move has landed; do not add to it."""
-
 
 def _package_of(module: str) -> str | None:
     """The layer package of ``medloom.X.…`` (None for the root package, the public API)."""
@@ -115,7 +111,7 @@ def package_graph() -> nx.DiGraph:
 
 
 def test_no_module_imports_a_layer_above_its_own() -> None:
-    bad = layer_violations() - KNOWN_VIOLATIONS
+    bad = layer_violations()
     listing = "\n".join(f"  {module} imports medloom.{package}" for module, package in sorted(bad))
     assert not bad, (
         f"upward imports (see the layer table in README.md, Layout):\n{listing}\n"
@@ -123,14 +119,8 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
     )
 
 
-def test_known_violations_are_still_real() -> None:
-    stale = KNOWN_VIOLATIONS - layer_violations()
-    assert not stale, f"remove these fixed entries from KNOWN_VIOLATIONS: {sorted(stale)}"
-
-
 def test_package_import_graph_has_no_cycle() -> None:
     graph = package_graph()
-    graph.remove_edges_from({(_package_of(m), p) for m, p in KNOWN_VIOLATIONS})
     cycles = list(nx.simple_cycles(graph))
     assert not cycles, "package import cycles: " + "; ".join(" → ".join([*c, c[0]]) for c in cycles)
 
