@@ -12,23 +12,17 @@ the ``medloom.plugins`` entry-point group (see ``medloom.core.registry``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
-from medloom.agents.templates import TemplateLibrary
-from medloom.core.errors import GraphError
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY
-from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, Recipe, register_kind
+from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, register_kind
 from medloom.nodes.protocol import Node, NodeOutput
-
-if TYPE_CHECKING:
-    from medloom.llm.client import LLMClient
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -52,25 +46,14 @@ class OpParams(BaseModel):
 
 
 @dataclass
-class OpBuild:
-    """What an op's constructor gets: its node, the recipe, and a way to make agents.
+class OpBuild(NodeBuild):
+    """What an op's constructor gets: its node's build context plus its ``type: step`` spec.
 
     At check time (before any endpoint is known) ``client`` is None: constructors must only
     validate and build, never call a model.
     """
 
-    node: str
-    spec: StepNode
-    graph: Recipe
-    templates: TemplateLibrary
-    models: dict[str, ModelRef]
-    client: LLMClient | None = None
-    file: str | Path | None = None
-    base_dir: Path | None = None
-
-    def fail(self, message: str, key: str = "") -> GraphError:
-        where = f"nodes.{self.node}" + (f".{key}" if key else "")
-        return GraphError(message, file=self.file, key=where)
+    spec: StepNode = field(kw_only=True)
 
     def params(self, model: type[P]) -> P:
         """The node's ``params`` validated as ``model``; errors name the key."""
@@ -95,19 +78,12 @@ class OpBuild:
         alias = model or self.spec.model or (self.spec.models[0] if self.spec.models else None)
         if alias is None:
             raise self.fail(f"op '{self.spec.op}' needs a model: set nodes.{self.node}.model", "model")
-        if alias not in self.graph.models:
-            raise self.fail(f"unknown model '{alias}' (models: {', '.join(self.graph.models)})", "model")
+        mode = self.need_model(alias, "model")
         template = template or self.spec.template
         if template is None:
             raise self.fail(f"op '{self.spec.op}' needs a prompt template", "template")
-        mode = self.graph.models[alias].mode
-        if not self.templates.has(template, mode):
-            raise self.fail(
-                f"prompt template '{template}.{mode}.j2' not found "
-                f"(available: {', '.join(self.templates.available())})",
-                "template",
-            )
-        ref = self.models.get(alias) or ModelRef(alias=alias, served=alias, mode=mode)
+        self.need_template(template, alias, "template")
+        ref = self.models.get(alias) or ModelRef(alias=alias, served=alias, mode=mode)  # type: ignore[arg-type]
         return Agent(
             name or self.node,
             ref,
@@ -160,16 +136,7 @@ class StepKind(NodeKind[StepNode]):
     can_start = True
 
     def _op_build(self, spec: StepNode, build: NodeBuild) -> OpBuild:
-        return OpBuild(
-            node=build.node,
-            spec=spec,
-            graph=build.graph,
-            templates=build.templates,
-            models=build.models,
-            client=build.client,
-            file=build.file,
-            base_dir=build.base_dir,
-        )
+        return OpBuild(**{f.name: getattr(build, f.name) for f in fields(NodeBuild)}, spec=spec)
 
     def _factory(self, spec: StepNode, build: NodeBuild) -> OpFactory:
         ops = registered_ops()
