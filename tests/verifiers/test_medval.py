@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from medloom.agents.agent import Agent, ModelRef
 from medloom.core.errors import GraphError
 from medloom.core.events import VerdictGiven
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY
+from medloom.eval.injection import CORRECT
+from medloom.eval.medval_injection import MEDVAL_KINDS, medval_cases
+from medloom.eval.verifier_bench import score
 from medloom.graphs.build import build_graph
 from medloom.testing import FakeRequest
 from medloom.verifiers.base import ModelCheck
@@ -22,6 +28,7 @@ from medloom.verifiers.medval import (
     read_source,
 )
 from tests.graphs.test_engine import ends, make_spec, run, runtime
+from tests.helpers import REPO
 
 # -- the consistency score, by hand -----------------------------------------------------------
 
@@ -205,3 +212,50 @@ async def test_medval_check_in_a_verifier_node(fake_llm) -> None:
     assert ends(events)["q3"].status == "rejected"
     assert not undecided.passed and undecided.undecided and undecided.detail is None
     assert undecided.reason == "undecided: risk level 12 is outside 1-4"
+
+
+# -- measuring it on injected errors ------------------------------------------------------------
+
+
+def demo_rows() -> list[dict[str, object]]:
+    path = REPO / "configs" / "data" / "medval_demo.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_injected_cases_differ_from_their_clean_output() -> None:
+    cases = medval_cases(demo_rows())
+    by_id = {c.id: c for c in cases}
+    assert {c.kind for c in cases} == {CORRECT, *MEDVAL_KINDS}
+    assert sum(c.kind == CORRECT for c in cases) == 12
+    for c in cases:
+        if c.is_error:
+            assert c.trace.text != by_id[c.base].trace.text and by_id[c.base].kind == CORRECT
+    halluc = by_id["medval-rep-01/hallucination"].trace.text
+    assert halluc.endswith("New 2 cm liver lesion, suspicious for metastasis.")
+    assert by_id["medval-rep-01/certainty_misalignment"].trace.text.startswith(
+        "New left lower lobe opacity, definitely pneumonia."
+    )
+    assert "medval-qry-01/omission" not in by_id  # a one-sentence output has nothing to leave out
+
+
+async def test_figures_of_a_validator_that_sees_only_hallucinations(fake_llm) -> None:
+    cases = medval_cases(demo_rows())
+    texts = {c.trace.text: c for c in cases}
+
+    def validator(req: FakeRequest) -> str:
+        output = req.prompt_text.rsplit("Output:", 1)[1].strip().split("\n", 1)[0]
+        case = texts[output]
+        if case.kind == "hallucination":
+            return 'Risk level: 4\n- hallucination: "x" | fabricated'
+        return "Risk level: 1\nErrors: none" if case.id != "medval-med-01/clean" else "Risk level: 3"
+
+    _fake, client = fake_llm(validator)
+    check = MedvalCheck()
+    ref = ModelRef(alias="j", served="fake-model", mode="completion")
+    check.bind(Agent("medval", ref, check.default_template, client))
+    passed = {c.id: (await check.verify(c.item, c.trace)).passed for c in cases}
+    figures = score("medval", "medval", cases, passed, scope=MEDVAL_KINDS)
+    assert figures.kinds["hallucination"].recall == 1.0 and figures.kinds["omission"].recall == 0.0
+    # one clean output rejected (level 3): a false rejection for every kind made from it
+    assert figures.false_rejections == 1 and figures.kinds["hallucination"].precision == round(12 / 13, 4)
+    assert figures.recall == round(12 / 29, 4)
