@@ -20,11 +20,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from medloom.agents.agent import Sampling
-from medloom.core.events import Note, VerdictGiven
+from medloom.core.events import Note
 from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
+from medloom.nodes.verifier import record_verdict
 from medloom.verifiers.rubric import RubricGrader, rubric_total
 
 GRADE_NOTE = "rubric_grade"
@@ -49,12 +50,8 @@ class RubricRun:
         verdicts = await asyncio.gather(*(self.grader.verify(item, t, ctx) for t in traces))
         out: list[Trace] = []
         for trace, verdict in zip(traces, verdicts, strict=True):
-            verdict = verdict.model_copy(update={"node": ctx.node})
             scores = [c.model_dump() for c in verdict.criteria]
             total = rubric_total(verdict.criteria)
-            meta = {**trace.meta, "rubric_scores": scores, "rubric_total": verdict.score}
-            meta["rubric_undecided"] = total.undecided
-            trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict], "meta": meta})
             ctx.send(
                 Note(
                     item_id=item.id,
@@ -72,17 +69,12 @@ class RubricRun:
                     },
                 )
             )
-            ctx.send(
-                VerdictGiven(
-                    item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-                )
-            )
-            key = "passed" if verdict.passed else "failed"
-            ctx.stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
-            setattr(ctx.stats, key, getattr(ctx.stats, key) + 1)
-            if not verdict.passed:
-                ctx.memory.failed_reasons[trace.id] = verdict.reasons
-            out.append(trace)
+            meta = {
+                "rubric_scores": scores,
+                "rubric_total": verdict.score,
+                "rubric_undecided": total.undecided,
+            }
+            out.append(record_verdict(item, trace, verdict, ctx, meta))
         return NodeOutput(traces=out)
 
 
