@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +32,15 @@ from medloom.core.records import Item
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.runner import read_predictions, solvers_from
 from medloom.eval.significance import PairedTest, paired_permutation_test
-from medloom.eval.stages import StageRunner, item_events, last_traces, notes_of
+from medloom.eval.stages import (
+    StageRunner,
+    item_events,
+    last_traces,
+    markdown_table,
+    notes_of,
+    slug,
+    write_summary,
+)
 from medloom.eval.stats import wilson_interval
 from medloom.ops.medfuzz_attack import MEDFUZZ_REWRITE
 from medloom.runs.runner import EmbeddedProvider, ProgressHook
@@ -173,9 +180,9 @@ async def _attack_solver(
     turns: int,
     overrides: list[str] | None,
 ) -> tuple[Path, list[Attack], list[Path]]:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", solver_label)
+    stage = slug(solver_label)
     base_dir = await stages.run(
-        slug, solver_path, (_mcq_row(i) for i in items), mcq=True, gold=True, overrides=overrides
+        stage, solver_path, (_mcq_row(i) for i in items), mcq=True, gold=True, overrides=overrides
     )
     preds = {p.item_id: p for p in read_predictions(base_dir, solver_label, items)}
     attacks = {
@@ -196,7 +203,7 @@ async def _attack_solver(
         if not standing:
             break
         attack_dir = await stages.run(
-            f"{slug}-attack-{turn}",
+            f"{stage}-attack-{turn}",
             attacker,
             (_mcq_row(by_id[a.item_id], history=_history(a)) for a in standing),
             mcq=True,
@@ -214,7 +221,7 @@ async def _attack_solver(
                 for a in passed
             ]
             target_dir = await stages.run(
-                f"{slug}-target-{turn}",
+                f"{stage}-target-{turn}",
                 solver_path,
                 (_mcq_row(i) for i in target_items),
                 mcq=True,
@@ -247,12 +254,12 @@ async def _attack_solver(
     return base_dir, list(attacks.values()), runs
 
 
-def _keep_successes(out: Path, slug: str, attacks: list[Attack], runs: list[Path]) -> None:
+def _keep_successes(out: Path, folder: str, attacks: list[Attack], runs: list[Path]) -> None:
     """Write each successful attack's events (baseline, attacker and target runs) to one file."""
     for attack in attacks:
         if attack.flipped_at is None:
             continue
-        path = out / "attacks" / slug / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', attack.item_id)}.jsonl"
+        path = out / "attacks" / folder / f"{slug(attack.item_id)}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [e for run in runs for e in item_events(run, attack.item_id)]
         path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
@@ -300,7 +307,7 @@ async def aattack(
             base_dir, attacks, runs = await _attack_solver(
                 stages, solver.label, solver.path, attacker_path, items, turns, overrides
             )
-            _keep_successes(out, re.sub(r"[^A-Za-z0-9_.-]+", "-", solver.label), attacks, runs)
+            _keep_successes(out, slug(solver.label), attacks, runs)
             result.attacks.extend(attacks)
             result.solvers.append(
                 summarize_medfuzz(solver.label, str(solver.path), str(base_dir), attacks, turns)
@@ -340,16 +347,10 @@ def medfuzz_cells(s: MedfuzzSummary) -> list[str]:
 def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
     """``medfuzz.json`` (summaries), ``medfuzz_attacks.jsonl`` (every attacked question, every
     turn) and ``medfuzz.md`` (the table and the successful attacks)."""
-    out = Path(result.out_dir)
-    files = {"json": out / "medfuzz.json", "attacks": out / "medfuzz_attacks.jsonl", "md": out / "medfuzz.md"}
-    files["json"].write_text(result.model_dump_json(indent=2, exclude={"attacks"}), encoding="utf-8")
-    files["attacks"].write_text("".join(a.model_dump_json() + "\n" for a in result.attacks), encoding="utf-8")
     lines = [
         f"# MedFuzz on {Path(result.benchmark).name} (≤ {result.turns} turns, attacker `{result.attacker}`)",
         "",
-        "| " + " | ".join(MEDFUZZ_COLUMNS) + " |",
-        "|" + "---|" * len(MEDFUZZ_COLUMNS),
-        *("| " + " | ".join(medfuzz_cells(s)) + " |" for s in result.solvers),
+        *markdown_table(MEDFUZZ_COLUMNS, (medfuzz_cells(s) for s in result.solvers)),
         "",
         "Only questions answered correctly at baseline are attacked. A flip is the first turn whose "
         "rewrite passed the guard and that the solver no longer answers correctly. p: exact paired "
@@ -367,5 +368,4 @@ def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
             f"events `{a.events_file}`",
             f"  > {t.rewrite[:400]}",
         ]
-    files["md"].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return files
+    return write_summary(Path(result.out_dir), "medfuzz", result, "attacks", result.attacks, lines)

@@ -28,7 +28,15 @@ from medloom.core.errors import ConfigError
 from medloom.core.events import ItemFinished
 from medloom.data.readers import BadRow, DatasetSpec, iter_rows
 from medloom.eval.runner import solvers_from
-from medloom.eval.stages import StageRunner, item_ends, last_traces, notes_of
+from medloom.eval.stages import (
+    StageRunner,
+    item_ends,
+    last_traces,
+    markdown_table,
+    notes_of,
+    slug,
+    write_summary,
+)
 from medloom.eval.stats import wilson_interval
 from medloom.ops.reasoning_recall import RECALL_JUDGEMENT, statements_of
 from medloom.runs.runner import EmbeddedProvider, ProgressHook
@@ -265,9 +273,9 @@ async def aevaluate_recall(
     async with contextlib.AsyncExitStack() as stack:
         stages = StageRunner(out, stack, endpoints, concurrency, no_cache, embedded, progress)
         for solver in solvers:
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", solver.label)
+            stage = slug(solver.label)
             solver_dir = await stages.run(
-                slug,
+                stage,
                 solver.path,
                 ({"id": c.id, "question": c.case} for c in cases),
                 mcq=False,
@@ -281,7 +289,7 @@ async def aevaluate_recall(
                 text = trace.text if trace else ""
                 answers[case.id] = (text, _final_diagnosis(trace.answer if trace else None, text))
             judge_dir = await stages.run(
-                f"{slug}-judge",
+                f"{stage}-judge",
                 judge_path,
                 (
                     {
@@ -348,16 +356,10 @@ def recall_cells(s: RecallSummary) -> list[str]:
 def write_recall(result: RecallResult) -> dict[str, Path]:
     """``recall.json`` (summaries), ``recall_cases.jsonl`` (per solver and case, with every
     judgement) and ``recall.md`` (the table and a per-case table)."""
-    out = Path(result.out_dir)
-    files = {"json": out / "recall.json", "cases": out / "recall_cases.jsonl", "md": out / "recall.md"}
-    files["json"].write_text(result.model_dump_json(indent=2, exclude={"cases"}), encoding="utf-8")
-    files["cases"].write_text("".join(c.model_dump_json() + "\n" for c in result.cases), encoding="utf-8")
     lines = [
         f"# Reasoning recall on {Path(result.benchmark).name}",
         "",
-        "| " + " | ".join(RECALL_COLUMNS) + " |",
-        "|" + "---|" * len(RECALL_COLUMNS),
-        *("| " + " | ".join(recall_cells(s)) + " |" for s in result.solvers),
+        *markdown_table(RECALL_COLUMNS, (recall_cells(s) for s in result.solvers)),
         "",
         "accuracy: judged diagnosis matches / cases (95% Wilson CI); recall: mean over cases of "
         "covered / reference statements; pooled: all covered / all statements; undecided "
@@ -374,8 +376,7 @@ def write_recall(result: RecallResult) -> dict[str, Path]:
         f"judge: `{result.judge}`",
         *(f"- {s.solver}: solver run `{s.run_dir}`, judge run `{s.judge_run_dir}`" for s in result.solvers),
     ]
-    files["md"].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return files
+    return write_summary(Path(result.out_dir), "recall", result, "cases", result.cases, lines)
 
 
 def dumps(result: RecallResult, files: dict[str, Path]) -> str:
