@@ -59,7 +59,9 @@ def test_max_calls_stops_the_run_and_names_the_cap(tmp_path: Path, student_serve
     assert "max_calls=3 reached" in stderr and f"--resume {run_dir.name}" in stderr
 
 
-def test_max_tokens_from_the_config_key_stops_the_run(tmp_path: Path, student_server: FakeOpenAIServer) -> None:
+def test_max_tokens_from_the_config_key_stops_the_run(
+    tmp_path: Path, student_server: FakeOpenAIServer
+) -> None:
     code, stderr = run(student_server.base_url, tmp_path, "--set", "run.budget.max_tokens=500")
     assert code == BUDGET_STOP, stderr
     report = assert_stopped_by(only_run(tmp_path), "max_tokens", 500)
@@ -76,7 +78,9 @@ def test_max_cost_counts_at_the_configured_prices(tmp_path: Path, student_server
     assert report["spend"]["cost"] >= 0.2
 
 
-def test_a_cost_cap_without_prices_is_a_config_error(tmp_path: Path, student_server: FakeOpenAIServer) -> None:
+def test_a_cost_cap_without_prices_is_a_config_error(
+    tmp_path: Path, student_server: FakeOpenAIServer
+) -> None:
     code, stderr = run(student_server.base_url, tmp_path, "--max-cost", "1")
     assert code == 2
     assert "run.budget.max_cost" in stderr and "llm.prices" in stderr and "Traceback" not in stderr
