@@ -20,7 +20,8 @@ ATTACKS = ("medfuzz",)
 def _table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
     table = Table(title=title, header_style="bold")
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+        # Headers wrap, figures stay whole (the table fits an 80-column terminal).
+        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold", min_width=5)
     for row in rows:
         table.add_row(*row)
     return table

@@ -95,7 +95,11 @@ def test_recall_counts_covered_and_undecided_statements(tmp_path: Path) -> None:
     events = [json.loads(line) for line in (Path(solver["judge_run_dir"]) / "trajectories.jsonl").open()]
     notes = [e for e in events if e.get("type") == "note" and e["kind"] == "recall_judgement"]
     calls = [e for e in events if e.get("type") == "llm_call"]
-    assert len(notes) == len(calls) == 2 + 5  # two diagnoses, five statements
+    assert len(notes) == len(calls) == 2 + 5 + 4  # two diagnoses, five statements, four controls
+    # Controls (the other case's diagnosis and first statement) measure the judge's yes-bias and
+    # never count: the scripted judge says yes to 3 of them (all but "Toxic nodule" vs "Acute gout").
+    assert (solver["controls"], solver["control_yes"]) == (4, 3)
+    assert sum(n["data"]["control"] for n in notes) == 4
     assert "| diagnose | 2 | 50.0% |" in (out / "recall.md").read_text()
 
 
