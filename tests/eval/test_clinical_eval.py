@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from medloom.eval.significance import paired_permutation_test
+from medloom.ops.medfuzz_attack import clean_rewrite
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from tests.helpers import medloom_cli
 
@@ -208,6 +209,12 @@ def test_medfuzz_flip_guard_rejection_and_exhausted_turns(tmp_path: Path) -> Non
     assert len({e["run"] for e in events}) == 3
     assert any(e.get("kind") == "medfuzz_rewrite" for e in events)
     assert "MedFuzz" in result.stdout and "33.3%" in result.stdout
+
+
+def test_clean_rewrite_drops_label_leading_letter_and_repeated_options() -> None:
+    text = "Rewritten question: D\nA 43-year-old sailor has back pain. What is the cause?\nA) x\nB) y"
+    assert clean_rewrite(text) == "A 43-year-old sailor has back pain. What is the cause?"
+    assert clean_rewrite(" A\n\n") == ""
 
 
 # -- significance -----------------------------------------------------------------------------
