@@ -353,15 +353,17 @@ async def aevaluate_recall(
 
 RECALL_COLUMNS = (
     "solver",
-    "cases",
+    "n",
     "accuracy",
     "95% CI",
     "recall",
-    "pooled",
     "covered",
     "undecided",
-    "unjudged",
+    "failed",
+    "ctrl yes",
 )
+"""covered: covered / reference statements over all cases (the pooled recall); ctrl yes: control
+judgements answered yes / controls."""
 
 
 def recall_cells(s: RecallSummary) -> list[str]:
@@ -370,9 +372,8 @@ def recall_cells(s: RecallSummary) -> list[str]:
         s.solver,
         str(s.n),
         f"{s.accuracy:.1%}",
-        f"{s.ci_low:.1%}–{s.ci_high:.1%}",
+        f"{s.ci_low:.0%}–{s.ci_high:.0%}",
         f"{s.recall:.1%}",
-        f"{s.pooled_recall:.1%}",
         f"{s.covered}/{s.statements}",
         und,
         str(s.unjudged),
@@ -389,9 +390,9 @@ def write_recall(result: RecallResult) -> dict[str, Path]:
         *markdown_table(RECALL_COLUMNS, (recall_cells(s) for s in result.solvers)),
         "",
         "accuracy: judged diagnosis matches / cases (95% Wilson CI); recall: mean over cases of "
-        "covered / reference statements; pooled: all covered / all statements; undecided "
-        "judgements count as not covered (and an undecided diagnosis as no match). judge yes on "
-        "controls: the judge said yes to another case's diagnosis or statement (should be no); a high "
+        "covered / reference statements; covered: all covered / all statements (pooled recall); undecided "
+        "judgements count as not covered (and an undecided diagnosis as no match). ctrl yes: the "
+        "judge said yes to another case's diagnosis or statement (should be no); a high "
         "rate means the judge is biased and the accuracy and recall above are inflated.",
         "",
         "| solver | case | diagnosis | predicted | match | covered | undecided | status |",

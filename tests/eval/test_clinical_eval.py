@@ -101,7 +101,7 @@ def test_recall_counts_covered_and_undecided_statements(tmp_path: Path) -> None:
     # never count: the scripted judge says yes to 3 of them (all but "Toxic nodule" vs "Acute gout").
     assert (solver["controls"], solver["control_yes"]) == (4, 3)
     assert sum(n["data"]["control"] for n in notes) == 4
-    assert "| diagnose | 2 | 50.0% |" in (out / "recall.md").read_text()
+    assert "| diagnose | 2 | 50.0% | 9%–91% |" in (out / "recall.md").read_text()
 
 
 def test_recall_names_a_missing_case_column(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_medfuzz_flip_guard_rejection_and_exhausted_turns(tmp_path: Path) -> Non
     assert {e["item_id"] for e in events} == {"0"}
     assert len({e["run"] for e in events}) == 3
     assert any(e.get("kind") == "medfuzz_rewrite" for e in events)
-    assert "MedFuzz" in result.stdout and "33.3%" in result.stdout
+    assert "MedFuzz" in result.stdout and "1/3 (33%)" in result.stdout
 
 
 def test_clean_rewrite_drops_label_leading_letter_and_repeated_options() -> None:
