@@ -76,11 +76,13 @@ def category_of(name: str) -> str | None:
     return _ALIASES.get(re.sub(r"\s+", " ", name.strip().lower()))
 
 
-def parse_rubric(text: str, max_criteria: int = 12) -> RubricParse:
-    """The criteria in a generator's reply: one per line, duplicates and zero weights dropped."""
+def parse_rubric(text: str, max_criteria: int = 12, prompt: str = "") -> RubricParse:
+    """The criteria in a generator's reply: one per line; duplicates, zero weights and criteria
+    copied word for word from ``prompt`` (its worked example: not about this case) dropped."""
     criteria: list[Criterion] = []
     skipped: list[str] = []
     seen: set[str] = set()
+    shown = f" {normalise(prompt)} "
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -92,6 +94,9 @@ def parse_rubric(text: str, max_criteria: int = 12) -> RubricParse:
             continue
         weight = max(-MAX_WEIGHT, min(MAX_WEIGHT, int(m.group("weight"))))
         key = normalise(body)
+        if prompt and f" {key} " in shown:
+            skipped.append(f"copied from the prompt: {line.strip()}")
+            continue
         if weight == 0 or key in seen or len(criteria) >= max_criteria:
             skipped.append(line.strip())
             continue

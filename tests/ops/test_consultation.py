@@ -176,12 +176,13 @@ def test_consultations_are_graded_criterion_by_criterion(tmp_path: Path) -> None
     assert full["transcript"][4]["text"] == "Penicillin gives him a rash."
     assert full["conclusion"].startswith("Right lower lobe pneumonia")
     assert full["predicted"] == full["conclusion"] and full["stop_reason"] == "conclusion"
-    assert [c["id"] for c in full["rubric"]] == [f"c{i}" for i in range(1, 8)]
-    assert [c["weight"] for c in full["rubric"]] == [5, 4, 6, 4, 5, -8, 2]
+    # The generator's last criterion is the prompt's worked example word for word: dropped.
+    assert [c["id"] for c in full["rubric"]] == [f"c{i}" for i in range(1, 7)]
+    assert [c["weight"] for c in full["rubric"]] == [5, 4, 6, 4, 5, -8]
     met = {c["id"]: c["met"] for c in full["criteria_scores"]}
-    assert met == {"c1": True, "c2": True, "c3": True, "c4": True, "c5": False, "c6": False, "c7": False}
-    # By hand: met 5 + 4 + 6 + 4 = 19 points of 5 + 4 + 6 + 4 + 5 + 2 = 26 positive points.
-    assert full["total"] == pytest.approx(19 / 26) and full["score"] == pytest.approx(19 / 26)
+    assert met == {"c1": True, "c2": True, "c3": True, "c4": True, "c5": False, "c6": False}
+    # By hand: met 5 + 4 + 6 + 4 = 19 points of 5 + 4 + 6 + 4 + 5 = 24 positive points.
+    assert full["total"] == pytest.approx(19 / 24) and full["score"] == pytest.approx(19 / 24)
     assert full["undecided"] == 0
     (verdict,) = full["verdicts"]
     assert verdict["passed"] and verdict["node"] == "grade"
@@ -212,7 +213,10 @@ def test_consultations_are_graded_criterion_by_criterion(tmp_path: Path) -> None
     turns = [e for e in events if e["type"] == "note" and e["kind"] == "consult_turn"]
     assert len(turns) == len(full["transcript"]) + len(bound["transcript"])
     rubric_notes = {e["item_id"]: e["data"] for e in events if e["type"] == "note" and e["kind"] == "rubric"}
-    assert rubric_notes["case-001"]["skipped"] == ["This line is not a criterion."]
+    assert rubric_notes["case-001"]["skipped"] == [
+        "copied from the prompt: - [communication] 2 | Explains the plan in plain words.",
+        "This line is not a criterion.",
+    ]
 
 
 def test_chat_mode_keeps_the_best_graded_of_two_consultations(tmp_path: Path) -> None:
@@ -229,7 +233,8 @@ def test_chat_mode_keeps_the_best_graded_of_two_consultations(tmp_path: Path) ->
         if e["type"] == "note" and e["kind"] == "rubric_grade"
     }
     (row,) = rows_of(run_dir).values()
-    # The full consultation (19 of 26 points) beats the one that concluded at once.
+    # The full consultation beats the one that concluded at once. The chat prompt has no worked
+    # example, so nothing is dropped as copied: 19 of 26 points.
     assert grades == {"case-001/consult/0": pytest.approx(19 / 26), "case-001/consult/1": 0.0}
     assert selection["selected"] == [row["trace_id"]] == ["case-001/consult/0"]
     assert row["total"] == pytest.approx(19 / 26) and len(row["transcript"]) == 6
@@ -255,6 +260,10 @@ def test_turn_and_rubric_parsing() -> None:
     )
     assert [(c.category, c.weight) for c in parsed.criteria] == [("history", 3), ("safety", -10)]
     assert len(parsed.skipped) == 3
+    copied = parse_rubric(
+        "- [tests] 4 | Orders a urine culture.", prompt="- [tests] 4 | Orders a urine culture."
+    )
+    assert copied.criteria == [] and copied.skipped[0].startswith("copied from the prompt")
     assert parse_judgement("Judgement: not met\nReason: no") == (False, "no")
     assert parse_judgement("met") == (True, "")
     assert parse_judgement("Maybe.") == (None, "")
