@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from medloom.agents.consultation import conclusion_of, leaks, turn_text
+from medloom.core.notes import note_schema
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from medloom.verifiers.rubric import parse_judgement, parse_rubric
 from tests.helpers import REPO, medloom_cli, only_run, read_report
@@ -213,6 +214,19 @@ def test_consultations_are_graded_criterion_by_criterion(tmp_path: Path) -> None
     turns = [e for e in events if e["type"] == "note" and e["kind"] == "consult_turn"]
     assert len(turns) == len(full["transcript"]) + len(bound["transcript"])
     rubric_notes = {e["item_id"]: e["data"] for e in events if e["type"] == "note" and e["kind"] == "rubric"}
+    # The viewer's labels for the notes say what happened.
+    labels = {
+        (e["kind"], e["item_id"], e["data"].get("turn")): "".join(
+            text
+            for text, _ in note_schema(e["kind"]).view(e["data"]).label  # type: ignore[union-attr]
+        )
+        for e in events
+        if e["type"] == "note"
+    }
+    assert labels[("consult_turn", "case-002", 5)].endswith("(redacted)")
+    assert labels[("consultation", "case-002", None)] == "consultation max_turns after 3 turns"
+    assert labels[("rubric_grade", "case-002", None)] == "rubric total 0.385 (1 undecided)"
+    assert labels[("rubric", "case-001", None)] == "rubric 6 criteria (generated)"
     assert rubric_notes["case-001"]["skipped"] == [
         "copied from the prompt: - [communication] 2 | Explains the plan in plain words.",
         "This line is not a criterion.",
