@@ -22,6 +22,7 @@ from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.core.records import CriterionScore, Item, Trace, Verdict
 from medloom.core.text import normalise
+from medloom.verifiers.base import ModelCheck, register_check
 
 CATEGORIES: tuple[str, ...] = ("history", "differential", "tests", "safety", "communication")
 """The rubric dimensions, in the order a rubric lists them."""
@@ -207,10 +208,29 @@ class RubricGrader:
                 f"{len(undecided)} undecided (not counted as met): " + ", ".join(s.id for s in undecided)
             )
         return Verdict(
-            passed=total.total >= self.pass_score,
+            passed=total.total >= self.pass_score and total.undecided < len(scores),
             score=total.total,
             reasons=reasons,
             verifier=self.name,
             node=ctx.node,
+            undecided=total.undecided == len(scores),
             criteria=scores,
         )
+
+
+@register_check("rubric")
+class RubricCheck(ModelCheck):
+    """The rubric grader as a check for any verifier node (``check: rubric``, ``model: ALIAS``);
+    the ``rubric`` node kind does the same and also writes the scores to ``trace.meta``."""
+
+    name = "rubric"
+    default_template = "rubric_grade"
+    template_variables = frozenset({"criterion", "transcript", "transcript_text", "conclusion"})
+
+    def __init__(self, rubric_field: str = "rubric", pass_score: float = 0.5):
+        self.rubric_field = rubric_field
+        self.pass_score = pass_score
+
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
+        grader = RubricGrader(self.agent, rubric_field=self.rubric_field, pass_score=self.pass_score)
+        return await grader.verify(item, trace, ctx)

@@ -281,3 +281,24 @@ def test_turn_and_rubric_parsing() -> None:
     assert parse_judgement("Judgement: not met\nReason: no") == (False, "no")
     assert parse_judgement("met") == (True, "")
     assert parse_judgement("Maybe.") == (None, "")
+
+
+async def test_the_rubric_check_grades_inside_a_verifier_node(fake_llm) -> None:  # type: ignore[no-untyped-def]
+    """``check: rubric`` gives the same per-criterion verdict in an ordinary verifier node."""
+    from medloom.core.events import VerdictGiven
+    from medloom.core.records import Item
+    from tests.graphs.test_engine import ends, run
+    from tests.ops.recipes import CONFIGS, recipe_runtime
+
+    row = json.loads((CONFIGS / "data" / "demo_cases.jsonl").read_text().splitlines()[0])
+    case = Item(id=row["id"], index=0, question=row["complaint"], answer=row["diagnosis"], data=row)
+    _fake, client = fake_llm(Clinic())
+    grade = "{type: verifier, verifiers: [{check: rubric, model: examiner, params: {pass_score: 0.8}}]}"
+    rt = await recipe_runtime("consultation", client, "models.*.model=fake-model", f"nodes.grade={grade}")
+    events = await run(rt, [case])
+    assert ends(events)["case-001"].status == "kept"
+    (given,) = [e for e in events if isinstance(e, VerdictGiven)]
+    verdict = given.verdict
+    assert verdict.node == "grade" and verdict.score == pytest.approx(19 / 24)
+    assert not verdict.passed and not verdict.undecided  # 0.79 < pass_score 0.8
+    assert [(c.id, c.met, c.points) for c in verdict.criteria][:2] == [("c1", True, 5.0), ("c2", True, 4.0)]
