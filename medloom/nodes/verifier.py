@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import VerifierRole
-from medloom.core.events import VerdictGiven
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
@@ -60,23 +59,7 @@ class VerifierRun:
 
     async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
         verdicts = await asyncio.gather(*(self.verifier.verify(item, t, ctx) for t in traces))
-        out: list[Trace] = []
-        stats = ctx.stats
-        for trace, verdict in zip(traces, verdicts, strict=True):
-            verdict = verdict.model_copy(update={"node": ctx.node})
-            trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict]})
-            ctx.send(
-                VerdictGiven(
-                    item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-                )
-            )
-            key = "passed" if verdict.passed else "failed"
-            stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
-            setattr(stats, key, getattr(stats, key) + 1)
-            if not verdict.passed:
-                ctx.memory.failed_reasons[trace.id] = verdict.reasons
-            out.append(trace)
-        return NodeOutput(traces=out)
+        return NodeOutput(traces=[ctx.judged(t, v) for t, v in zip(traces, verdicts, strict=True)])
 
 
 @register_kind
