@@ -110,8 +110,8 @@ class LikelihoodRun:
         out: list[Trace] = []
         for trace, (verdict, data) in zip(traces, judged, strict=True):
             ctx.note(LIKELIHOOD, data, trace_id=trace.id)
-            meta = {**trace.meta, self.spec.method: data.get("shift", data.get("rewards"))}
-            out.append(ctx.judged(trace, verdict, meta=meta))
+            meta: dict[str, Any] = {self.spec.method: data.get("shift", data.get("rewards"))}
+            out.append(ctx.judged(trace, verdict, meta))
         return NodeOutput(traces=out)
 
 

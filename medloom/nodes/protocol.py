@@ -64,11 +64,11 @@ class NodeContext(AgentContext):
 
     def judged(self, trace: Trace, verdict: Verdict, meta: dict[str, Any] | None = None) -> Trace:
         """``trace`` with ``verdict`` (from this node) added: recorded, counted by round, and its
-        reasons kept for a refiner when it failed. ``meta`` replaces the trace's meta."""
+        reasons kept for a refiner when it failed; ``meta`` is merged into the trace's."""
         verdict = verdict.model_copy(update={"node": self.node})
         update: dict[str, Any] = {"verdicts": [*trace.verdicts, verdict]}
-        if meta is not None:
-            update["meta"] = meta
+        if meta:
+            update["meta"] = {**trace.meta, **meta}
         trace = trace.model_copy(update=update)
         self.verdict(trace.id, verdict)
         key = "passed" if verdict.passed else "failed"
