@@ -159,14 +159,15 @@ async def aevaluate(
         overrides=list(overrides or []),
         solvers=[SolverEntry(label=s.label, config=str(s.path.resolve())) for s in solvers],
     )
+    solver_overrides = [*(overrides or []), "dataset=" + json.dumps(benchmark_section)]
+    for solver in solvers:  # a broken config stops the evaluation before any solver pays for calls
+        data = prepare_config(
+            solver.raw, file=str(solver.path), overrides=solver_overrides, endpoints=endpoints
+        )
+        validate_spec(data, file=solver.path)
     manifest = start_or_resume(out, wanted, resume)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, manifest)
-    solver_overrides = [*(overrides or []), "dataset=" + json.dumps(benchmark_section)]
-    for solver in solvers:  # a broken config stops the evaluation before any solver pays for calls
-        validate_spec(
-            prepare_config(solver.raw, file=str(solver.path), overrides=solver_overrides), file=solver.path
-        )
     result = EvalResult(benchmark=dataset.path, out_dir=str(out), confidence=confidence, skipped_rows=bad)
     pools = SharedPools()
 
