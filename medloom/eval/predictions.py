@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from medloom.core.events import EmbeddingCall, Event, ItemFinished, LLMCall, TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.core.usage import Price, UsageTally
 from medloom.eval.records import Prediction
-from medloom.runs.stats import RunStats
+from medloom.runs.rundir import RunDir
+from medloom.runs.stats import RunStats, run_prices
+from medloom.runs.store import iter_events
 
 DETAIL_COLUMNS = ("votes", "agreement", "fewshot_ids")
 """Output columns copied into predictions when a solver's rows have them (medprompt's)."""
@@ -95,6 +98,16 @@ class PredictionPart:
             calls=spent.calls,
             detail=detail,
         )
+
+
+def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Prediction]:
+    """The predictions of a run that has already ended (e.g. MedFuzz's re-scoring): one pass over
+    only the events :class:`PredictionPart` reads. Runs this eval starts gather them in their own
+    final fold instead."""
+    part = PredictionPart(run_prices(RunDir(run_dir)))
+    for offset, event in iter_events(RunDir(run_dir).trajectories, set(part.types)):
+        part.add(offset, event)
+    return part.predictions(solver, items)
 
 
 def _text(value: object) -> str:

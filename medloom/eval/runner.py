@@ -23,6 +23,7 @@ from medloom.core.errors import ConfigError
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.manifest import EvalManifest, SolverEntry, start_or_resume, write_manifest
 from medloom.eval.predictions import PredictionPart
+from medloom.eval.predictions import read_predictions as read_predictions  # where medfuzz reads it
 from medloom.eval.records import EvalResult, Prediction, SolverResult
 from medloom.eval.stats import wilson_interval
 from medloom.graphs.loader import load_raw, validate_spec

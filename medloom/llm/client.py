@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from medloom.core.budget import BudgetLedger
 from medloom.core.calls import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
 from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
@@ -49,9 +50,11 @@ class LLMClient:
         *,
         cache: RequestCache | None = None,
         transport: Transport | None = None,
+        budget: BudgetLedger | None = None,
         pools: SharedPools | None = None,
     ):
-        """``pools``: take the endpoint pool from there, shared with other clients over the same
+        """``budget`` is charged with what each call pays (see :mod:`medloom.core.budget`);
+        ``pools``: take the endpoint pool from there, shared with other clients over the same
         endpoints (their per-endpoint concurrency then counts every client's calls)."""
         self.settings = settings or LLMSettings()
         named = [
@@ -64,7 +67,7 @@ class LLMClient:
         self.retry = RetryPolicy(self.settings.retry)
         self.cache = cache
         self._owns_cache = False  # a cache opened by from_urls is closed with the client
-        self.ledger = TokenLedger(self.settings.prices)
+        self.ledger = TokenLedger(self.settings.prices, budget)
         self._dedup: InflightDedup[LLMResponse] = InflightDedup()
 
     @classmethod

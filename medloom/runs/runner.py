@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import datasets
 
 from medloom import __version__
+from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
 from medloom.core.trajectory import TrajectoryHeader
@@ -35,6 +36,7 @@ from medloom.llm.client import LLMClient
 from medloom.llm.pool import SharedPools
 from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
+from medloom.runs.budget import check_budget, session_ledger
 from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
@@ -63,8 +65,12 @@ class _Shared:
     """What the caller of :func:`arun` hands down to the run's client and its final fold."""
 
     transport: Transport | None = None
+    budget: BudgetLedger | None = None
     pools: SharedPools | None = None
     fold_parts: Sequence[FoldPart] = ()
+
+
+_NOTHING_SHARED = _Shared()
 
 
 @dataclass
@@ -89,8 +95,10 @@ def prepare_config(
     no_cache: bool = False,
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
+    caps: BudgetCaps | None = None,
 ) -> dict[str, Any]:
-    """The config dict with command-line overrides applied (validated later).
+    """The config dict with command-line overrides applied (validated later); ``caps`` set the
+    ``run.budget`` caps they give.
 
     ``--endpoint`` URLs replace the endpoints first, so ``--set endpoints.0.KEY=...`` refines them."""
     data = copy.deepcopy(raw)
@@ -108,6 +116,9 @@ def prepare_config(
         data.setdefault("run", {})["concurrency"] = concurrency
     if no_cache:
         data.setdefault("llm", {}).setdefault("cache", {})["enabled"] = False
+    if caps is not None and caps.any:
+        budget = data.setdefault("run", {}).setdefault("budget", {})
+        budget.update(caps.model_dump(exclude_none=True))
     return data
 
 
@@ -159,8 +170,16 @@ async def arun(
     on_run_dir: Callable[[Path], None] | None = None,
     fold_parts: Sequence[FoldPart] = (),
     pools: SharedPools | None = None,
+    caps: BudgetCaps | None = None,
+    budget: BudgetLedger | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
+
+    ``caps`` override the config's budget caps (``run.budget``): they bound the run's spend over all
+    its sessions; once one is reached no new item starts, the items in flight finish, and the
+    session ends ``stopped`` (``report.stopped_by`` says which cap). ``budget`` replaces the
+    in-process ledger with a shared one (e.g. one counter for every shard of a run); it must then
+    hold the run's earlier spend itself.
 
     The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
     process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
@@ -203,9 +222,11 @@ async def arun(
             no_cache=no_cache,
             api_key_env=api_key_env,
             endpoint_concurrency=endpoint_concurrency,
+            caps=caps,
         )
         _localize_dataset_path(data, base_dir)
         spec = validate_spec(data, file=file)
+        check_budget(spec, file=file)
         check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
         templates = template_library(spec, base_dir)
         compiled = build_graph(spec, file=file, templates=templates)
@@ -220,7 +241,7 @@ async def arun(
         try:
             graph = (spec, compiled, templates)
             where = (file, base_dir)
-            shared = _Shared(transport, pools, fold_parts)
+            shared = _Shared(transport, budget, pools, fold_parts)
             result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, shared)
             if (warning := no_items_warning(result.report)) is not None:
                 log.warning("run %s: %s", result.run_id, warning)
@@ -311,9 +332,12 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
-    shared: _Shared,
+    shared: _Shared = _NOTHING_SHARED,
 ) -> RunResult:
     file, base_dir = where
+    budget = shared.budget
+    if budget is None:
+        budget = session_ledger(spec.run.budget, run.trajectories, spec.llm.prices)
     cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
@@ -326,6 +350,7 @@ async def _execute(
         endpoints=[e.base_url for e in spec.endpoints],
         pid=os.getpid(),
         host=socket.gethostname(),
+        budget=budget.caps if budget is not None else None,
     )
     meta.sessions.append(session)
     try:
@@ -341,7 +366,9 @@ async def _execute(
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=shared.transport, pools=shared.pools)
+    client = LLMClient(
+        spec.endpoints, spec.llm, cache=cache, transport=shared.transport, budget=budget, pools=shared.pools
+    )
     work: asyncio.Future[None] | None = None
 
     def stop_on_write_error(exc: OSError) -> None:
@@ -351,10 +378,12 @@ async def _execute(
     header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
+    engine: Engine | None = None
     try:
         if writer.error is not None:  # not even the session header fits: stop before paying for calls
             raise writer.error
         models = await resolve_models(spec, client)
+        check_budget(spec, file=file, models={alias: ref.served for alias, ref in models.items()})
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
@@ -369,6 +398,7 @@ async def _execute(
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,
+            budget=budget,
         )
         log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
         work = asyncio.ensure_future(engine.run(items, done=done))
@@ -379,7 +409,7 @@ async def _execute(
                 raise
         if writer.error is not None:
             raise writer.error
-        status = "completed"
+        status = "stopped" if engine.stopped_by is not None else "completed"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
@@ -397,7 +427,8 @@ async def _execute(
             cache.close()
         if progress:
             progress.on_finish()
-        report, dataset = _finish(run, spec, data, status, shared.fold_parts)
+        stopped_by = engine.stopped_by if engine else None
+        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -415,7 +446,12 @@ def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
 
 
 def _finish(
-    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str, parts: Sequence[FoldPart] = ()
+    run: RunDir,
+    spec: GraphSpec,
+    data: dict[str, Any],
+    status: str,
+    stopped_by: CapReached | None = None,
+    parts: Sequence[FoldPart] = (),
 ) -> tuple[Report | None, datasets.Dataset | None]:
     """Close the session in run.json, then write the report, the outputs and the card. When the disk
     is full this does what it can and logs what it could not (resume writes it all again)."""
@@ -426,6 +462,7 @@ def _finish(
         meta = run.read_meta()
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
+        meta.sessions[-1].stopped_by = stopped_by
         run.write_meta(meta)
         step = "report.json"
         fold = fold_run(run, spec.llm.prices, parts)
@@ -436,7 +473,7 @@ def _finish(
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
-        if status == "completed":
+        if status in ("completed", "stopped"):
             problem = storage_problem(exc)
             raise RunStorageError(
                 f"run {run.run_id} ended, but writing {step} failed: {problem}, then "
