@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from medloom.core.errors import ConfigError
+from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.records import Item
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.runner import read_predictions, solvers_from
@@ -102,6 +102,9 @@ class MedfuzzSummary(BaseModel):
     """Rewrites the guard did not pass (no or undecided), over all turns."""
     max_turns: int
     significance: PairedTest
+    stopped: str | None = None
+    """Why the attack ended before its turns ran out (a later stage failed); the figures count
+    the turns that finished."""
 
 
 class MedfuzzResult(BaseModel):
@@ -179,7 +182,7 @@ async def _attack_solver(
     items: list[Item],
     turns: int,
     overrides: list[str] | None,
-) -> tuple[Path, list[Attack], list[Path]]:
+) -> tuple[Path, list[Attack], list[Path], str | None]:
     stage = slug(solver_label)
     base_dir = await stages.run(
         stage, solver_path, (_mcq_row(i) for i in items), mcq=True, gold=True, overrides=overrides
@@ -198,60 +201,64 @@ async def _attack_solver(
     }
     by_id = {i.id: i for i in items}
     runs = [base_dir]
-    for turn in range(1, turns + 1):
-        standing = [a for a in attacks.values() if a.correct_before and a.flipped_at is None]
-        if not standing:
-            break
-        attack_dir = await stages.run(
-            f"{stage}-attack-{turn}",
-            attacker,
-            (_mcq_row(by_id[a.item_id], history=_history(a)) for a in standing),
-            mcq=True,
-            gold=True,
-        )
-        runs.append(attack_dir)
-        rewrites = {k: v[-1] for k, v in notes_of(attack_dir, MEDFUZZ_REWRITE).items()}
-        passed = [a for a in standing if rewrites.get(a.item_id, {}).get("guard") == "yes"]
-        answers: dict[str, Any] = {}
-        reasons: dict[str, str] = {}
-        target_dir: Path | None = None
-        if passed:
-            target_items = [
-                by_id[a.item_id].model_copy(update={"question": rewrites[a.item_id]["rewrite"]})
-                for a in passed
-            ]
-            target_dir = await stages.run(
-                f"{stage}-target-{turn}",
-                solver_path,
-                (_mcq_row(i) for i in target_items),
+    stopped: str | None = None
+    try:
+        for turn in range(1, turns + 1):
+            standing = [a for a in attacks.values() if a.correct_before and a.flipped_at is None]
+            if not standing:
+                break
+            attack_dir = await stages.run(
+                f"{stage}-attack-{turn}",
+                attacker,
+                (_mcq_row(by_id[a.item_id], history=_history(a)) for a in standing),
                 mcq=True,
                 gold=True,
-                overrides=overrides,
             )
-            runs.append(target_dir)
-            answers = {p.item_id: p for p in read_predictions(target_dir, solver_label, target_items)}
-            reasons = {k: t.text for k, t in last_traces(target_dir).items()}
-        for attack in standing:
-            note = rewrites.get(
-                attack.item_id,
-                {"rewrite": "", "guard": "no", "guard_reply": "the attacker run lost this item"},
-            )
-            pred = answers.get(attack.item_id)
-            step = AttackTurn(
-                turn=turn,
-                rewrite=str(note.get("rewrite", "")),
-                guard=str(note.get("guard", "no")),
-                guard_reply=str(note.get("guard_reply", "")),
-                answer=pred.predicted if pred else None,
-                correct=pred.correct if pred else None,
-                reasoning=reasons.get(attack.item_id, ""),
-                attacker_run=str(attack_dir),
-                target_run=str(target_dir) if pred else "",
-            )
-            attack.turns.append(step)
-            if step.guard == "yes" and step.correct is False:
-                attack.flipped_at = turn
-    return base_dir, list(attacks.values()), runs
+            runs.append(attack_dir)
+            rewrites = {k: v[-1] for k, v in notes_of(attack_dir, MEDFUZZ_REWRITE).items()}
+            passed = [a for a in standing if rewrites.get(a.item_id, {}).get("guard") == "yes"]
+            answers: dict[str, Any] = {}
+            reasons: dict[str, str] = {}
+            target_dir: Path | None = None
+            if passed:
+                target_items = [
+                    by_id[a.item_id].model_copy(update={"question": rewrites[a.item_id]["rewrite"]})
+                    for a in passed
+                ]
+                target_dir = await stages.run(
+                    f"{stage}-target-{turn}",
+                    solver_path,
+                    (_mcq_row(i) for i in target_items),
+                    mcq=True,
+                    gold=True,
+                    overrides=overrides,
+                )
+                runs.append(target_dir)
+                answers = {p.item_id: p for p in read_predictions(target_dir, solver_label, target_items)}
+                reasons = {k: t.text for k, t in last_traces(target_dir).items()}
+            for attack in standing:
+                note = rewrites.get(
+                    attack.item_id,
+                    {"rewrite": "", "guard": "no", "guard_reply": "the attacker run lost this item"},
+                )
+                pred = answers.get(attack.item_id)
+                step = AttackTurn(
+                    turn=turn,
+                    rewrite=str(note.get("rewrite", "")),
+                    guard=str(note.get("guard", "no")),
+                    guard_reply=str(note.get("guard_reply", "")),
+                    answer=pred.predicted if pred else None,
+                    correct=pred.correct if pred else None,
+                    reasoning=reasons.get(attack.item_id, ""),
+                    attacker_run=str(attack_dir),
+                    target_run=str(target_dir) if pred else "",
+                )
+                attack.turns.append(step)
+                if step.guard == "yes" and step.correct is False:
+                    attack.flipped_at = turn
+    except MedloomError as exc:  # e.g. the endpoint went away: keep the turns that finished
+        stopped = f"stopped during turn {turn}: {exc}"
+    return base_dir, list(attacks.values()), runs, stopped
 
 
 def _keep_successes(out: Path, folder: str, attacks: list[Attack], runs: list[Path]) -> None:
@@ -304,13 +311,15 @@ async def aattack(
     async with contextlib.AsyncExitStack() as stack:
         stages = StageRunner(out, stack, endpoints, concurrency, no_cache, embedded, progress)
         for solver in solvers:
-            base_dir, attacks, runs = await _attack_solver(
+            base_dir, attacks, runs, stopped = await _attack_solver(
                 stages, solver.label, solver.path, attacker_path, items, turns, overrides
             )
             _keep_successes(out, slug(solver.label), attacks, runs)
             result.attacks.extend(attacks)
             result.solvers.append(
-                summarize_medfuzz(solver.label, str(solver.path), str(base_dir), attacks, turns)
+                summarize_medfuzz(solver.label, str(solver.path), str(base_dir), attacks, turns).model_copy(
+                    update={"stopped": stopped}
+                )
             )
     return result
 
@@ -320,12 +329,10 @@ MEDFUZZ_COLUMNS = (
     "n",
     "acc. before",
     "acc. after",
-    "attacked",
-    "flips",
-    "flip rate",
+    "flips / attacked",
     "turns to flip",
     "guard rejected",
-    "p (one-sided)",
+    "p",
 )
 
 
@@ -335,9 +342,7 @@ def medfuzz_cells(s: MedfuzzSummary) -> list[str]:
         str(s.n),
         f"{s.accuracy_before:.1%}",
         f"{s.accuracy_after:.1%}",
-        str(s.attacked),
-        str(s.flips),
-        f"{s.flip_rate:.1%}" if s.attacked else "–",
+        f"{s.flips}/{s.attacked} ({s.flip_rate:.0%})" if s.attacked else "0/0",
         f"{s.mean_turns_to_flip:.2f}" if s.mean_turns_to_flip is not None else "–",
         str(s.guard_rejections),
         f"{s.significance.p_one_sided:.4g}",
@@ -353,8 +358,10 @@ def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
         *markdown_table(MEDFUZZ_COLUMNS, (medfuzz_cells(s) for s in result.solvers)),
         "",
         "Only questions answered correctly at baseline are attacked. A flip is the first turn whose "
-        "rewrite passed the guard and that the solver no longer answers correctly. p: exact paired "
+        "rewrite passed the guard and that the solver no longer answers correctly. p: one-sided exact paired "
         "permutation test (= exact McNemar) of the drop in accuracy.",
+        "",
+        *(f"**{s.solver} stopped early**: {s.stopped}" for s in result.solvers if s.stopped),
         "",
         "## Successful attacks",
         "",
