@@ -129,6 +129,7 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
     number of cases."""
     from medloom.agents.agent import Agent, ModelRef, Sampling
     from medloom.agents.context import AgentContext
+    from medloom.llm.cache import RequestCache
     from medloom.llm.client import LLMClient
     from medloom.llm.settings import EndpointConfig
     from medloom.verifiers.medval import MedvalCheck
@@ -136,7 +137,10 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
     rows = [json.loads(line) for line in MEDVAL_DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = _stratified(medval_cases(rows), limit)
     # a slow shared CPU server: few calls at a time, each allowed 10 minutes
-    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)])
+    # (and cached, so a run cut short resumes where it stopped)
+    cache = RequestCache(ROOT / "runs" / ".cache" / "bench_medval.sqlite")
+    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)], cache=cache)
+    client._owns_cache = True
     served = model or next(m for models in (await client.discover_models()).values() for m in models)
     ref = ModelRef(alias="judge", served=served, mode=mode)  # type: ignore[arg-type]
     check = MedvalCheck()
