@@ -18,9 +18,11 @@ ATTACKS = ("medfuzz",)
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
-    table = Table(title=title, header_style="bold")
+    """Headers wrap at spaces, figures stay whole (a solver fits an 80-column terminal)."""
+    table = Table(title=title, header_style="bold", box=None, padding=(0, 1), show_edge=False)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+        width = max([len(r[i]) for r in rows] + [len(w) for w in column.split()])
+        table.add_column(column.replace(" ", "\n"), justify="left" if i == 0 else "right", min_width=width)
     for row in rows:
         table.add_row(*row)
     return table

@@ -58,6 +58,10 @@ class Verdict(BaseModel):
     node: str | None = None
     failed_by: list[str] = Field(default_factory=list)
     """For a composite verdict: the verifiers that failed."""
+    undecided: bool = False
+    """The verifier could not decide (e.g. a judge's output it could not read); never a pass."""
+    detail: dict[str, Any] | None = None
+    """A judge's typed result as data (e.g. ``MedvalAssessment.model_validate(verdict.detail)``)."""
     criteria: list[CriterionScore] = Field(default_factory=list)
     """For a rubric verdict: each criterion's weight, judgement and points (``score`` is the total)."""
 

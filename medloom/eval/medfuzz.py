@@ -320,12 +320,10 @@ MEDFUZZ_COLUMNS = (
     "n",
     "acc. before",
     "acc. after",
-    "attacked",
-    "flips",
-    "flip rate",
+    "flips / attacked",
     "turns to flip",
     "guard rejected",
-    "p (one-sided)",
+    "p",
 )
 
 
@@ -335,9 +333,7 @@ def medfuzz_cells(s: MedfuzzSummary) -> list[str]:
         str(s.n),
         f"{s.accuracy_before:.1%}",
         f"{s.accuracy_after:.1%}",
-        str(s.attacked),
-        str(s.flips),
-        f"{s.flip_rate:.1%}" if s.attacked else "–",
+        f"{s.flips}/{s.attacked} ({s.flip_rate:.0%})" if s.attacked else "0/0",
         f"{s.mean_turns_to_flip:.2f}" if s.mean_turns_to_flip is not None else "–",
         str(s.guard_rejections),
         f"{s.significance.p_one_sided:.4g}",
@@ -353,7 +349,7 @@ def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
         *markdown_table(MEDFUZZ_COLUMNS, (medfuzz_cells(s) for s in result.solvers)),
         "",
         "Only questions answered correctly at baseline are attacked. A flip is the first turn whose "
-        "rewrite passed the guard and that the solver no longer answers correctly. p: exact paired "
+        "rewrite passed the guard and that the solver no longer answers correctly. p: one-sided exact paired "
         "permutation test (= exact McNemar) of the drop in accuracy.",
         "",
         "## Successful attacks",

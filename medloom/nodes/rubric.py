@@ -26,7 +26,7 @@ from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
 from medloom.nodes.verifier import record_verdict
-from medloom.verifiers.rubric import RubricGrader, rubric_total
+from medloom.verifiers.rubric import RubricCheck, RubricGrader, rubric_total
 
 GRADE_NOTE = "rubric_grade"
 
@@ -85,14 +85,7 @@ class RubricKind(NodeKind[RubricNode]):
     gives_verdicts = True
 
     def templates(self, spec: RubricNode) -> list[TemplateUse]:
-        return [
-            TemplateUse(
-                spec.template,
-                spec.model,
-                "template",
-                frozenset({"criterion", "transcript", "transcript_text", "conclusion"}),
-            )
-        ]
+        return [TemplateUse(spec.template, spec.model, "template", RubricCheck.template_variables)]
 
     def describe(self, spec: RubricNode) -> str:
         return f"rubric grader `{spec.model}` (template `{spec.template}`), pass at total ≥ {spec.pass_score}"

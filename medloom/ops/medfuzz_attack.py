@@ -31,10 +31,14 @@ _LABEL = re.compile(r"^\s*(?:rewritten question|question)\s*:\s*", re.I)
 
 
 def clean_rewrite(text: str) -> str:
-    """The rewritten question without its label or any options the attacker repeated."""
+    """The rewritten question without its label, a leading bare option letter (a base model often
+    repeats the correct answer first) or any options the attacker repeated after it."""
     body = _LABEL.sub("", text.strip())
+    lines = body.splitlines()
+    while lines and re.fullmatch(r"\s*[A-J]\)?\.?\s*", lines[0]):
+        lines.pop(0)
     kept: list[str] = []
-    for line in body.splitlines():
+    for line in lines:
         if re.match(r"^\s*[A-J]\)\s", line) or re.match(r"^\s*correct answer\s*:", line, re.I):
             break
         kept.append(line)
