@@ -25,7 +25,7 @@ from tests.helpers import RECIPE
 
 pytest.importorskip("ray")
 
-from medloom.scale.driver import ShardHooks, ShardOptions, run_sharded  # noqa: E402
+from medloom.scale.driver import ShardHooks, ShardOptions, run_sharded
 
 LIMIT = 10
 
@@ -121,7 +121,7 @@ def test_shards_run_on_the_nodes_that_host_their_endpoints(
 
 def test_a_resume_with_another_shard_count_is_refused(sharded: tuple[Any, ShardHooks]) -> None:
     result, _ = sharded
-    with pytest.raises(ShardMismatch, match="split into 2 shards.*--shards 2"):
+    with pytest.raises(ShardMismatch, match=r"split into 2 shards.*--shards 2"):
         run_sharded(resume=str(result.run_dir), options=ShardOptions(shards=3))
     with pytest.raises(RunError, match="--backend ray --shards 2"):
         medloom.run(resume=str(result.run_dir))
