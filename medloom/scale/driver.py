@@ -36,7 +36,7 @@ from medloom.runs.shards import (
     input_fingerprint,
     recipe_hash,
 )
-from medloom.scale import connect
+from medloom.scale import connect, require_ray
 from medloom.scale.limits import EndpointSlots
 from medloom.scale.merge import check_items, concatenate_trajectories, shard_dirs
 from medloom.scale.worker import ShardWorker
@@ -103,6 +103,7 @@ def run_sharded(
     """Run (or resume) a recipe sharded over a Ray cluster; returns the merged run, as :func:`medloom.run`."""
     if options.shards < 1:
         raise ConfigError(f"--shards must be at least 1, got {options.shards}")
+    require_ray()  # before any run directory is made
     hooks = hooks or ShardHooks()
     base = Path(runs_dir) if runs_dir else None
     if resume:

@@ -15,13 +15,17 @@ os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")  # the machine's vLL
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[dict[str, Any]]:
-    """The cluster, connected; yields the node id that holds each custom resource."""
+    """The cluster, connected; yields the node id that holds each custom resource, and its address."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "resources": {"ep_a": 1}, "include_dashboard": False},
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"ep_a": 1},
+            "include_dashboard": False,
+        },
     )
     cluster.add_node(num_cpus=1, resources={"ep_b": 1})
     ray.init(address=cluster.address, log_to_driver=False)
@@ -33,7 +37,7 @@ def ray_cluster() -> Iterator[dict[str, Any]]:
         if node["Alive"] and name in node["Resources"]
     }
     try:
-        yield nodes
+        yield {**nodes, "address": cluster.address}
     finally:
         ray.shutdown()
         cluster.shutdown()
