@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from medloom.core.budget import BudgetLedger
 from medloom.core.calls import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
 from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
@@ -49,7 +50,9 @@ class LLMClient:
         *,
         cache: RequestCache | None = None,
         transport: Transport | None = None,
+        budget: BudgetLedger | None = None,
     ):
+        """``budget`` is charged with what each call pays (see :mod:`medloom.core.budget`)."""
         self.settings = settings or LLMSettings()
         named = [
             e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
@@ -60,7 +63,7 @@ class LLMClient:
         self.retry = RetryPolicy(self.settings.retry)
         self.cache = cache
         self._owns_cache = False  # a cache opened by from_urls is closed with the client
-        self.ledger = TokenLedger(self.settings.prices)
+        self.ledger = TokenLedger(self.settings.prices, budget)
         self._dedup: InflightDedup[LLMResponse] = InflightDedup()
 
     @classmethod

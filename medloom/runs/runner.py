@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import datasets
 
 from medloom import __version__
+from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
 from medloom.core.trajectory import TrajectoryHeader
@@ -33,6 +34,7 @@ from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
 from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
+from medloom.runs.budget import check_budget, session_ledger
 from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
@@ -79,8 +81,10 @@ def prepare_config(
     no_cache: bool = False,
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
+    caps: BudgetCaps | None = None,
 ) -> dict[str, Any]:
-    """The config dict with command-line overrides applied (validated later).
+    """The config dict with command-line overrides applied (validated later); ``caps`` set the
+    ``run.budget`` caps they give.
 
     ``--endpoint`` URLs replace the endpoints first, so ``--set endpoints.0.KEY=...`` refines them."""
     data = copy.deepcopy(raw)
@@ -98,6 +102,9 @@ def prepare_config(
         data.setdefault("run", {})["concurrency"] = concurrency
     if no_cache:
         data.setdefault("llm", {}).setdefault("cache", {})["enabled"] = False
+    if caps is not None and caps.any:
+        budget = data.setdefault("run", {}).setdefault("budget", {})
+        budget.update(caps.model_dump(exclude_none=True))
     return data
 
 
@@ -147,8 +154,16 @@ async def arun(
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
+    caps: BudgetCaps | None = None,
+    budget: BudgetLedger | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
+
+    ``caps`` override the config's budget caps (``run.budget``): they bound the run's spend over all
+    its sessions; once one is reached no new item starts, the items in flight finish, and the
+    session ends ``stopped`` (``report.stopped_by`` says which cap). ``budget`` replaces the
+    in-process ledger with a shared one (e.g. one counter for every shard of a run); it must then
+    hold the run's earlier spend itself.
 
     The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
     process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
@@ -191,9 +206,11 @@ async def arun(
             no_cache=no_cache,
             api_key_env=api_key_env,
             endpoint_concurrency=endpoint_concurrency,
+            caps=caps,
         )
         _localize_dataset_path(data, base_dir)
         spec = validate_spec(data, file=file)
+        check_budget(spec, file=file)
         check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
         templates = template_library(spec, base_dir)
         compiled = build_graph(spec, file=file, templates=templates)
@@ -207,7 +224,9 @@ async def arun(
         try:
             graph = (spec, compiled, templates)
             where = (file, base_dir)
-            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, transport)
+            result = await _start(
+                run, graph, data, root, where, retry_failed, progress, embedded, (transport, budget)
+            )
             if (warning := no_items_warning(result.report)) is not None:
                 log.warning("run %s: %s", result.run_id, warning)
         except RunStorageError:
@@ -234,7 +253,7 @@ async def _start(
     retry_failed: bool,
     progress: ProgressHook | None,
     embedded: EmbeddedProvider | None,
-    transport: Transport | None,
+    wiring: tuple[Transport | None, BudgetLedger | None],
 ) -> RunResult:
     """Start the embedded server when no endpoint is configured, then run the items."""
     spec, compiled, templates = graph
@@ -245,7 +264,7 @@ async def _start(
             spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
             compiled = build_graph(spec, file=file, templates=templates)
         return await _execute(
-            run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, wiring
         )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -296,9 +315,12 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
-    transport: Transport | None = None,
+    wiring: tuple[Transport | None, BudgetLedger | None] = (None, None),
 ) -> RunResult:
     file, base_dir = where
+    transport, budget = wiring
+    if budget is None:
+        budget = session_ledger(spec.run.budget, run.trajectories, spec.llm.prices)
     cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
@@ -311,6 +333,7 @@ async def _execute(
         endpoints=[e.base_url for e in spec.endpoints],
         pid=os.getpid(),
         host=socket.gethostname(),
+        budget=budget.caps if budget is not None else None,
     )
     meta.sessions.append(session)
     try:
@@ -326,7 +349,7 @@ async def _execute(
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
+    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport, budget=budget)
     work: asyncio.Future[None] | None = None
 
     def stop_on_write_error(exc: OSError) -> None:
@@ -337,10 +360,12 @@ async def _execute(
     header = TrajectoryHeader(run_id=run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
+    engine: Engine | None = None
     try:
         if writer.error is not None:  # not even the session header fits: stop before paying for calls
             raise writer.error
         models = await resolve_models(spec, client)
+        check_budget(spec, file=file, models={alias: ref.served for alias, ref in models.items()})
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
@@ -357,6 +382,7 @@ async def _execute(
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,
+            budget=budget,
         )
         log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
         work = asyncio.ensure_future(engine.run(items, done=done))
@@ -367,7 +393,7 @@ async def _execute(
                 raise
         if writer.error is not None:
             raise writer.error
-        status = "completed"
+        status = "stopped" if engine.stopped_by is not None else "completed"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
@@ -385,7 +411,7 @@ async def _execute(
             cache.close()
         if progress:
             progress.on_finish()
-        report, dataset = _finish(run, spec, data, status)
+        report, dataset = _finish(run, spec, data, status, engine.stopped_by if engine else None)
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -403,7 +429,7 @@ def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
 
 
 def _finish(
-    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str
+    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str, stopped_by: CapReached | None = None
 ) -> tuple[Report | None, datasets.Dataset | None]:
     """Close the session in run.json, then write the report, the outputs and the card. When the disk
     is full this does what it can and logs what it could not (resume writes it all again)."""
@@ -414,6 +440,7 @@ def _finish(
         meta = run.read_meta()
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
+        meta.sessions[-1].stopped_by = stopped_by
         run.write_meta(meta)
         step = "report.json"
         fold = fold_run(run, spec.llm.prices)
@@ -424,7 +451,7 @@ def _finish(
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
-        if status == "completed":
+        if status in ("completed", "stopped"):
             problem = storage_problem(exc)
             raise RunStorageError(
                 f"run {run.run_id} ended, but writing {step} failed: {problem}, then "

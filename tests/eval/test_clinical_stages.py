@@ -1,0 +1,52 @@
+"""The clinical evaluations in process: one embedded server for every stage, failures counted."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from medloom.eval.recall import aevaluate_recall
+from medloom.graphs.spec import GraphSpec
+from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
+from tests.eval.test_clinical_eval import CASES, _recall_replies
+from tests.helpers import REPO
+
+
+async def test_recall_stages_share_one_embedded_server_and_count_a_failed_judge(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(c) + "\n" for c in CASES))
+
+    def judge_fails_on_graves(req: FakeRequest) -> Reply | str:
+        if (
+            req.prompt_text.rstrip().endswith("Covered:")
+            and "goitre" in req.prompt_text.rsplit("Statement:", 1)[-1]
+        ):
+            return Reply.error(400, message="judge prompt too long")
+        return _recall_replies(req)
+
+    started: list[str] = []
+    with FakeOpenAIServer(judge_fails_on_graves) as server:
+
+        @contextlib.asynccontextmanager
+        async def embedded(spec: GraphSpec) -> AsyncIterator[list[str]]:
+            started.append(spec.name)
+            yield [server.base_url]
+
+        result = await aevaluate_recall(
+            [REPO / "configs/eval/diagnose.yaml"],
+            cases,
+            judge=REPO / "configs/eval/recall_judge.yaml",
+            out_dir=tmp_path / "out",
+            embedded=embedded,
+            no_cache=True,
+        )
+    assert started == ["diagnose"]  # the judge stage reused the server the solver stage started
+    (summary,) = result.solvers
+    assert (summary.n, summary.unjudged, summary.correct) == (2, 1, 1)
+    graves = next(c for c in result.cases if c.case_id == "PMC-2")
+    assert graves.status.startswith("judge failed") and "judge prompt too long" in graves.status
+    assert (graves.match, graves.covered, graves.recall) == ("no", 0, 0.0)
+    # The failed case still counts in both denominators.
+    assert summary.pooled_recall == 1 / 5 and summary.recall == (1 / 3 + 0) / 2
