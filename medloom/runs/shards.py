@@ -70,8 +70,10 @@ class ShardItems:
 
 
 def recipe_hash(config: dict[str, Any]) -> str:
-    """A stable hash of a config dict (key order does not matter)."""
-    text = json.dumps(config, sort_keys=True, default=str, ensure_ascii=False)
+    """A stable hash of a config dict (key order does not matter), budget caps aside: a resume may
+    raise them."""
+    run = {k: v for k, v in (config.get("run") or {}).items() if k != "budget"}
+    text = json.dumps({**config, "run": run}, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

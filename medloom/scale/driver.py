@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from medloom.core.budget import BudgetCaps, CapReached, Spend
 from medloom.core.errors import ConfigError, RunError
 from medloom.core.records import Item
 from medloom.data.sources import item_source
 from medloom.graphs.loader import load_raw, validate_spec
 from medloom.graphs.spec import GraphSpec
+from medloom.runs.budget import check_budget, spent_before
 from medloom.runs.lock import RunLock
 from medloom.runs.rundir import RunDir, Session
 from medloom.runs.runner import RunResult, _finish, _localize_dataset_path, prepare_config
@@ -37,6 +39,7 @@ from medloom.runs.shards import (
     recipe_hash,
 )
 from medloom.scale import connect, require_ray
+from medloom.scale.budget import BudgetCounter, RayBudgetLedger
 from medloom.scale.limits import EndpointSlots
 from medloom.scale.merge import check_items, concatenate_trajectories, shard_dirs
 from medloom.scale.worker import ShardWorker
@@ -99,6 +102,7 @@ def run_sharded(
     endpoint_concurrency: int | None = None,
     hooks: ShardHooks | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
+    caps: BudgetCaps | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe sharded over a Ray cluster; returns the merged run, as :func:`medloom.run`."""
     if options.shards < 1:
@@ -116,6 +120,8 @@ def run_sharded(
         file = str(run.config_path)
         if endpoints or overrides:
             raise ConfigError("a sharded run resumes with its own config: drop --endpoint and --set")
+        if caps is not None and caps.any:  # a resume may raise the caps (they bound the whole run)
+            data.setdefault("run", {}).setdefault("budget", {}).update(caps.model_dump(exclude_none=True))
     else:
         if config is None:
             raise ConfigError("give a config file (or --resume RUN_ID)")
@@ -134,10 +140,12 @@ def run_sharded(
             no_cache=no_cache,
             api_key_env=api_key_env,
             endpoint_concurrency=endpoint_concurrency,
+            caps=caps,
         )
         _localize_dataset_path(data, Path(config_file).parent if config_file else None)
     base_dir = Path(config_file).parent if config_file else None
     spec = validate_spec(data, file=file)
+    check_budget(spec, file=file)
     if not spec.endpoints:
         raise ConfigError(
             "a sharded run needs endpoints: pass --endpoint URL (repeat for several), e.g. the URLs "
@@ -158,6 +166,7 @@ def run_sharded(
         check_resume(
             meta.shards, run.run_id, count=options.shards, recipe=plan.recipe_hash, fingerprint=fingerprint
         )
+        run.write_config(data)
     else:
         source = raw if config_file else None
         root = base or Path(spec.run.runs_dir)
@@ -167,18 +176,19 @@ def run_sharded(
     with RunLock(run.path):
         _open_session(run, spec)
         status = "crashed"
+        stopped_by: CapReached | None = None
         try:
             shards = _make_shards(run, data, spec, plan, config_file)
-            _run_shards(run, shards, spec, options, hooks, retry_failed)
+            stopped_by = _run_shards(run, shards, spec, options, hooks, retry_failed)
             expected = {entry.id for _, entry in item_source(spec, base_dir) if isinstance(entry, Item)}
-            check_items(shards, expected)
+            check_items(shards, None if stopped_by else expected)  # stopped: no duplicates, some left
             concatenate_trajectories(run, shards)
-            status = "completed"
+            status = "stopped" if stopped_by else "completed"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
-            report, dataset = _finish(run, spec, data, status)
+            report, dataset = _finish(run, spec, data, status, stopped_by)
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -269,8 +279,9 @@ def _run_shards(
     options: ShardOptions,
     hooks: ShardHooks,
     retry_failed: bool,
-) -> None:
-    """One actor per unfinished shard; relaunch those whose actor died; return when all are done."""
+) -> CapReached | None:
+    """One actor per unfinished shard; relaunch those whose actor died; return when all are done
+    (or stopped by a budget cap: then the cap reached)."""
     ray = connect(options.address)
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
@@ -280,6 +291,12 @@ def _run_shards(
     if meta.shards.endpoint_placement == "shared":
         caps = {e.base_url: options.cluster_concurrency or e.max_concurrency for e in spec.endpoints}
         slots = ray.remote(EndpointSlots).options(num_cpus=0, max_concurrency=10_000).remote(caps)
+    counter, budget = None, None
+    if spec.run.budget.any:  # one counter for all shards, seeded with what they paid before
+        earlier = sum((spent_before(s.trajectories, spec.llm.prices) for s in shards), Spend())
+        counter = ray.remote(BudgetCounter).options(num_cpus=0).remote(spec.run.budget, earlier)
+        budget = RayBudgetLedger(counter, spec.run.budget)
+    stopped = False
     remote_worker = ray.remote(ShardWorker)
     pending: dict[Any, tuple[int, Any]] = {}
 
@@ -289,7 +306,7 @@ def _run_shards(
         placed = remote_worker.options(num_cpus=options.shard_cpus, resources=resources, max_restarts=0)
         actor = placed.remote(index)
         hooks.launches[index] = hooks.launches.get(index, 0) + 1
-        ref = actor.run.remote(str(shards[index].path), slots, retry_failed)
+        ref = actor.run.remote(str(shards[index].path), slots, retry_failed, budget)
         pending[ref] = (index, actor)
         if hooks.on_launch is not None:
             hooks.on_launch(index, actor)
@@ -322,13 +339,17 @@ def _run_shards(
                 launch(index)
                 continue
             ray.kill(actor)
+            stopped = stopped or summary.get("stopped_by") is not None
             hooks.summaries[index] = summary
             if hooks.on_done is not None:
                 hooks.on_done(summary)
         if slots is not None:
             hooks.peaks.update(ray.get(slots.peaks.remote()))
+        reached: CapReached | None = ray.get(counter.exceeded.remote()) if counter and stopped else None
+        return reached
     finally:
         for _, actor in pending.values():
             ray.kill(actor)
-        if slots is not None:
-            ray.kill(slots)
+        for helper in (slots, counter):
+            if helper is not None:
+                ray.kill(helper)

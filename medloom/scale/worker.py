@@ -30,8 +30,11 @@ class ShardWorker:
 
         return {"index": self.index, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
-    def run(self, shard_dir: str, slots: Any = None, retry_failed: bool = False) -> dict[str, Any]:
-        """Run (or go on with) the shard; writes its done marker and returns its summary."""
+    def run(
+        self, shard_dir: str, slots: Any = None, retry_failed: bool = False, budget: Any = None
+    ) -> dict[str, Any]:
+        """Run (or go on with) the shard; writes its done marker (unless a budget cap stopped it) and
+        returns its summary. ``budget`` is the run's shared ledger (``RayBudgetLedger``)."""
         from medloom.llm.http import AiohttpTransport
         from medloom.runs.runner import arun
         from medloom.scale.limits import CappedTransport
@@ -57,7 +60,10 @@ class ShardWorker:
             "kept": report.kept,
             "rejected": report.rejected,
             "failed": report.failed,
+            "stopped_by": report.stopped_by.model_dump() if report.stopped_by is not None else None,
         }
+        if report.stopped_by is not None:
+            return summary  # not done: a resume with a higher cap goes on
         marker = path / DONE_MARKER
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=2) + "\n")

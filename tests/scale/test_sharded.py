@@ -197,3 +197,52 @@ def test_shards_sharing_an_endpoint_keep_a_cluster_wide_cap(
     assert result.report.items == LIMIT
     assert student.peak <= 2 and hooks.peaks[server.base_url] <= 2
     assert RunDir(result.run_dir).read_meta().shards.endpoint_placement == "shared"  # type: ignore[union-attr]
+
+
+def test_one_counter_sums_what_every_shard_process_spends(ray_cluster: dict[str, str]) -> None:
+    """Two processes charge 3 calls each against a cap of 5: neither alone reaches it, together they do."""
+    import ray
+
+    from medloom.core.budget import BudgetCaps, Spend
+    from medloom.scale.budget import BudgetCounter, RayBudgetLedger
+
+    caps = BudgetCaps(max_calls=5)
+    ledger = RayBudgetLedger(ray.remote(BudgetCounter).options(num_cpus=0).remote(caps), caps)
+
+    @ray.remote(num_cpus=0)
+    def spend_three(shared: RayBudgetLedger) -> int:
+        shared.charge(Spend(calls=3))
+        return asyncio.run(shared.spent()).calls  # after its own charge (one caller: in order)
+
+    seen = ray.get([spend_three.remote(ledger), spend_three.remote(ledger)])
+    assert min(seen) >= 3
+    reached = asyncio.run(ledger.exceeded())
+    assert reached is not None and reached.cap == "max_calls" and reached.spent.calls == 6
+
+
+def test_a_budget_cap_stops_all_shards_and_a_raised_cap_finishes_the_run(
+    ray_cluster: dict[str, str], tmp_path: Path
+) -> None:
+    from medloom.core.budget import BudgetCaps
+
+    with FakeOpenAIServer(McqStudent()) as server:
+        options = ShardOptions(shards=2, shard_cpus=0.25)
+        stopped = run_sharded(
+            RECIPE,
+            options=options,
+            endpoints=[server.base_url],
+            limit=LIMIT,
+            concurrency=1,
+            runs_dir=tmp_path,
+            caps=BudgetCaps(max_calls=3),
+        )
+        report = stopped.report
+        assert report.stopped_by is not None and report.stopped_by.cap == "max_calls"
+        assert report.stopped_by.spent.calls >= 3 and report.items < LIMIT
+        assert not all((stopped.run_dir / f"shard-{k}" / "DONE").exists() for k in (0, 1))
+        paid_before = server.request_count
+        resumed = run_sharded(resume=str(stopped.run_dir), options=options, caps=BudgetCaps(max_calls=10_000))
+    assert resumed.report.stopped_by is None and resumed.report.items == LIMIT
+    assert set(final_outcomes(resumed.run_dir / "trajectories.jsonl")) == input_ids()
+    assert all((resumed.run_dir / f"shard-{k}" / "DONE").exists() for k in (0, 1))
+    assert resumed.report.spend.calls >= paid_before  # the whole run's paid calls, both sessions
