@@ -296,7 +296,6 @@ def _run_shards(
         earlier = sum((spent_before(s.trajectories, spec.llm.prices) for s in shards), Spend())
         counter = ray.remote(BudgetCounter).options(num_cpus=0).remote(spec.run.budget, earlier)
         budget = RayBudgetLedger(counter, spec.run.budget)
-    stopped = False
     remote_worker = ray.remote(ShardWorker)
     pending: dict[Any, tuple[int, Any]] = {}
 
@@ -339,13 +338,17 @@ def _run_shards(
                 launch(index)
                 continue
             ray.kill(actor)
-            stopped = stopped or summary.get("stopped_by") is not None
             hooks.summaries[index] = summary
             if hooks.on_done is not None:
                 hooks.on_done(summary)
         if slots is not None:
             hooks.peaks.update(ray.get(slots.peaks.remote()))
-        reached: CapReached | None = ray.get(counter.exceeded.remote()) if counter and stopped else None
+        unfinished = [s for s in shards if not (s.path / DONE_MARKER).exists()]
+        if not unfinished:
+            return None
+        if counter is None:  # pragma: no cover - a shard returns without its marker only when stopped
+            raise RunError(f"run {run.run_id}: shards {[s.path.name for s in unfinished]} ended unfinished")
+        reached: CapReached | None = ray.get(counter.exceeded.remote())
         return reached
     finally:
         for _, actor in pending.values():

@@ -45,7 +45,11 @@ class ShardWorker:
             transport = CappedTransport(AiohttpTransport(), slots, f"shard-{self.index}") if slots else None
             try:
                 run = arun(
-                    resume=str(path), runs_dir=path.parent, transport=transport, retry_failed=retry_failed
+                    resume=str(path),
+                    runs_dir=path.parent,
+                    transport=transport,
+                    retry_failed=retry_failed,
+                    budget=budget,
                 )
                 result = asyncio.run(run)
                 break
