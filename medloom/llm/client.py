@@ -22,7 +22,7 @@ from medloom.llm.cache import RequestCache
 from medloom.llm.dedup import InflightDedup
 from medloom.llm.dispatch import EndpointDispatcher, Lease
 from medloom.llm.http import AiohttpTransport
-from medloom.llm.pool import EndpointPool
+from medloom.llm.pool import EndpointPool, SharedPools
 from medloom.llm.redact import redact_choices
 from medloom.llm.retry import RetryPolicy
 from medloom.llm.settings import EndpointConfig, LLMSettings
@@ -51,13 +51,17 @@ class LLMClient:
         cache: RequestCache | None = None,
         transport: Transport | None = None,
         budget: BudgetLedger | None = None,
+        pools: SharedPools | None = None,
     ):
-        """``budget`` is charged with what each call pays (see :mod:`medloom.core.budget`)."""
+        """``budget`` is charged with what each call pays (see :mod:`medloom.core.budget`);
+        ``pools``: take the endpoint pool from there, shared with other clients over the same
+        endpoints (their per-endpoint concurrency then counts every client's calls)."""
         self.settings = settings or LLMSettings()
         named = [
             e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
         ]
-        self.pool = EndpointPool(named, self.settings.health)
+        health = self.settings.health
+        self.pool = pools.get(named, health) if pools is not None else EndpointPool(named, health)
         self.transport: Transport = transport if transport is not None else AiohttpTransport()
         self.dispatcher = EndpointDispatcher(self.pool, self.transport, self.settings.rate_limit_rps)
         self.retry = RetryPolicy(self.settings.retry)

@@ -25,8 +25,7 @@ from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
-from medloom.nodes.verifier import record_verdict
-from medloom.verifiers.rubric import RubricGrader, rubric_total
+from medloom.verifiers.rubric import RubricCheck, RubricGrader, rubric_total
 
 GRADE_NOTE = "rubric_grade"
 
@@ -74,7 +73,7 @@ class RubricRun:
                 "rubric_total": verdict.score,
                 "rubric_undecided": total.undecided,
             }
-            out.append(record_verdict(item, trace, verdict, ctx, meta))
+            out.append(ctx.judged(trace, verdict, meta))
         return NodeOutput(traces=out)
 
 
@@ -85,14 +84,7 @@ class RubricKind(NodeKind[RubricNode]):
     gives_verdicts = True
 
     def templates(self, spec: RubricNode) -> list[TemplateUse]:
-        return [
-            TemplateUse(
-                spec.template,
-                spec.model,
-                "template",
-                frozenset({"criterion", "transcript", "transcript_text", "conclusion"}),
-            )
-        ]
+        return [TemplateUse(spec.template, spec.model, "template", RubricCheck.template_variables)]
 
     def describe(self, spec: RubricNode) -> str:
         return f"rubric grader `{spec.model}` (template `{spec.template}`), pass at total ≥ {spec.pass_score}"

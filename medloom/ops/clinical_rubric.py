@@ -10,9 +10,10 @@ for the ``rubric`` grader node; the traces pass through unchanged.
       template: clinical_rubric
       params: {max_criteria: 10, parse_retries: 1}
 
-A case that already carries a rubric (``params.given: FIELD``) keeps it. When no reply (the first,
-then ``parse_retries`` more at temperature 0.7) holds a criterion, the item is rejected: a
-consultation is never graded against an empty rubric.
+A case that already carries a rubric (``params.given: FIELD``) keeps it. A criterion copied word
+for word from the prompt (its worked example, about another case) is dropped and reported. When no
+reply (the first, then ``parse_retries`` more at temperature 0.7) holds a criterion, the item is
+rejected: a consultation is never graded against an empty rubric.
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ class ClinicalRubric(BaseOp):
             "record": item.data.get(p.record_field, item.question),
             "categories": list(CATEGORIES),
         }
+        request, _ = self.agent.build_request(variables)
+        prompt = request.prompt or "\n".join(m.content or "" for m in request.messages or ())
         texts, _ = await self.agent.call(variables, ctx)
         replies = list(texts[:1])
-        parsed = parse_rubric(replies[0] if replies else "", p.max_criteria)
+        parsed = parse_rubric(replies[0] if replies else "", p.max_criteria, prompt)
         if not parsed.criteria and p.parse_retries:
             retry_t = max(0.7, self.agent.sampling.temperature)
             texts, _ = await self.agent.call(variables, ctx, n=p.parse_retries, temperature=retry_t)
             replies += texts
             for text in texts:
-                parsed = parse_rubric(text, p.max_criteria)
+                parsed = parse_rubric(text, p.max_criteria, prompt)
                 if parsed.criteria:
                     break
         return parsed, replies

@@ -22,6 +22,7 @@ from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.core.records import CriterionScore, Item, Trace, Verdict
 from medloom.core.text import normalise
+from medloom.verifiers.base import ModelCheck, register_check
 
 CATEGORIES: tuple[str, ...] = ("history", "differential", "tests", "safety", "communication")
 """The rubric dimensions, in the order a rubric lists them."""
@@ -76,11 +77,13 @@ def category_of(name: str) -> str | None:
     return _ALIASES.get(re.sub(r"\s+", " ", name.strip().lower()))
 
 
-def parse_rubric(text: str, max_criteria: int = 12) -> RubricParse:
-    """The criteria in a generator's reply: one per line, duplicates and zero weights dropped."""
+def parse_rubric(text: str, max_criteria: int = 12, prompt: str = "") -> RubricParse:
+    """The criteria in a generator's reply: one per line; duplicates, zero weights and criteria
+    copied word for word from ``prompt`` (its worked example: not about this case) dropped."""
     criteria: list[Criterion] = []
     skipped: list[str] = []
     seen: set[str] = set()
+    shown = f" {normalise(prompt)} "
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -92,6 +95,9 @@ def parse_rubric(text: str, max_criteria: int = 12) -> RubricParse:
             continue
         weight = max(-MAX_WEIGHT, min(MAX_WEIGHT, int(m.group("weight"))))
         key = normalise(body)
+        if prompt and f" {key} " in shown:
+            skipped.append(f"copied from the prompt: {line.strip()}")
+            continue
         if weight == 0 or key in seen or len(criteria) >= max_criteria:
             skipped.append(line.strip())
             continue
@@ -202,10 +208,29 @@ class RubricGrader:
                 f"{len(undecided)} undecided (not counted as met): " + ", ".join(s.id for s in undecided)
             )
         return Verdict(
-            passed=total.total >= self.pass_score,
+            passed=total.total >= self.pass_score and total.undecided < len(scores),
             score=total.total,
             reasons=reasons,
             verifier=self.name,
             node=ctx.node,
+            undecided=total.undecided == len(scores),
             criteria=scores,
         )
+
+
+@register_check("rubric")
+class RubricCheck(ModelCheck):
+    """The rubric grader as a check for any verifier node (``check: rubric``, ``model: ALIAS``);
+    the ``rubric`` node kind does the same and also writes the scores to ``trace.meta``."""
+
+    name = "rubric"
+    default_template = "rubric_grade"
+    template_variables = frozenset({"criterion", "transcript", "transcript_text", "conclusion"})
+
+    def __init__(self, rubric_field: str = "rubric", pass_score: float = 0.5):
+        self.rubric_field = rubric_field
+        self.pass_score = pass_score
+
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
+        grader = RubricGrader(self.agent, rubric_field=self.rubric_field, pass_score=self.pass_score)
+        return await grader.verify(item, trace, ctx)

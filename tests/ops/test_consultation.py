@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from medloom.agents.consultation import conclusion_of, leaks, turn_text
+from medloom.core.notes import note_schema
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from medloom.verifiers.rubric import parse_judgement, parse_rubric
 from tests.helpers import REPO, medloom_cli, only_run, read_report
@@ -176,12 +177,13 @@ def test_consultations_are_graded_criterion_by_criterion(tmp_path: Path) -> None
     assert full["transcript"][4]["text"] == "Penicillin gives him a rash."
     assert full["conclusion"].startswith("Right lower lobe pneumonia")
     assert full["predicted"] == full["conclusion"] and full["stop_reason"] == "conclusion"
-    assert [c["id"] for c in full["rubric"]] == [f"c{i}" for i in range(1, 8)]
-    assert [c["weight"] for c in full["rubric"]] == [5, 4, 6, 4, 5, -8, 2]
+    # The generator's last criterion is the prompt's worked example word for word: dropped.
+    assert [c["id"] for c in full["rubric"]] == [f"c{i}" for i in range(1, 7)]
+    assert [c["weight"] for c in full["rubric"]] == [5, 4, 6, 4, 5, -8]
     met = {c["id"]: c["met"] for c in full["criteria_scores"]}
-    assert met == {"c1": True, "c2": True, "c3": True, "c4": True, "c5": False, "c6": False, "c7": False}
-    # By hand: met 5 + 4 + 6 + 4 = 19 points of 5 + 4 + 6 + 4 + 5 + 2 = 26 positive points.
-    assert full["total"] == pytest.approx(19 / 26) and full["score"] == pytest.approx(19 / 26)
+    assert met == {"c1": True, "c2": True, "c3": True, "c4": True, "c5": False, "c6": False}
+    # By hand: met 5 + 4 + 6 + 4 = 19 points of 5 + 4 + 6 + 4 + 5 = 24 positive points.
+    assert full["total"] == pytest.approx(19 / 24) and full["score"] == pytest.approx(19 / 24)
     assert full["undecided"] == 0
     (verdict,) = full["verdicts"]
     assert verdict["passed"] and verdict["node"] == "grade"
@@ -212,7 +214,23 @@ def test_consultations_are_graded_criterion_by_criterion(tmp_path: Path) -> None
     turns = [e for e in events if e["type"] == "note" and e["kind"] == "consult_turn"]
     assert len(turns) == len(full["transcript"]) + len(bound["transcript"])
     rubric_notes = {e["item_id"]: e["data"] for e in events if e["type"] == "note" and e["kind"] == "rubric"}
-    assert rubric_notes["case-001"]["skipped"] == ["This line is not a criterion."]
+    # The viewer's labels for the notes say what happened.
+    labels = {
+        (e["kind"], e["item_id"], e["data"].get("turn")): "".join(
+            text
+            for text, _ in note_schema(e["kind"]).view(e["data"]).label  # type: ignore[union-attr]
+        )
+        for e in events
+        if e["type"] == "note"
+    }
+    assert labels[("consult_turn", "case-002", 5)].endswith("(redacted)")
+    assert labels[("consultation", "case-002", None)] == "consultation max_turns after 3 turns"
+    assert labels[("rubric_grade", "case-002", None)] == "rubric total 0.385 (1 undecided)"
+    assert labels[("rubric", "case-001", None)] == "rubric 6 criteria (generated)"
+    assert rubric_notes["case-001"]["skipped"] == [
+        "copied from the prompt: - [communication] 2 | Explains the plan in plain words.",
+        "This line is not a criterion.",
+    ]
 
 
 def test_chat_mode_keeps_the_best_graded_of_two_consultations(tmp_path: Path) -> None:
@@ -229,7 +247,8 @@ def test_chat_mode_keeps_the_best_graded_of_two_consultations(tmp_path: Path) ->
         if e["type"] == "note" and e["kind"] == "rubric_grade"
     }
     (row,) = rows_of(run_dir).values()
-    # The full consultation (19 of 26 points) beats the one that concluded at once.
+    # The full consultation beats the one that concluded at once. The chat prompt has no worked
+    # example, so nothing is dropped as copied: 19 of 26 points.
     assert grades == {"case-001/consult/0": pytest.approx(19 / 26), "case-001/consult/1": 0.0}
     assert selection["selected"] == [row["trace_id"]] == ["case-001/consult/0"]
     assert row["total"] == pytest.approx(19 / 26) and len(row["transcript"]) == 6
@@ -255,6 +274,31 @@ def test_turn_and_rubric_parsing() -> None:
     )
     assert [(c.category, c.weight) for c in parsed.criteria] == [("history", 3), ("safety", -10)]
     assert len(parsed.skipped) == 3
+    copied = parse_rubric(
+        "- [tests] 4 | Orders a urine culture.", prompt="- [tests] 4 | Orders a urine culture."
+    )
+    assert copied.criteria == [] and copied.skipped[0].startswith("copied from the prompt")
     assert parse_judgement("Judgement: not met\nReason: no") == (False, "no")
     assert parse_judgement("met") == (True, "")
     assert parse_judgement("Maybe.") == (None, "")
+
+
+async def test_the_rubric_check_grades_inside_a_verifier_node(fake_llm) -> None:  # type: ignore[no-untyped-def]
+    """``check: rubric`` gives the same per-criterion verdict in an ordinary verifier node."""
+    from medloom.core.events import VerdictGiven
+    from medloom.core.records import Item
+    from tests.graphs.test_engine import ends, run
+    from tests.ops.recipes import CONFIGS, recipe_runtime
+
+    row = json.loads((CONFIGS / "data" / "demo_cases.jsonl").read_text().splitlines()[0])
+    case = Item(id=row["id"], index=0, question=row["complaint"], answer=row["diagnosis"], data=row)
+    _fake, client = fake_llm(Clinic())
+    grade = "{type: verifier, verifiers: [{check: rubric, model: examiner, params: {pass_score: 0.8}}]}"
+    rt = await recipe_runtime("consultation", client, "models.*.model=fake-model", f"nodes.grade={grade}")
+    events = await run(rt, [case])
+    assert ends(events)["case-001"].status == "kept"
+    (given,) = [e for e in events if isinstance(e, VerdictGiven)]
+    verdict = given.verdict
+    assert verdict.node == "grade" and verdict.score == pytest.approx(19 / 24)
+    assert not verdict.passed and not verdict.undecided  # 0.79 < pass_score 0.8
+    assert [(c.id, c.met, c.points) for c in verdict.criteria][:2] == [("c1", True, 5.0), ("c2", True, 4.0)]
