@@ -74,6 +74,18 @@ def eval_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for scripts).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    metric: Annotated[
+        str,
+        typer.Option(help="accuracy (MCQ) or recall (open-ended cases: diagnosis + reasoning recall)."),
+    ] = "accuracy",
+    attack: Annotated[
+        str | None, typer.Option(help="medfuzz: attack each solver's correct answers and re-score.")
+    ] = None,
+    turns: Annotated[int, typer.Option(help="Attacker turns per question (--attack medfuzz).")] = 3,
+    judge: Annotated[
+        str | None,
+        typer.Option(help="Judge recipe (recall) or attacker recipe (medfuzz) instead of configs/eval's."),
+    ] = None,
 ) -> None:
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
@@ -85,6 +97,27 @@ def eval_command(
         return RichProgress(err)
 
     try:
+        if metric != "accuracy" or attack is not None:
+            from medloom.cli.eval_clinical import clinical_eval
+
+            clinical_eval(
+                metric=metric,
+                attack=attack,
+                configs=[resolve_config(c) for c in configs or ["configs/eval/diagnose.yaml"]],
+                dataset=dataset,
+                judge=resolve_config(judge) if judge else None,
+                turns=turns,
+                endpoints=endpoint,
+                limit=limit,
+                fields=_fields(field),
+                overrides=with_mode(mode, set_),
+                out_dir=out_dir,
+                concurrency=concurrency,
+                no_cache=no_cache,
+                as_json=as_json,
+                quiet=quiet,
+            )
+            return
         paths = [resolve_config(c) for c in configs] if configs else default_solvers()
         silent = quiet or as_json
         result = asyncio.run(
