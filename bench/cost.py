@@ -65,9 +65,10 @@ def _common_prefix_words(a: list[str], b: list[str]) -> int:
 
 def _load_recipe(recipe: Path) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load(recipe.read_text())
-    path = Path(config["dataset"]["path"])
-    if not path.is_absolute():
-        config["dataset"]["path"] = str(recipe.parent / path)
+    if "dataset" in config:  # not for a recipe whose items come from a source op
+        path = Path(config["dataset"]["path"])
+        if not path.is_absolute():
+            config["dataset"]["path"] = str(recipe.parent / path)
     return config
 
 
@@ -246,6 +247,7 @@ def measure_routing(
     work: Path,
     tag: str,
     max_tokens: int | None = None,
+    passed_node: str = "verify",
 ) -> dict[str, Any]:
     """One run of ``recipe`` over ``endpoints`` with ``llm.routing: routing``, every server's
     prefix cache emptied first; the prefix-cache counters summed over the servers."""
@@ -267,7 +269,7 @@ def measure_routing(
     queries = [_counter(d, "prefix_cache_queries") for d in per_server.values()]
     hits = [_counter(d, "prefix_cache_hits") for d in per_server.values()]
     r = result.report
-    verify = r.nodes.get("verify")
+    verify = r.nodes.get(passed_node)
     passed = verify.passed if verify else 0
     computed = sum(queries) - sum(hits)
     return {
@@ -307,14 +309,23 @@ def serve(replicas: int) -> Iterator[list[str]]:
         yield group.endpoints
 
 
-def routing_main(recipe: Path, endpoints: list[str], limit: int, rounds: int, max_tokens: int | None) -> None:
+def routing_main(
+    recipe: Path,
+    endpoints: list[str],
+    limit: int,
+    rounds: int,
+    max_tokens: int | None,
+    passed_node: str,
+) -> None:
     order = ["sticky", "least_outstanding"]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
             for routing in order if round_ % 2 == 0 else order[::-1]:
                 tag = f"{routing}-{round_}"
-                m = measure_routing(recipe, endpoints, routing, limit, Path(tmp), tag, max_tokens)
+                m = measure_routing(
+                    recipe, endpoints, routing, limit, Path(tmp), tag, max_tokens, passed_node
+                )
                 m["round"] = round_ + 1
                 m["load_average"] = round(os.getloadavg()[0], 1)
                 results.append(m)
@@ -324,7 +335,7 @@ def routing_main(recipe: Path, endpoints: list[str], limit: int, rounds: int, ma
     for m in results:
         print(
             f"round {m['round']} {m['routing']:17s} calls {m['llm_calls']:4d}  "
-            f"prompt tokens {m['prompt_tokens']:7,d}  passed verify {m['traces_passed_verify']:3d}  "
+            f"prompt tokens {m['prompt_tokens']:7,d}  passed {m['traces_passed_verify']:3d}  "
             f"prefix-cache hits {_fmt(m['hit_share'], '.1%')} of {_fmt(m['cache_queries'])} "
             f"(per server {m['queries_per_server']})  computed {_fmt(m['computed'])}  "
             f"per passed trace {_fmt(m['computed_per_passed_trace'])}  per call "
@@ -351,13 +362,16 @@ def main() -> None:
     parser.add_argument("--serve", type=int, default=0, help="start N vLLM CPU servers for the run")
     parser.add_argument("--rounds", type=int, default=1, help="--routing: alternating rounds")
     parser.add_argument("--max-tokens", type=int, help="--routing: cap every node's max_tokens")
+    parser.add_argument(
+        "--passed-node", default="verify", help="--routing: the node whose passes count as verified"
+    )
     args = parser.parse_args()
     recipe = args.recipe.resolve()
     if args.routing:
         with serve(args.serve) if args.serve else contextlib.nullcontext(args.endpoint) as endpoints:
             if not endpoints or len(endpoints) < 2:
                 parser.error("--routing needs two or more --endpoint URLs or --serve N (N ≥ 2)")
-            routing_main(recipe, endpoints, args.limit, args.rounds, args.max_tokens)
+            routing_main(recipe, endpoints, args.limit, args.rounds, args.max_tokens, args.passed_node)
         return
     if args.endpoint and len(args.endpoint) > 1:
         parser.error("several --endpoint URLs need --routing")
