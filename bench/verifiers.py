@@ -5,6 +5,7 @@ from real KG paths (the demo KG and the Hetionet subset), correct and with one i
     python bench/verifiers.py --write    # and ship them: medloom/verifiers/data/measured.json
     python bench/verifiers.py --endpoint http://127.0.0.1:8000/v1 --judge-limit 60   # + an LLM judge
     python bench/verifiers.py --endpoint URL --logprob-limit 60   # + the log-probability verifiers
+    python bench/verifiers.py --endpoint URL --medval --skip-checks --write   # the MedVAL validator only
 
 Prints, per verifier, recall and precision per error kind (precision: the kind's injected cases
 against the correct cases of the same items) and over the kinds it is meant to catch (its
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medloom.eval.injection import QUESTION_KINDS, TRACE_KINDS, Case, build_cases  # noqa: E402
+from medloom.eval.medval_injection import MEDVAL_KINDS, medval_cases  # noqa: E402
 from medloom.eval.verifier_bench import BENCH, VerifierFigures, score  # noqa: E402
 from medloom.kg.spec import KGSpec  # noqa: E402
 from medloom.kg.store import load_kg  # noqa: E402
@@ -32,6 +34,7 @@ from medloom.verifiers import registered_checks  # noqa: E402
 from medloom.verifiers.measured import MEASURED_FILE  # noqa: E402
 
 HETIONET = ROOT.parent / "shared" / "data" / "hetionet"
+MEDVAL_DEMO = ROOT / "configs" / "data" / "medval_demo.jsonl"
 
 
 def run_checks(cases: dict[str, list[Case]], sources: dict[str, str]) -> list[VerifierFigures]:
@@ -120,6 +123,42 @@ async def run_logprob(
     return figures
 
 
+async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) -> tuple[VerifierFigures, int]:
+    """The MedVAL validator (levels 1-2 pass) on the demo rows' clean outputs and their copies with
+    one injected hallucination, omission or certainty misalignment; returns the figures and the
+    number of cases."""
+    from medloom.agents.agent import Agent, ModelRef, Sampling
+    from medloom.agents.context import AgentContext
+    from medloom.llm.client import LLMClient
+    from medloom.verifiers.medval import MedvalCheck
+
+    rows = [json.loads(line) for line in MEDVAL_DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cases = _stratified(medval_cases(rows), limit)
+    client = LLMClient.from_urls([endpoint])
+    served = model or next(m for models in (await client.discover_models()).values() for m in models)
+    ref = ModelRef(alias="judge", served=served, mode=mode)  # type: ignore[arg-type]
+    check = MedvalCheck()
+    check.bind(Agent("medval", ref, check.default_template, client, sampling=Sampling(max_tokens=128)))
+    sem = asyncio.Semaphore(16)
+    undecided = 0
+
+    async def one(c: Case) -> tuple[str, bool]:
+        nonlocal undecided
+        async with sem:
+            verdict = await check.verify(c.item, c.trace, AgentContext(item_id=c.item.id))
+            undecided += verdict.undecided
+            return c.id, verdict.passed
+
+    verdicts = dict(await asyncio.gather(*(one(c) for c in cases)))
+    await client.aclose()
+    what = (
+        "an LLM grades an output against its input: risk level 1-4 with typed errors; levels 1-2 pass "
+        f"({undecided} of {len(cases)} replies unreadable: undecided, counted as rejections)"
+    )
+    figures = score(f"medval ({served})", "medval", cases, verdicts, scope=MEDVAL_KINDS, what=what)
+    return figures, len(cases)
+
+
 def _stratified(cases: list[Case], limit: int) -> list[Case]:
     """Up to ``limit`` cases, whole items at a time (each error with its correct case)."""
     by_item: dict[str, list[Case]] = {}
@@ -170,6 +209,17 @@ def main() -> int:
     ap.add_argument("--mode", default="completion", choices=["chat", "completion"])
     ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees")
     ap.add_argument(
+        "--medval",
+        action="store_true",
+        help="with --endpoint: also measure the MedVAL validator on demo outputs with injected errors",
+    )
+    ap.add_argument("--medval-limit", type=int, default=100, help="medval cases (default: all)")
+    ap.add_argument(
+        "--skip-checks",
+        action="store_true",
+        help="skip the deterministic checks (measure LLM verifiers only)",
+    )
+    ap.add_argument(
         "--logprob-limit",
         type=int,
         default=0,
@@ -184,7 +234,13 @@ def main() -> int:
         traces, questions = build_cases(load_kg(KGSpec(source=source)), name, args.items, args.seed)
         cases["trace"] += traces
         cases["question"] += questions
-    figures = run_checks(cases, dict(sources))
+    figures = [] if args.skip_checks else run_checks(cases, dict(sources))
+    medval_count = 0
+    if args.endpoint and args.medval:
+        medval, medval_count = asyncio.run(
+            run_medval(args.endpoint, args.model, args.mode, args.medval_limit)
+        )
+        figures.append(medval)
     if args.endpoint:
         figures.append(
             asyncio.run(run_judge(cases["trace"], args.endpoint, args.model, args.mode, args.judge_limit))
@@ -202,9 +258,13 @@ def main() -> int:
         f"{counts['question']} question cases ({correct['question']} correct); {elapsed:.1f} s\n"
     )
     print("Reasoning traces: recall/precision per injected kind (* = in the verifier's scope)\n")
-    print(table([f for f in figures if f.check not in ("question_fidelity", "leakage")], TRACE_KINDS))
+    on_traces = [f for f in figures if f.check not in ("question_fidelity", "leakage", "medval")]
+    print(table(on_traces, TRACE_KINDS))
     print("\nQuestions: recall/precision per injected mismatch\n")
     print(table([f for f in figures if f.check in ("question_fidelity", "leakage")], QUESTION_KINDS))
+    if medval_count:
+        print(f"\nMedVAL: {medval_count} outputs of the medval demo rows, clean or with one injected error\n")
+        print(table([f for f in figures if f.check == "medval"], MEDVAL_KINDS))
     if args.misses:
         print_misses(args.misses)
     payload = {
@@ -215,13 +275,27 @@ def main() -> int:
         "cases": counts,
         "verifiers": [f.model_dump() for f in figures],
     }
+    if medval_count:
+        payload["medval_cases"] = medval_count
     if args.write:
+        payload = merged(payload, skipped_checks=args.skip_checks)
         MEASURED_FILE.parent.mkdir(parents=True, exist_ok=True)
         MEASURED_FILE.write_text(json.dumps(payload, indent=1) + "\n")
         print(f"\nwrote {MEASURED_FILE.relative_to(ROOT)}")
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
     return 0
+
+
+def merged(payload: dict[str, Any], *, skipped_checks: bool) -> dict[str, Any]:
+    """``payload`` over the shipped figures: rows of verifiers measured now replace theirs, the
+    others stay (with ``--skip-checks`` the deterministic figures and their case counts stay too)."""
+    old = json.loads(MEASURED_FILE.read_text()) if MEASURED_FILE.exists() else {}
+    names = {v["name"] for v in payload["verifiers"]}
+    kept = [v for v in old.get("verifiers", []) if v.get("name") not in names]
+    base = {**payload, **{k: v for k, v in old.items() if k != "verifiers"}} if skipped_checks else payload
+    extra = {"medval_cases": payload["medval_cases"]} if "medval_cases" in payload else {}
+    return {**base, **extra, "verifiers": kept + payload["verifiers"]}
 
 
 def print_misses(n: int) -> None:

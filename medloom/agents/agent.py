@@ -10,7 +10,6 @@ from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.calls import ChatMessage, LLMRequest, LLMResponse
 from medloom.core.errors import LLMError
-from medloom.core.events import LLMCall
 from medloom.core.records import Item, Trace
 from medloom.llm.client import LLMClient
 
@@ -113,27 +112,9 @@ class Agent:
         try:
             response = await self.client.generate(request, endpoints=endpoints, tags=self.tags(ctx))
         except LLMError as err:
-            ctx.send(
-                LLMCall(
-                    item_id=ctx.item_id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    agent=self.name,
-                    request=request,
-                    error=str(err),
-                )
-            )
+            ctx.call(self.name, request, error=str(err))
             raise
-        ctx.send(
-            LLMCall(
-                item_id=ctx.item_id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                agent=self.name,
-                request=request,
-                response=response,
-            )
-        )
+        ctx.call(self.name, request, response)
         texts = [_join(prefix, c.text) for c in response.choices]
         return texts, response
 

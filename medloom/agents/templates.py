@@ -22,7 +22,11 @@ _ROLE_LINE = re.compile(r"^---\s*(system|user|assistant)\s*---\s*$", re.M)
 
 
 class TemplateLibrary:
-    """Finds templates in user directories first, then among the built-in ones."""
+    """Finds templates in user directories first, then among the built-in ones.
+
+    Each template file is read and compiled once per library (no check for edits on every render),
+    and a template imported without context (``{% from "_x.j2" import shots %}``) is rendered once:
+    few-shot blocks that depend on no item belong in such a template."""
 
     def __init__(self, search_paths: list[str | Path] | None = None):
         self.search_paths = [Path(p) for p in (search_paths or [])] + [BUILTIN_DIR]
@@ -33,6 +37,7 @@ class TemplateLibrary:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,
+            auto_reload=False,  # a run renders a template thousands of times: no stat per render
         )
 
     def filename(self, name: str, mode: Mode) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from medloom.cli.console import err, fail, out, resolve_config
 from medloom.cli.eval_cmd import eval_command
 from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
+
+if TYPE_CHECKING:
+    from medloom.core.budget import BudgetCaps
 
 app = typer.Typer(
     name="medloom",
@@ -67,6 +70,16 @@ def run(
         Path | None, typer.Option(help="Where run directories go (default: run.runs_dir).")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="Budget cap: stop starting items once the run cost this much (needs llm.prices)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Budget cap: stop starting items once the run paid this many tokens.")
+    ] = None,
+    max_calls: Annotated[
+        int | None, typer.Option(help="Budget cap: stop starting items once the run paid this many calls.")
+    ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the request cache.")
     ] = False,
@@ -74,8 +87,12 @@ def run(
 ) -> None:
     """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report).
 
+    Budget caps (also run.budget in the config) bound the run's paid spend over all its sessions
+    (cache hits are free): once one is reached no new item starts and the items in flight finish;
+    resume with a higher cap to go on.
+
     Exit status: 0 every item kept or rejected, 1 error, 2 config error, 3 some items failed,
-    4 no items, 130 Ctrl-C, 143 SIGTERM (docs/reliability.md).
+    4 no items, 5 a budget cap stopped the run, 130 Ctrl-C, 143 SIGTERM (docs/reliability.md).
     """
     from medloom.cli.exit_codes import ExitCode, run_exit_code
     from medloom.cli.progress import RichProgress
@@ -88,6 +105,7 @@ def run(
         path = resolve_config(config) if config else None
         if path is None and not resume:
             raise ConfigError("give a CONFIG file (or --resume RUN_ID)")
+        caps = budget_caps(max_cost=max_cost, max_tokens=max_tokens, max_calls=max_calls)
         progress = None if quiet else RichProgress(err)
         result = asyncio.run(
             cancel_on_sigterm(
@@ -106,6 +124,7 @@ def run(
                     api_key_env=api_key_env,
                     endpoint_concurrency=endpoint_concurrency,
                     on_run_dir=started.append,
+                    caps=caps,
                 )
             )
         )
@@ -120,9 +139,31 @@ def run(
         print_summary(out, result.report, str(result.run_dir))
     else:
         out.print(str(result.run_dir))
-    if (warning := no_items_warning(result.report)) is not None:
+    if result.report.stopped_by is not None:
+        err.print(
+            f"[yellow]stopped:[/] {result.report.stopped_by.message()}: {_resume_hint(started)}",
+            soft_wrap=True,
+        )
+    elif (warning := no_items_warning(result.report)) is not None:
         err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     raise typer.Exit(run_exit_code(result.report))
+
+
+def budget_caps(**caps: float | None) -> BudgetCaps | None:
+    """The budget caps given on the command line (None for none); a ConfigError for a bad value."""
+    from pydantic import ValidationError
+
+    from medloom.core.budget import CAP_FLAGS, BudgetCaps
+
+    given = {name: value for name, value in caps.items() if value is not None}
+    if not given:
+        return None
+    try:
+        return BudgetCaps.model_validate(given)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        flag = CAP_FLAGS.get(str(problem["loc"][0]), str(problem["loc"][0]))  # type: ignore[call-overload]
+        raise ConfigError(f"{flag}: {problem['msg']}") from None
 
 
 def _resume_hint(started: list[Path]) -> str:

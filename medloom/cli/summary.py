@@ -60,6 +60,14 @@ def print_summary(console: Console, report: Report, run_dir: str) -> None:
         + (f" · cost {report.cost:.4f}" if report.cost else "")
         + f" · wall {report.wall_time_s:.1f} s · {report.output_tokens_per_s:,.0f} tok/s"
     )
+    if report.budget is not None:
+        limits = ", ".join(f"{k}={v:g}" for k, v in report.budget.model_dump(exclude_none=True).items())
+        state = (
+            f"[bold yellow]stopped[/]: {report.stopped_by.cap} reached"
+            if report.stopped_by
+            else "within caps"
+        )
+        console.print(f"budget: {limits} · spent {report.spend.describe()} · {state}")
     if report.rejection_reasons:
         console.print("[bold]top rejection reasons[/]")
         for reason, count in report.rejection_reasons[:5]:

@@ -31,6 +31,21 @@ class Step(BaseModel):
     text: str
 
 
+class CriterionScore(BaseModel):
+    """One rubric criterion as a grader judged it (``medloom.verifiers.rubric``)."""
+
+    id: str
+    category: str
+    text: str
+    weight: float
+    """Points the criterion is worth; negative for a pitfall (met = points lost)."""
+    met: bool | None = None
+    """None: undecided (the grader's reply could not be read); never counted as met."""
+    points: float = 0.0
+    """``weight`` when met, else 0."""
+    reason: str = ""
+
+
 class Verdict(BaseModel):
     """A judgement on a trace, by a deterministic check or an LLM."""
 
@@ -43,6 +58,12 @@ class Verdict(BaseModel):
     node: str | None = None
     failed_by: list[str] = Field(default_factory=list)
     """For a composite verdict: the verifiers that failed."""
+    undecided: bool = False
+    """The verifier could not decide (e.g. a judge's output it could not read); never a pass."""
+    detail: dict[str, Any] | None = None
+    """A judge's typed result as data (e.g. ``MedvalAssessment.model_validate(verdict.detail)``)."""
+    criteria: list[CriterionScore] = Field(default_factory=list)
+    """For a rubric verdict: each criterion's weight, judgement and points (``score`` is the total)."""
 
     @property
     def failing(self) -> list[str]:

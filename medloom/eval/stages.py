@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from medloom.core.events import ItemFinished, Note, TraceCreated
 from medloom.core.records import Trace
@@ -127,3 +130,33 @@ def item_events(run_dir: Path, item_id: str) -> list[dict[str, Any]]:
         if event.get("item_id") == item_id:
             lines.append({"run": run_dir.name, **event})
     return lines
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def write_summary(
+    out: Path, name: str, result: BaseModel, records_key: str, records: Sequence[BaseModel], lines: list[str]
+) -> dict[str, Path]:
+    """``<name>.json`` (the result without its records), ``<name>_<records_key>.jsonl`` (one
+    record a line) and ``<name>.md`` (``lines``)."""
+    files = {
+        "json": out / f"{name}.json",
+        records_key: out / f"{name}_{records_key}.jsonl",
+        "md": out / f"{name}.md",
+    }
+    files["json"].write_text(result.model_dump_json(indent=2, exclude={records_key}), encoding="utf-8")
+    files[records_key].write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    files["md"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return files
+
+
+def slug(name: str) -> str:
+    """``name`` as a file or directory name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)

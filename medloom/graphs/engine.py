@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 from medloom.agents.context import AgentContext
+from medloom.core.budget import BudgetLedger, CapReached
 from medloom.core.errors import LLMError
 from medloom.core.events import (
     EmbeddingCall,
@@ -209,13 +210,18 @@ class Engine:
         attempt: int = 0,
         concurrency: int = 16,
         on_item_done: Callable[[ItemFinished], None] | None = None,
+        budget: BudgetLedger | None = None,
     ):
+        """With ``budget``, each item starts only while no cap is reached; :attr:`stopped_by` then
+        says which cap stopped the run (the items in flight finish)."""
         self.rt = rt
         self.sink = sink
         self.run_id = run_id
         self.attempt = attempt
         self.concurrency = concurrency
         self.on_item_done = on_item_done
+        self.budget = budget
+        self.stopped_by: CapReached | None = None
 
     async def run_item(self, item: Item) -> ItemFinished:
         """One item, start to end; never raises for the item's own failures."""
@@ -252,6 +258,8 @@ class Engine:
 
         async def next_item() -> Item | None:
             async with lock:
+                if self.stopped_by is not None:
+                    return None
                 for index, entry in iterator:
                     if isinstance(entry, Exception):
                         self.sink(
@@ -263,6 +271,10 @@ class Engine:
                         continue
                     if entry.id in done:
                         continue
+                    if self.budget is not None and (reached := await self.budget.exceeded()) is not None:
+                        self.stopped_by = reached  # this item and the rest wait for a resume
+                        log.warning("%s", reached.message())
+                        return None
                     return entry
                 return None
 

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from medloom.core.budget import BudgetCaps
 from medloom.core.registry import UnknownName
 from medloom.data.readers import DatasetSpec
 from medloom.data.sources import SourceSpec
@@ -133,6 +134,9 @@ class RunSettings(_Strict):
     max_node_visits: int | None = Field(default=None, ge=1)
     """How often one item may enter one node before it fails as looping (default: from the
     graph's loop bounds, see ``medloom.graphs.build.visit_bound``)."""
+    budget: BudgetCaps = Field(default_factory=BudgetCaps)
+    """Caps on the run's paid spend over all its sessions (``--max-cost/--max-tokens/--max-calls``):
+    once one is reached no new item starts; the items in flight finish (``medloom.core.budget``)."""
 
 
 class Resources(_Strict):

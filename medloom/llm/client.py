@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from medloom.core.budget import BudgetLedger
 from medloom.core.calls import Choice, EmbeddingResponse, LLMRequest, LLMResponse, Usage
 from medloom.core.errors import LLMError, RetryableLLMError
 from medloom.llm.accounting import TokenLedger
@@ -21,7 +22,7 @@ from medloom.llm.cache import RequestCache
 from medloom.llm.dedup import InflightDedup
 from medloom.llm.dispatch import EndpointDispatcher, Lease
 from medloom.llm.http import AiohttpTransport
-from medloom.llm.pool import EndpointPool
+from medloom.llm.pool import EndpointPool, SharedPools
 from medloom.llm.redact import redact_choices
 from medloom.llm.retry import RetryPolicy
 from medloom.llm.settings import EndpointConfig, LLMSettings
@@ -59,23 +60,27 @@ class LLMClient:
         *,
         cache: RequestCache | None = None,
         transport: Transport | None = None,
+        budget: BudgetLedger | None = None,
+        pools: SharedPools | None = None,
     ):
+        """``budget`` is charged with what each call pays (see :mod:`medloom.core.budget`);
+        ``pools``: take the endpoint pool from there, shared with other clients over the same
+        endpoints (their per-endpoint concurrency then counts every client's calls)."""
         self.settings = settings or LLMSettings()
         named = [
             e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
         ]
-        self.pool = EndpointPool(
-            named,
-            self.settings.health,
-            routing=self.settings.routing,
-            sticky_slack=self.settings.sticky_slack,
-        )
+        s = self.settings
+        if pools is not None:
+            self.pool = pools.get(named, s.health, routing=s.routing, sticky_slack=s.sticky_slack)
+        else:
+            self.pool = EndpointPool(named, s.health, routing=s.routing, sticky_slack=s.sticky_slack)
         self.transport: Transport = transport if transport is not None else AiohttpTransport()
         self.dispatcher = EndpointDispatcher(self.pool, self.transport, self.settings.rate_limit_rps)
         self.retry = RetryPolicy(self.settings.retry)
         self.cache = cache
         self._owns_cache = False  # a cache opened by from_urls is closed with the client
-        self.ledger = TokenLedger(self.settings.prices)
+        self.ledger = TokenLedger(self.settings.prices, budget)
         self._dedup: InflightDedup[LLMResponse] = InflightDedup()
 
     @classmethod

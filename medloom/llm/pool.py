@@ -177,3 +177,29 @@ class EndpointPool:
             }
             for e in self.endpoints
         ]
+
+
+class SharedPools:
+    """One :class:`EndpointPool` per distinct endpoint list, handed to every client asking for the
+    same list: clients of several runs in one process (``medloom eval``'s solvers) then share the
+    routing and each endpoint's ``max_concurrency`` instead of each taking the full allowance."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, ...], EndpointPool] = {}
+
+    def get(
+        self,
+        endpoints: list[EndpointConfig],
+        health: HealthSettings | None = None,
+        *,
+        routing: Routing = "sticky",
+        sticky_slack: int = 4,
+    ) -> EndpointPool:
+        """The pool over ``endpoints`` (made by the first caller, with its health and routing
+        settings)."""
+        key = tuple(e.model_dump_json() for e in endpoints)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = EndpointPool(endpoints, health, routing=routing, sticky_slack=sticky_slack)
+            self._pools[key] = pool
+        return pool

@@ -31,7 +31,15 @@ class RetryPolicy:
 
     async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, int, list[str]]:
         """``attempt()``'s result, the number of attempts made and the errors retried on the
-        way; the last error is raised when every attempt failed."""
+        way; the last error is raised when every attempt failed.
+
+        The first attempt runs bare (most calls succeed at once, and a tenacity loop costs more
+        than the call's own bookkeeping); a retryable failure replays into the retry loop as its
+        first attempt, so waits and counts are those of a loop started from the beginning."""
+        try:
+            return await attempt(), 1, []
+        except RetryableLLMError as err:
+            replay: list[RetryableLLMError] = [err]
         errors: list[str] = []
         attempts = 0
         retrying = AsyncRetrying(
@@ -44,6 +52,8 @@ class RetryPolicy:
             with state:
                 attempts += 1
                 try:
+                    if replay:
+                        raise replay.pop()
                     return await attempt(), attempts, errors
                 except LLMError as err:
                     errors.append(str(err))

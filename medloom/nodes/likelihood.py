@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from medloom.agents.agent import ModelRef
 from medloom.agents.context import AgentContext
-from medloom.core.events import Note, VerdictGiven
 from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Trace, Verdict
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
@@ -110,30 +109,9 @@ class LikelihoodRun:
         judged = await asyncio.gather(*(self.judge(item, t, ctx) for t in traces))
         out: list[Trace] = []
         for trace, (verdict, data) in zip(traces, judged, strict=True):
-            verdict = verdict.model_copy(update={"node": ctx.node})
-            meta = {**trace.meta, self.spec.method: data.get("shift", data.get("rewards"))}
-            trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict], "meta": meta})
-            ctx.send(
-                Note(
-                    item_id=item.id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    kind=LIKELIHOOD,
-                    trace_id=trace.id,
-                    data=data,
-                )
-            )
-            ctx.send(
-                VerdictGiven(
-                    item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-                )
-            )
-            key = "passed" if verdict.passed else "failed"
-            ctx.stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
-            setattr(ctx.stats, key, getattr(ctx.stats, key) + 1)
-            if not verdict.passed:
-                ctx.memory.failed_reasons[trace.id] = verdict.reasons
-            out.append(trace)
+            ctx.note(LIKELIHOOD, data, trace_id=trace.id)
+            meta: dict[str, Any] = {self.spec.method: data.get("shift", data.get("rewards"))}
+            out.append(ctx.judged(trace, verdict, meta))
         return NodeOutput(traces=out)
 
 

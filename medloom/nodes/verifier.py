@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import VerifierRole
-from medloom.core.events import VerdictGiven
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
 from medloom.verifiers import Check, Composite, LLMJudge
+from medloom.verifiers.base import ModelCheck
 
 
 class CheckSpec(BaseModel):
@@ -25,6 +25,11 @@ class CheckSpec(BaseModel):
 
     check: str
     params: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    """The model alias of a check that asks a model (e.g. ``medval``)."""
+    template: str | None = None
+    """That check's prompt template (default: the check's own)."""
+    sampling: Sampling = Field(default_factory=lambda: Sampling(max_tokens=256))
 
 
 class JudgeSpec(BaseModel):
@@ -52,6 +57,15 @@ def check_class(name: str) -> type[Check]:
     return cls
 
 
+def _model_check(name: str) -> type[ModelCheck] | None:
+    """The class of check ``name`` when it asks a model (None for unknown names: check() reports them)."""
+    try:
+        cls = check_class(name)
+    except UnknownName:
+        return None
+    return cls if issubclass(cls, ModelCheck) else None
+
+
 class VerifierRun:
     """Verdicts for a batch; each is recorded on the trace, in the trajectory and in the counts."""
 
@@ -60,23 +74,7 @@ class VerifierRun:
 
     async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
         verdicts = await asyncio.gather(*(self.verifier.verify(item, t, ctx) for t in traces))
-        out: list[Trace] = []
-        stats = ctx.stats
-        for trace, verdict in zip(traces, verdicts, strict=True):
-            verdict = verdict.model_copy(update={"node": ctx.node})
-            trace = trace.model_copy(update={"verdicts": [*trace.verdicts, verdict]})
-            ctx.send(
-                VerdictGiven(
-                    item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-                )
-            )
-            key = "passed" if verdict.passed else "failed"
-            stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
-            setattr(stats, key, getattr(stats, key) + 1)
-            if not verdict.passed:
-                ctx.memory.failed_reasons[trace.id] = verdict.reasons
-            out.append(trace)
-        return NodeOutput(traces=out)
+        return NodeOutput(traces=[ctx.judged(t, v) for t, v in zip(traces, verdicts, strict=True)])
 
 
 @register_kind
@@ -101,6 +99,16 @@ class VerifierKind(NodeKind[VerifierNode]):
                 raise build.fail(
                     f"bad parameters for check '{v.check}': {exc}", f"verifiers.{i}.params"
                 ) from None
+            if not issubclass(cls, ModelCheck):
+                if v.model or v.template:
+                    raise build.fail(f"check '{v.check}' asks no model", f"verifiers.{i}.model")
+                continue
+            if v.model is None:
+                raise build.fail(
+                    f"check '{v.check}' asks a model: name its alias (`model: ALIAS`)", f"verifiers.{i}.model"
+                )
+            template = v.template or cls.default_template
+            build.need_template(template, v.model, f"verifiers.{i}.template", f"verifiers.{i}.model")
 
     def describe(self, spec: VerifierNode) -> str:
         parts = []
@@ -108,15 +116,19 @@ class VerifierKind(NodeKind[VerifierNode]):
             if isinstance(v, JudgeSpec):
                 parts.append(f"LLM judge `{v.judge}` (template `{v.template}`)")
             else:
-                parts.append(f"check `{v.check}`" + (f" {json.dumps(v.params)}" if v.params else ""))
+                by = f" by `{v.model}`" if v.model else ""
+                parts.append(f"check `{v.check}`{by}" + (f" {json.dumps(v.params)}" if v.params else ""))
         return f"{spec.mode} of: " + "; ".join(parts)
 
     def templates(self, spec: VerifierNode) -> list[TemplateUse]:
-        return [
-            TemplateUse(v.template, v.judge, f"verifiers.{i}.template", TRACE_VARIABLES)
-            for i, v in enumerate(spec.verifiers)
-            if isinstance(v, JudgeSpec)
-        ]
+        uses = []
+        for i, v in enumerate(spec.verifiers):
+            if isinstance(v, JudgeSpec):
+                uses.append(TemplateUse(v.template, v.judge, f"verifiers.{i}.template", TRACE_VARIABLES))
+            elif v.model and (cls := _model_check(v.check)) is not None:
+                template = v.template or cls.default_template
+                uses.append(TemplateUse(template, v.model, f"verifiers.{i}.template", cls.template_variables))
+        return uses
 
     def build(self, spec: VerifierNode, build: NodeBuild) -> VerifierRun:
         parts: list[VerifierRole] = []
@@ -125,7 +137,11 @@ class VerifierKind(NodeKind[VerifierNode]):
                 agent = build.make_agent(f"{build.node}:judge", v.judge, v.template, v.sampling)
                 parts.append(LLMJudge(agent, parse_retries=v.parse_retries, structured=v.structured))
             else:
-                parts.append(check_class(v.check).from_params(v.params, build.graph.resources))
+                check = check_class(v.check).from_params(v.params, build.graph.resources)
+                if isinstance(check, ModelCheck) and v.model:
+                    template = v.template or check.default_template
+                    check.bind(build.make_agent(f"{build.node}:{v.check}", v.model, template, v.sampling))
+                parts.append(check)
         if len(parts) == 1:
             return VerifierRun(parts[0])
         return VerifierRun(Composite(parts, spec.mode, spec.threshold, name=build.node))

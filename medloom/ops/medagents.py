@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.core.events import Note, TraceCreated, TraceRevised
+from medloom.core.events import TraceRevised
 from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Revision, Trace
 from medloom.nodes.protocol import NodeOutput
@@ -121,15 +121,7 @@ class MedAgentsDomains(BaseOp):
             self.fields(item, "options", p.option_experts, ctx),
         )
         info = {"question_domains": q, "option_domains": o}
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind="domains",
-                data={**info, "padded": q_pad + o_pad},
-            )
-        )
+        ctx.note("domains", {**info, "padded": q_pad + o_pad})
         trace = Trace(
             id=f"{item.id}/{self.node}",
             item_id=item.id,
@@ -165,7 +157,7 @@ class MedAgentsExperts(BaseOp):
         trace = Trace(
             id=f"{item.id}/{self.node}/{suffix}", item_id=item.id, node=self.node, text=text, meta=meta
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return trace
 
     async def _analyse(self, agent: Agent, item: Item, domain: str, ctx: AgentContext, **extra: Any) -> str:
@@ -309,30 +301,18 @@ class MedAgentsVote(BaseOp):
                 "consensus" if not dissent else ("revised" if entry.get("revised") else "final")
             )
             history.append(entry)
-            ctx.send(
-                Note(
-                    item_id=item.id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    kind="vote_round",
-                    trace_id=current.id,
-                    data=entry,
-                )
-            )
+            ctx.note("vote_round", entry, trace_id=current.id)
             if not dissent:
                 break
         outcome, majority = self.outcome(votes, chair=experts[0])
         accepted = {"unanimous": outcome == "unanimous", "majority": majority, "none": True}[p.require]
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind="vote_outcome",
-                trace_id=current.id,
-                data={"outcome": outcome, "rounds": len(history), "accepted": accepted, "require": p.require},
-            )
-        )
+        outcome_data = {
+            "outcome": outcome,
+            "rounds": len(history),
+            "accepted": accepted,
+            "require": p.require,
+        }
+        ctx.note("vote_outcome", outcome_data, trace_id=current.id)
         if not accepted:
             return f"no {p.require} agreement after {len(history)} voting rounds ({outcome})"
         meta = {
@@ -385,7 +365,7 @@ class MedAgentsDecide(BaseOp):
                     "meta": {**trace.meta, "decision": texts[0] if texts else ""},
                 }
             )
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=new))
+            ctx.trace_created(new)
             out.append(new)
         return NodeOutput(traces=out)
 

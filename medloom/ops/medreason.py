@@ -12,7 +12,6 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.kg.linking import (
     LinkedEntity,
@@ -101,7 +100,7 @@ class LinkEntities(_KGStep):
             f"Answer entities: {'; '.join(f'{e.mention} → {e.name} ({e.how})' for e in answer)}"
         )
         trace = Trace(id=f"{item.id}/{self.node}", item_id=item.id, node=self.node, text=summary)
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return NodeOutput(traces=[*traces, trace], item=updated)
 
     async def _link_all(self, loaded: LoadedKG, names: list[str], ctx: AgentContext) -> list[LinkedEntity]:

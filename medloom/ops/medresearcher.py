@@ -18,7 +18,6 @@ from typing import Any
 
 from medloom.agents.agent import Agent
 from medloom.agents.context import AgentContext
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.kg.paths import KGPath
 from medloom.nodes.protocol import Drop, NodeOutput
@@ -101,7 +100,7 @@ class HintRewrite(BaseOp):
                 continue
             meta = {**trace.meta, "messages": messages, "rewritten_turns": rewritten}
             clean = trace.model_copy(update={"meta": meta})
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=clean))
+            ctx.trace_created(clean)
             kept.append(clean)
         return NodeOutput(traces=kept, drops=drops)
 

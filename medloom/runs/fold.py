@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from medloom.core.budget import Spend
 from medloom.core.calls import EmbeddingResponse, LLMResponse
 from medloom.core.events import (
     EmbeddingCall,
@@ -170,8 +171,11 @@ class _Folder:
         for usage in report.models.values():
             report.merge(usage)
         report.cost = round(report.cost, 6)
+        report.spend = Spend.of(report)
         report.latency_s = percentiles(self.latencies)
         meta = run.read_meta()
+        if meta.sessions:
+            report.budget, report.stopped_by = meta.sessions[-1].budget, meta.sessions[-1].stopped_by
         report.wall_time_s = round(sum((s.ended or s.started) - s.started for s in meta.sessions), 3)
         if report.wall_time_s > 0:
             report.items_per_s = round(report.items / report.wall_time_s, 3)

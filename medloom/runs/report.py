@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from medloom.core.budget import BudgetCaps, CapReached, Spend
 from medloom.core.errors import RunError
 from medloom.core.events import NodeStats, Note, Outcomes
 from medloom.core.notes import note_schema
@@ -38,6 +39,12 @@ class Report(Outcomes, UsageTally):
     items_per_s: float = 0.0
     output_tokens_per_s: float = 0.0
     sessions: int = 0
+    spend: Spend = Field(default_factory=Spend)
+    """What the run paid, as its budget caps count it (cache hits are free)."""
+    budget: BudgetCaps | None = None
+    """The caps of the last session (None without caps)."""
+    stopped_by: CapReached | None = None
+    """The budget cap that stopped the last session: resume with a higher cap to go on."""
     rejection_reasons: list[tuple[str, int]] = Field(default_factory=list)
     failure_reasons: list[tuple[str, int]] = Field(default_factory=list)
     skipped: list[dict[str, Any]] = Field(default_factory=list)

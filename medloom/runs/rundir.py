@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from medloom.core.budget import BudgetCaps, CapReached
 from medloom.core.errors import RunError
 from medloom.runs.lock import lock_held
 from medloom.runs.store import TRAJECTORIES
@@ -27,11 +28,16 @@ class Session(BaseModel):
     started: float
     ended: float | None = None
     status: str = "running"
+    """running, completed, stopped (a budget cap), interrupted or crashed."""
     command: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     pid: int | None = None
     """The process running the session (absent in runs made before it was recorded)."""
     host: str | None = None
+    budget: BudgetCaps | None = None
+    """The caps the session ran under (absent without caps)."""
+    stopped_by: CapReached | None = None
+    """The cap that stopped the session (its status is then ``stopped``)."""
 
 
 class RunMeta(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import copy
 import logging
 import os
@@ -12,7 +13,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import datasets
 
 from medloom import __version__
+from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.events import ItemFinished
 from medloom.core.trajectory import TrajectoryHeader
@@ -31,13 +33,15 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.llm.pool import SharedPools
 from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
+from medloom.runs.budget import check_budget, session_ledger
 from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
-from medloom.runs.fold import fold_run
+from medloom.runs.fold import FoldPart, fold_run
 from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, write_report
@@ -54,6 +58,19 @@ class ProgressHook(Protocol):
     def on_start(self, total: int | None, already_done: int, client: LLMClient) -> None: ...
     def on_item(self, end: ItemFinished) -> None: ...
     def on_finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the caller of :func:`arun` hands down to the run's client and its final fold."""
+
+    transport: Transport | None = None
+    budget: BudgetLedger | None = None
+    pools: SharedPools | None = None
+    fold_parts: Sequence[FoldPart] = ()
+
+
+_NOTHING_SHARED = _Shared()
 
 
 @dataclass
@@ -78,8 +95,10 @@ def prepare_config(
     no_cache: bool = False,
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
+    caps: BudgetCaps | None = None,
 ) -> dict[str, Any]:
-    """The config dict with command-line overrides applied (validated later).
+    """The config dict with command-line overrides applied (validated later); ``caps`` set the
+    ``run.budget`` caps they give.
 
     ``--endpoint`` URLs replace the endpoints first, so ``--set endpoints.0.KEY=...`` refines them."""
     data = copy.deepcopy(raw)
@@ -97,6 +116,9 @@ def prepare_config(
         data.setdefault("run", {})["concurrency"] = concurrency
     if no_cache:
         data.setdefault("llm", {}).setdefault("cache", {})["enabled"] = False
+    if caps is not None and caps.any:
+        budget = data.setdefault("run", {}).setdefault("budget", {})
+        budget.update(caps.model_dump(exclude_none=True))
     return data
 
 
@@ -146,12 +168,25 @@ async def arun(
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
+    fold_parts: Sequence[FoldPart] = (),
+    pools: SharedPools | None = None,
+    caps: BudgetCaps | None = None,
+    budget: BudgetLedger | None = None,
 ) -> RunResult:
     """Run (or resume) a recipe; returns the run directory, its report and the kept rows.
+
+    ``caps`` override the config's budget caps (``run.budget``): they bound the run's spend over all
+    its sessions; once one is reached no new item starts, the items in flight finish, and the
+    session ends ``stopped`` (``report.stopped_by`` says which cap). ``budget`` replaces the
+    in-process ledger with a shared one (e.g. one counter for every shard of a run); it must then
+    hold the run's earlier spend itself.
 
     The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
     process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
     ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's).
+    ``fold_parts`` see the run's events in the one pass over its log at the end (after a resume,
+    the whole log); ``pools`` shares endpoint pools (routing, per-endpoint concurrency) with other
+    runs of this process.
     """
     config_file: str | None = None
     if isinstance(config, GraphSpec):
@@ -187,9 +222,11 @@ async def arun(
             no_cache=no_cache,
             api_key_env=api_key_env,
             endpoint_concurrency=endpoint_concurrency,
+            caps=caps,
         )
         _localize_dataset_path(data, base_dir)
         spec = validate_spec(data, file=file)
+        check_budget(spec, file=file)
         check_api_keys(spec.endpoints)  # a missing key variable: one line now, not a failure per item
         templates = template_library(spec, base_dir)
         compiled = build_graph(spec, file=file, templates=templates)
@@ -200,10 +237,12 @@ async def arun(
         if on_run_dir is not None:
             on_run_dir(run.path)
         handler = _attach_log(run, spec)
+        own_log = _LOGGING_RUN.set(run.run_id)
         try:
             graph = (spec, compiled, templates)
             where = (file, base_dir)
-            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, transport)
+            shared = _Shared(transport, budget, pools, fold_parts)
+            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, shared)
             if (warning := no_items_warning(result.report)) is not None:
                 log.warning("run %s: %s", result.run_id, warning)
         except RunStorageError:
@@ -213,6 +252,7 @@ async def arun(
             log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
             raise
         finally:
+            _LOGGING_RUN.reset(own_log)
             logging.getLogger("medloom").removeHandler(handler)
             handler.close()
     finally:
@@ -230,7 +270,7 @@ async def _start(
     retry_failed: bool,
     progress: ProgressHook | None,
     embedded: EmbeddedProvider | None,
-    transport: Transport | None,
+    shared: _Shared,
 ) -> RunResult:
     """Start the embedded server when no endpoint is configured, then run the items."""
     spec, compiled, templates = graph
@@ -241,7 +281,7 @@ async def _start(
             spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
             compiled = build_graph(spec, file=file, templates=templates)
         return await _execute(
-            run, spec, compiled, templates, root, data, where, retry_failed, progress, transport
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, shared
         )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -292,9 +332,12 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
-    transport: Transport | None = None,
+    shared: _Shared = _NOTHING_SHARED,
 ) -> RunResult:
     file, base_dir = where
+    budget = shared.budget
+    if budget is None:
+        budget = session_ledger(spec.run.budget, run.trajectories, spec.llm.prices)
     cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
     meta = run.read_meta()
     for earlier in meta.sessions:
@@ -307,6 +350,7 @@ async def _execute(
         endpoints=[e.base_url for e in spec.endpoints],
         pid=os.getpid(),
         host=socket.gethostname(),
+        budget=budget.caps if budget is not None else None,
     )
     meta.sessions.append(session)
     try:
@@ -322,7 +366,9 @@ async def _execute(
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport)
+    client = LLMClient(
+        spec.endpoints, spec.llm, cache=cache, transport=shared.transport, budget=budget, pools=shared.pools
+    )
     work: asyncio.Future[None] | None = None
 
     def stop_on_write_error(exc: OSError) -> None:
@@ -332,10 +378,12 @@ async def _execute(
     header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
+    engine: Engine | None = None
     try:
         if writer.error is not None:  # not even the session header fits: stop before paying for calls
             raise writer.error
         models = await resolve_models(spec, client)
+        check_budget(spec, file=file, models={alias: ref.served for alias, ref in models.items()})
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
@@ -350,6 +398,7 @@ async def _execute(
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,
+            budget=budget,
         )
         log.info("run %s session %d: %d items already done", run.run_id, attempt, len(done))
         work = asyncio.ensure_future(engine.run(items, done=done))
@@ -360,7 +409,7 @@ async def _execute(
                 raise
         if writer.error is not None:
             raise writer.error
-        status = "completed"
+        status = "stopped" if engine.stopped_by is not None else "completed"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
@@ -378,7 +427,8 @@ async def _execute(
             cache.close()
         if progress:
             progress.on_finish()
-        report, dataset = _finish(run, spec, data, status)
+        stopped_by = engine.stopped_by if engine else None
+        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -396,7 +446,12 @@ def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
 
 
 def _finish(
-    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str
+    run: RunDir,
+    spec: GraphSpec,
+    data: dict[str, Any],
+    status: str,
+    stopped_by: CapReached | None = None,
+    parts: Sequence[FoldPart] = (),
 ) -> tuple[Report | None, datasets.Dataset | None]:
     """Close the session in run.json, then write the report, the outputs and the card. When the disk
     is full this does what it can and logs what it could not (resume writes it all again)."""
@@ -407,9 +462,10 @@ def _finish(
         meta = run.read_meta()
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
+        meta.sessions[-1].stopped_by = stopped_by
         run.write_meta(meta)
         step = "report.json"
-        fold = fold_run(run, spec.llm.prices)
+        fold = fold_run(run, spec.llm.prices, parts)
         report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
@@ -417,7 +473,7 @@ def _finish(
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
-        if status == "completed":
+        if status in ("completed", "stopped"):
             problem = storage_problem(exc)
             raise RunStorageError(
                 f"run {run.run_id} ended, but writing {step} failed: {problem}, then "
@@ -445,8 +501,25 @@ class RunLogHandler(logging.FileHandler):
         super().handleError(record)
 
 
+_LOGGING_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("medloom_run", default=None)
+"""The run whose task is logging (several runs may go at once in one process: ``medloom eval``)."""
+
+
+class _OwnRunOnly(logging.Filter):
+    """Keeps the records of this run's task (and those logged outside any run)."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _LOGGING_RUN.get()
+        return current is None or current == self.run_id
+
+
 def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
     handler = RunLogHandler(run.log_path, encoding="utf-8")
+    handler.addFilter(_OwnRunOnly(run.run_id))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     names = [e.api_key_env for e in spec.endpoints if e.api_key_env]
     handler.addFilter(SecretFilter([os.environ[n] for n in names if os.environ.get(n)]))

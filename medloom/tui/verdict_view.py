@@ -29,9 +29,12 @@ def render_verdict(
     verdict: Verdict, trace: Trace | None, others: list[Verdict] | None = None
 ) -> RenderableType:
     head = Text()
-    head.append(
-        "PASSED" if verdict.passed else "FAILED", style="bold green" if verdict.passed else "bold red"
-    )
+    if verdict.undecided:
+        head.append("UNDECIDED", style="bold yellow")
+    else:
+        head.append(
+            "PASSED" if verdict.passed else "FAILED", style="bold green" if verdict.passed else "bold red"
+        )
     head.append(f"  by {verdict.verifier}")
     if verdict.score is not None:
         head.append(f"  score {verdict.score:g}")

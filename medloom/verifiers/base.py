@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from medloom.agents.agent import Agent
 from medloom.agents.context import AgentContext
 from medloom.core.records import Item, Trace, Verdict
 from medloom.core.registry import REGISTRY
@@ -66,3 +67,37 @@ class Check(ABC):
             step_flags=step_flags or {},
             verifier=self.name,
         )
+
+
+class ModelCheck(Check):
+    """A check that asks a model (an LLM validator usable in any verifier node).
+
+    The recipe names the model alias beside the check (``check: medval``, ``model: judge``,
+    optionally ``template:`` and ``sampling:``); the verifier node builds the agent and binds it.
+    Subclasses implement :meth:`verify`; the synchronous :meth:`check` is not available.
+    """
+
+    default_template: ClassVar[str] = ""
+    """The prompt template used when the recipe names none."""
+    template_variables: ClassVar[frozenset[str]] = frozenset()
+    """The variables the check passes to its template besides the item's."""
+
+    _agent: Agent | None = None
+
+    def bind(self, agent: Agent) -> None:
+        self._agent = agent
+
+    @property
+    def agent(self) -> Agent:
+        if self._agent is None:
+            raise RuntimeError(
+                f"check '{self.name}' asks a model: use it in a verifier node with `model: ALIAS`, "
+                "or call bind(agent) first"
+            )
+        return self._agent
+
+    def check(self, item: Item, trace: Trace) -> Verdict:
+        raise TypeError(f"check '{self.name}' asks a model: await verify(item, trace) instead of check()")
+
+    @abstractmethod
+    async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict: ...

@@ -170,3 +170,18 @@ def test_user_directory_adds_templates(tmp_path: Path) -> None:
     assert lib.available() == sorted([*TemplateLibrary().available(), "free"])
     # Trailing whitespace is removed so the model continues right after "A:".
     assert lib.render("free", "completion", {"question": "2+2?"}) == "Q: 2+2?\n\nA:"
+
+
+def test_few_shot_blocks_are_rendered_once_per_library(tmp_path: Path) -> None:
+    """The MCQ few-shot examples are read and rendered on the first render only (not per call):
+    an edit to the examples file after it does not reach the prompts of the same library."""
+    (tmp_path / "_mcq_examples.j2").write_text((BUILTIN_DIR / "_mcq_examples.j2").read_text())
+    lib = TemplateLibrary([tmp_path])
+    variables = _variables()
+    first = {name: lib.render(name, "completion", variables) for name in ("mcq_cot", "mcq_judge")}
+    examples = (BUILTIN_DIR / "_mcq_examples.j2").read_text()
+    (tmp_path / "_mcq_examples.j2").write_text(examples.replace("Serum ferritin", "Serum zinc"))
+    again = {name: lib.render(name, "completion", variables) for name in ("mcq_cot", "mcq_judge")}
+    assert again == first
+    assert "Serum ferritin" in str(first["mcq_cot"]) and "Serum ferritin" in str(first["mcq_judge"])
+    assert "Serum zinc" in str(TemplateLibrary([tmp_path]).render("mcq_cot", "completion", variables))
