@@ -366,6 +366,16 @@ def serve(
         str | None,
         typer.Option(help="The Python that runs vLLM, e.g. a venv with its CUDA build (default: this one)."),
     ] = None,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            "--tools",
+            metavar="PARSER",
+            help="Return native tool calls (agents in chat mode): adds --enable-auto-tool-choice "
+            "--tool-call-parser PARSER; 'auto' picks the parser from the model name (hermes for Qwen, "
+            "llama3_json for Llama 3.1+, mistral for Mistral, ...).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print each replica's command, port and env as JSON; start nothing."),
@@ -420,6 +430,7 @@ def serve(
         ready_timeout_s=ready_timeout,
         dry_run=dry_run,
         python=python,
+        tools=tools,
     )
     code = run_serve_command(model, device, port, replicas, list(ctx.args), options=options)
     raise typer.Exit(code)
