@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import typer
 from rich.table import Table
 
 from medloom.cli.console import err, out
@@ -80,14 +81,17 @@ def clinical_eval(
         fuzz = asyncio.run(aattack(configs, dataset, attacker=judge, turns=turns, **common))  # type: ignore[arg-type]
         files = write_medfuzz(fuzz)
         if as_json:
-            payload = fuzz.model_dump_json(exclude={"attacks"})
-            out.print_json(payload)
-            return
-        out.print(
-            _table(
-                f"MedFuzz on {Path(dataset).name}", MEDFUZZ_COLUMNS, [medfuzz_cells(s) for s in fuzz.solvers]
-            )
-        )
+            out.print_json(fuzz.model_dump_json(exclude={"attacks"}))
+        else:
+            rows = [medfuzz_cells(s) for s in fuzz.solvers]
+            out.print(_table(f"MedFuzz on {Path(dataset).name}", MEDFUZZ_COLUMNS, rows))
+            out.print("  ".join(f"{k}: {v}" for k, v in files.items()))
+        stopped = [s for s in fuzz.solvers if s.stopped]
+        for s in stopped:
+            err.print(f"[yellow]{s.solver}: {s.stopped} (the figures count the turns that finished)[/]")
+        if stopped:
+            raise typer.Exit(1)
+        return
     else:
         from medloom.eval.recall import RECALL_COLUMNS, aevaluate_recall, dumps, recall_cells, write_recall
 
