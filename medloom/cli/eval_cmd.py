@@ -130,10 +130,12 @@ def eval_command(
                     key="--resume",
                 )
 
+            # Without CONFIG: recall scores the diagnose solver, MedFuzz attacks the default solvers.
+            clinical_default = default_solvers() if attack else [resolve_config("configs/eval/diagnose.yaml")]
             clinical_eval(
                 metric=metric,
                 attack=attack,
-                configs=[resolve_config(c) for c in configs or ["configs/eval/diagnose.yaml"]],
+                configs=[resolve_config(c) for c in configs] if configs else clinical_default,
                 dataset=dataset,
                 judge=resolve_config(judge) if judge else None,
                 turns=turns,

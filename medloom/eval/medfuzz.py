@@ -55,6 +55,8 @@ class AttackTurn(BaseModel):
     guard: str
     """The guard's decision on the rewrite: yes, no or undecided (only yes lets it count)."""
     guard_reply: str = ""
+    control_guard: str | None = None
+    """The guard's decision on its control (another question with these options; should be no)."""
     answer: str | None = None
     """The solver's answer to the rewrite (None: not asked, or no parsable answer)."""
     correct: bool | None = None
@@ -100,6 +102,10 @@ class MedfuzzSummary(BaseModel):
     turns_to_flip: dict[int, int]
     guard_rejections: int
     """Rewrites the guard did not pass (no or undecided), over all turns."""
+    guard_controls: int = 0
+    guard_control_yes: int = 0
+    """Controls the guard passed: a guard that passes another question's text with these options
+    is not checking anything, and its flips are not evidence."""
     max_turns: int
     significance: PairedTest
     stopped: str | None = None
@@ -114,6 +120,13 @@ class MedfuzzResult(BaseModel):
     turns: int
     solvers: list[MedfuzzSummary] = Field(default_factory=list)
     attacks: list[Attack] = Field(default_factory=list)
+
+
+def guard_control(item: Item, items: list[Item]) -> str:
+    """The question after ``item`` in the benchmark (a question whose gold answer cannot be
+    ``item``'s): the guard's control; empty with a one-question benchmark."""
+    other = items[(items.index(item) + 1) % len(items)]
+    return "" if other is item or other.question == item.question else other.question
 
 
 def _mcq_row(item: Item, question: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -169,6 +182,8 @@ def summarize_medfuzz(
         mean_turns_to_flip=sum(flipped) / len(flipped) if flipped else None,
         turns_to_flip=dict(sorted(histogram.items())),
         guard_rejections=sum(t.guard != "yes" for a in attacks for t in a.turns),
+        guard_controls=sum(t.control_guard is not None for a in attacks for t in a.turns),
+        guard_control_yes=sum(t.control_guard == "yes" for a in attacks for t in a.turns),
         max_turns=turns,
         significance=paired_permutation_test(before, after),
     )
@@ -210,7 +225,14 @@ async def _attack_solver(
             attack_dir = await stages.run(
                 f"{stage}-attack-{turn}",
                 attacker,
-                (_mcq_row(by_id[a.item_id], history=_history(a)) for a in standing),
+                (
+                    _mcq_row(
+                        by_id[a.item_id],
+                        history=_history(a),
+                        guard_control=guard_control(by_id[a.item_id], items),
+                    )
+                    for a in standing
+                ),
                 mcq=True,
                 gold=True,
             )
@@ -247,6 +269,7 @@ async def _attack_solver(
                     rewrite=str(note.get("rewrite", "")),
                     guard=str(note.get("guard", "no")),
                     guard_reply=str(note.get("guard_reply", "")),
+                    control_guard=note.get("control_guard"),
                     answer=pred.predicted if pred else None,
                     correct=pred.correct if pred else None,
                     reasoning=reasons.get(attack.item_id, ""),
@@ -332,6 +355,7 @@ MEDFUZZ_COLUMNS = (
     "flips / attacked",
     "turns to flip",
     "guard rejected",
+    "guard ctrl yes",
     "p",
 )
 
@@ -345,6 +369,7 @@ def medfuzz_cells(s: MedfuzzSummary) -> list[str]:
         f"{s.flips}/{s.attacked} ({s.flip_rate:.0%})" if s.attacked else "0/0",
         f"{s.mean_turns_to_flip:.2f}" if s.mean_turns_to_flip is not None else "–",
         str(s.guard_rejections),
+        f"{s.guard_control_yes}/{s.guard_controls}" if s.guard_controls else "–",
         f"{s.significance.p_one_sided:.4g}",
     ]
 
@@ -359,7 +384,9 @@ def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
         "",
         "Only questions answered correctly at baseline are attacked. A flip is the first turn whose "
         "rewrite passed the guard and that the solver no longer answers correctly. p: one-sided exact paired "
-        "permutation test (= exact McNemar) of the drop in accuracy.",
+        "permutation test (= exact McNemar) of the drop in accuracy. guard ctrl yes: the guard passed "
+        "another question's text with these options (should be no); a high rate means the guard "
+        "checks nothing and the flips are not evidence.",
         "",
         *(f"**{s.solver} stopped early**: {s.stopped}" for s in result.solvers if s.stopped),
         "",

@@ -47,6 +47,7 @@ from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
+from medloom.runs.shards import ShardItems, sharded_run_error
 from medloom.runs.store import TrajectoryWriter, final_outcomes
 
 log = logging.getLogger("medloom")
@@ -201,6 +202,9 @@ async def arun(
             base = Path(runs_dir) if runs_dir else Path("runs")
             run = RunDir.open(base, resume)
             lock = RunLock(run.path).acquire()
+            meta = run.read_meta()
+            if meta.shards is not None:
+                raise sharded_run_error(run.run_id, meta.shards)
             raw = _resume_config(run, config_file, accept_config_change)
             file = str(run.config_path)
             meta = run.read_meta()
@@ -375,7 +379,8 @@ async def _execute(
         if work is not None:
             work.cancel()
 
-    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    run_id = meta.run_id if meta.shard is not None else run.run_id  # a shard's rows carry the run's id
+    header = TrajectoryHeader(run_id=run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     engine: Engine | None = None
@@ -387,14 +392,16 @@ async def _execute(
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
-        items = item_source(spec, base_dir)
+        items: Any = item_source(spec, base_dir)
+        if meta.shard is not None:  # one shard of a sharded run: only the items it owns
+            items = ShardItems(items, meta.shard)
         total = items.count()
         if progress:
             progress.on_start(total, len(done), client)
         engine = Engine(
             rt,
             writer.write,
-            run_id=run.run_id,
+            run_id=run_id,
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,

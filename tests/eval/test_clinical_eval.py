@@ -183,6 +183,9 @@ def test_medfuzz_flip_guard_rejection_and_exhausted_turns(tmp_path: Path) -> Non
     assert (s["attacked"], s["flips"], s["turns_to_flip"]) == (3, 1, {"1": 1})
     assert s["flip_rate"] == pytest.approx(1 / 3) and s["mean_turns_to_flip"] == 1.0
     assert s["guard_rejections"] == 2  # bravo's two rewrites
+    # Each rewrite gets a guard control (the next question with this item's options); the scripted
+    # guard replies by the options' word: yes for alpha's and charlie's (twice), no for bravo's (twice).
+    assert (s["guard_controls"], s["guard_control_yes"]) == (5, 3)
     assert s["significance"]["p_one_sided"] == 0.5 and s["significance"]["worse"] == 1
 
     attacks = {
