@@ -83,7 +83,7 @@ class ChoiceShuffle(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=())
 
     async def _one(
         self, item: Item, index: int, order: list[str], carried: dict[str, object], ctx: AgentContext

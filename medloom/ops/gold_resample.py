@@ -61,7 +61,8 @@ class GoldResample(BaseOp):
         p: GoldResampleParams = self.params
         base = build.spec.sampling.model_copy(update={"temperature": p.temperature})
         self.agents: list[Agent] = [
-            build.agent(sampling=base.model_copy(update={"seed": p.seed + i})) for i in range(p.max_tries)
+            build.agent(sampling=base.model_copy(update={"seed": p.seed + i}), variables=())
+            for i in range(p.max_tries)
         ]
         self.pattern = re.compile(p.answer_regex, re.I | re.S) if p.answer_regex else None
 

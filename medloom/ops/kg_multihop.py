@@ -98,7 +98,7 @@ class WriteQuestion(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=())
         self.fidelity = QuestionFidelity(
             type_words=self.params.type_words or None, kg=build.graph.resources.kg, base_dir=build.base_dir
         )
@@ -242,10 +242,17 @@ class LabelCheck(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "mcq_cot")
+        self.agent = build.agent(build.spec.template or "mcq_cot", variables=())
         p = self.params
         self.open_book = (
-            build.agent(p.open_book_template, name=f"{build.node}:open_book") if p.open_book_samples else None
+            build.agent(
+                p.open_book_template,
+                name=f"{build.node}:open_book",
+                variables=(),
+                key="params.open_book_template",
+            )
+            if p.open_book_samples
+            else None
         )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:

@@ -37,6 +37,7 @@ from medloom.agents.parsing import parse_reasoning
 from medloom.core.events import PREFERENCE_PAIR
 from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Step, Trace, Verdict
+from medloom.nodes.kind import TRACE_VARIABLES
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 
@@ -83,7 +84,7 @@ class ReflLocate(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=TRACE_VARIABLES)
 
     async def locate(self, item: Item, trace: Trace, ctx: AgentContext) -> Trace:
         flagged = first_flagged(trace)
@@ -174,7 +175,9 @@ class ReflReflect(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(
+            variables=TRACE_VARIABLES | {"error_step", "error_reason", "prefix", "wrong_step"}
+        )
 
     async def reflect(self, item: Item, trace: Trace, ctx: AgentContext) -> list[Reflection | None]:
         step = int(trace.meta["first_error_step"])

@@ -101,7 +101,7 @@ class MedAgentsDomains(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "medagents_domains")
+        self.agent = build.agent(build.spec.template or "medagents_domains", variables=("about", "count"))
 
     async def fields(
         self, item: Item, about: str, count: int, ctx: AgentContext
@@ -149,9 +149,24 @@ class MedAgentsExperts(BaseOp):
     def __init__(self, build: OpBuild):
         super().__init__(build)
         p: ExpertsParams = self.params
-        self.question_agent = build.agent(p.question_template, name=f"{self.node}:question_expert")
-        self.option_agent = build.agent(p.option_template, name=f"{self.node}:option_expert")
-        self.report_agent = build.agent(p.report_template, name=f"{self.node}:report")
+        self.question_agent = build.agent(
+            p.question_template,
+            name=f"{self.node}:question_expert",
+            variables=("domain",),
+            key="params.question_template",
+        )
+        self.option_agent = build.agent(
+            p.option_template,
+            name=f"{self.node}:option_expert",
+            variables=("domain", "analyses"),
+            key="params.option_template",
+        )
+        self.report_agent = build.agent(
+            p.report_template,
+            name=f"{self.node}:report",
+            variables=("question_analyses", "option_analyses"),
+            key="params.report_template",
+        )
 
     def _trace(self, item: Item, suffix: str, text: str, ctx: AgentContext, **meta: Any) -> Trace:
         trace = Trace(
@@ -212,8 +227,15 @@ class MedAgentsVote(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.vote_agent = build.agent(build.spec.template or "medagents_vote", name=f"{self.node}:vote")
-        self.revise_agent = build.agent(self.params.revise_template, name=f"{self.node}:revise")
+        self.vote_agent = build.agent(
+            build.spec.template or "medagents_vote", name=f"{self.node}:vote", variables=("domain", "report")
+        )
+        self.revise_agent = build.agent(
+            self.params.revise_template,
+            name=f"{self.node}:revise",
+            variables=("report", "advice"),
+            key="params.revise_template",
+        )
 
     async def _vote(self, item: Item, expert: str, report: str, ctx: AgentContext) -> Vote:
         texts, _ = await self.vote_agent.call(
@@ -339,7 +361,7 @@ class MedAgentsDecide(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "medagents_decide")
+        self.agent = build.agent(build.spec.template or "medagents_decide", variables=("report",))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         out: list[Trace] = []

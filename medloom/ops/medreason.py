@@ -55,8 +55,13 @@ class LinkEntities(_KGStep):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.extractor = build.agent()
-        self.tiebreaker = build.agent(self.params.tiebreak_template, name=f"{build.node}:tiebreak")
+        self.extractor = build.agent(variables=())
+        self.tiebreaker = build.agent(
+            self.params.tiebreak_template,
+            name=f"{build.node}:tiebreak",
+            variables=("mention", "candidates"),
+            key="params.tiebreak_template",
+        )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         loaded = await self.kg()
@@ -156,7 +161,7 @@ class FindPaths(_KGStep):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.pruner = build.agent()
+        self.pruner = build.agent(variables=("paths", "keep"))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         loaded = await self.kg()
@@ -219,7 +224,7 @@ class SolveFromReasoning(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.solver = build.agent(build.spec.template or "kg_cot_solve")
+        self.solver = build.agent(build.spec.template or "kg_cot_solve", variables=("reasoning",))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         async def one(trace: Trace) -> tuple[Trace, str | None]:

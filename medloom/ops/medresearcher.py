@@ -87,7 +87,11 @@ class HintRewrite(BaseOp):
     def __init__(self, build: OpBuild):
         super().__init__(build)
         has_model = bool(build.spec.model or build.spec.models)
-        self.agent: Agent | None = build.agent(build.spec.template or "hint_rewrite") if has_model else None
+        self.agent: Agent | None = (
+            build.agent(build.spec.template or "hint_rewrite", variables=("text", "hints"))
+            if has_model
+            else None
+        )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         hints = [str(h) for h in item.data.get(self.params.hints_field) or []]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import copy
+import functools
 import logging
 import os
 import shutil
@@ -16,9 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import datasets
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medloom import __version__
 from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
@@ -43,12 +42,16 @@ from medloom.runs.config_change import ConfigChanged, apply_changes, changed_key
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
 from medloom.runs.fold import FoldPart, fold_run
 from medloom.runs.lock import RunLock
-from medloom.runs.outputs import write_outputs
+from medloom.runs.outputs import write_output_files
 from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
+from medloom.runs.shards import ShardItems, sharded_run_error
 from medloom.runs.store import TrajectoryWriter, final_outcomes, iter_events
 from medloom.runs.sync import run_sync
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger("medloom")
 
@@ -78,11 +81,18 @@ _NOTHING_SHARED = _Shared()
 class RunResult:
     run_dir: Path
     report: Report
-    dataset: datasets.Dataset
 
     @property
     def run_id(self) -> str:
         return self.run_dir.name
+
+    @functools.cached_property
+    def dataset(self) -> datasets.Dataset:
+        """The kept rows, loaded from the run's ``dataset/`` on first use (``datasets`` takes over a
+        second to import, which a run that only writes its files does not pay)."""
+        import datasets
+
+        return datasets.load_from_disk(str(self.run_dir / "dataset"))
 
 
 def prepare_config(
@@ -202,6 +212,9 @@ async def arun(
             base = Path(runs_dir) if runs_dir else Path("runs")
             run = RunDir.open(base, resume)
             lock = RunLock(run.path).acquire()
+            meta = run.read_meta()
+            if meta.shards is not None:
+                raise sharded_run_error(run.run_id, meta.shards)
             raw = _resume_config(run, config_file, accept_config_change)
             file = str(run.config_path)
             meta = run.read_meta()
@@ -382,7 +395,8 @@ async def _execute(
         if work is not None:
             work.cancel()
 
-    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    run_id = meta.run_id if meta.shard is not None else run.run_id  # a shard's rows carry the run's id
+    header = TrajectoryHeader(run_id=run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     engine: Engine | None = None
@@ -395,14 +409,16 @@ async def _execute(
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
-        items = item_source(spec, base_dir)
+        items: Any = item_source(spec, base_dir)
+        if meta.shard is not None:  # one shard of a sharded run: only the items it owns
+            items = ShardItems(items, meta.shard)
         total = items.count()
         if progress:
             progress.on_start(total, len(done), client)
         engine = Engine(
             rt,
             writer.write,
-            run_id=run.run_id,
+            run_id=run_id,
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,
@@ -440,10 +456,10 @@ async def _execute(
         if progress:
             progress.on_finish()
         stopped_by = engine.stopped_by if engine else None
-        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts, refusal)
-    if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
+        report, written = _finish(run, spec, data, status, stopped_by, shared.fold_parts, refusal)
+    if report is None or not written:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
-    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+    return RunResult(run_dir=run.path, report=report)
 
 
 def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
@@ -479,12 +495,13 @@ def _finish(
     stopped_by: CapReached | None = None,
     parts: Sequence[FoldPart] = (),
     reason: str | None = None,
-) -> tuple[Report | None, datasets.Dataset | None]:
+) -> tuple[Report | None, bool]:
     """Close the session in run.json (with the cap that stopped it, or why it was refused), then write
-    the report, the outputs and the card. When the disk is full this does what it can and logs what
-    it could not (resume writes it all again)."""
+    the report, the outputs and the card; returns the report and whether the outputs were written.
+    When the disk is full this does what it can and logs what it could not (resume writes it all
+    again)."""
     report: Report | None = None
-    dataset: datasets.Dataset | None = None
+    written = False
     step = "run.json"
     try:
         meta = run.read_meta()
@@ -498,7 +515,8 @@ def _finish(
         report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
-        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
+        write_output_files(run, fold.kept_offsets, spec.output.columns)
+        written = True
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
@@ -509,7 +527,7 @@ def _finish(
                 f"`{resume_command(run.path)}` writes the outputs again"
             ) from None
         log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
-    return report, dataset
+    return report, written
 
 
 def _last_write(run: RunDir, started: float) -> float:
