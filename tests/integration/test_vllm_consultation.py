@@ -1,4 +1,5 @@
-"""Integration: a short consultation and its rubric grade against a real vLLM server (a few calls)."""
+"""Integration: a one-question consultation and its one-criterion rubric grade against a real
+vLLM server (three short calls)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,7 @@ from medloom.verifiers.rubric import RubricCheck, rubric_total
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 CASES = Path(__file__).resolve().parents[2] / "configs" / "data" / "demo_cases.jsonl"
-RUBRIC = [
-    {"id": "c1", "category": "history", "weight": 5, "text": "Asks how long the cough has lasted."},
-    {"id": "c2", "category": "tests", "weight": 4, "text": "Orders a chest X-ray."},
-]
+RUBRIC = [{"id": "c1", "category": "history", "weight": 5, "text": "Asks how long the cough has lasted."}]
 
 
 async def test_a_real_consultation_is_recorded_and_graded(vllm_server: VLLMServer, tmp_path: Path) -> None:
@@ -32,7 +30,7 @@ async def test_a_real_consultation_is_recorded_and_graded(vllm_server: VLLMServe
         short = Sampling(max_tokens=32)
         doctor = Agent("doctor", model, "consult_doctor", client, sampling=short)
         patient = Agent("patient", model, "consult_patient", client, sampling=short)
-        trace = await ConsultationRunner(doctor, patient, max_turns=2).run(
+        trace = await ConsultationRunner(doctor, patient, max_turns=1).run(
             case, AgentContext(item_id=case.id)
         )
         check = RubricCheck()
@@ -45,7 +43,7 @@ async def test_a_real_consultation_is_recorded_and_graded(vllm_server: VLLMServe
     ]
     assert trace.meta["stop_reason"] in ("conclusion", "max_turns", "empty")
     assert (trace.answer is not None) == (trace.meta["stop_reason"] == "conclusion")
-    assert [c.id for c in verdict.criteria] == ["c1", "c2"]
+    assert [c.id for c in verdict.criteria] == ["c1"]
     assert verdict.score == rubric_total(verdict.criteria).total
     for c in verdict.criteria:  # a 270M base model may write no judgement: undecided, never met
         assert c.points == (c.weight if c.met else 0.0)
