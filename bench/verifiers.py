@@ -130,16 +130,18 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
     from medloom.agents.agent import Agent, ModelRef, Sampling
     from medloom.agents.context import AgentContext
     from medloom.llm.client import LLMClient
+    from medloom.llm.settings import EndpointConfig
     from medloom.verifiers.medval import MedvalCheck
 
     rows = [json.loads(line) for line in MEDVAL_DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = _stratified(medval_cases(rows), limit)
-    client = LLMClient.from_urls([endpoint])
+    # a slow shared CPU server: few calls at a time, each allowed 10 minutes
+    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)])
     served = model or next(m for models in (await client.discover_models()).values() for m in models)
     ref = ModelRef(alias="judge", served=served, mode=mode)  # type: ignore[arg-type]
     check = MedvalCheck()
     check.bind(Agent("medval", ref, check.default_template, client, sampling=Sampling(max_tokens=128)))
-    sem = asyncio.Semaphore(16)
+    sem = asyncio.Semaphore(4)
     undecided = 0
 
     async def one(c: Case) -> tuple[str, bool]:

@@ -15,7 +15,7 @@ MEDLOOM = [sys.executable, "-m", "medloom.cli.main"]
 
 
 def medloom_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `medloom` entry point in a subprocess."""
     full_env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", **(env or {})}

@@ -10,7 +10,6 @@ from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.calls import ChatMessage, LLMRequest, LLMResponse
 from medloom.core.errors import LLMError
-from medloom.core.events import LLMCall
 from medloom.core.records import Item, Trace
 from medloom.llm.client import LLMClient
 
@@ -91,8 +90,9 @@ class Agent:
         return LLMRequest(messages=messages, stop=s.stop, **common), ""
 
     def tags(self, ctx: AgentContext) -> dict[str, str]:
-        """Who calls, for in-process transports (fakes route on it); never sent to a server."""
-        return {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        """Who calls, for in-process transports (fakes route on it) and sticky routing (the
+        ``item``); never sent to a server."""
+        return ctx.tags(self.name)
 
     async def call(
         self,
@@ -112,27 +112,9 @@ class Agent:
         try:
             response = await self.client.generate(request, endpoints=endpoints, tags=self.tags(ctx))
         except LLMError as err:
-            ctx.send(
-                LLMCall(
-                    item_id=ctx.item_id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    agent=self.name,
-                    request=request,
-                    error=str(err),
-                )
-            )
+            ctx.call(self.name, request, error=str(err))
             raise
-        ctx.send(
-            LLMCall(
-                item_id=ctx.item_id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                agent=self.name,
-                request=request,
-                response=response,
-            )
-        )
+        ctx.call(self.name, request, response)
         texts = [_join(prefix, c.text) for c in response.choices]
         return texts, response
 

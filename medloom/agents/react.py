@@ -28,7 +28,7 @@ from medloom.agents.context import AgentContext
 from medloom.agents.tools.base import ToolBox, ToolResult
 from medloom.core.calls import ChatMessage, LLMRequest, LLMResponse, ToolCall
 from medloom.core.errors import LLMError
-from medloom.core.events import AgentTurn, LLMCall, ToolCalled, ToolReturned
+from medloom.core.events import AgentTurn, ToolCalled, ToolReturned
 from medloom.core.records import Item, Step, Trace
 
 StopReason = Literal["answer", "max_turns", "max_tool_calls", "token_budget", "empty", "llm_error"]
@@ -203,17 +203,14 @@ class ToolAgent:
         if self.agent.client is None:
             raise RuntimeError(f"agent '{self.agent.name}' is not bound to an LLM client")
         endpoints = list(self.agent.model.endpoints) if self.agent.model.endpoints else None
-        call = LLMCall(
-            item_id=ctx.item_id, attempt=ctx.attempt, node=ctx.node, agent=self.agent.name, request=request
-        )
         try:
             response = await self.agent.client.generate(
                 request, endpoints=endpoints, tags=self.agent.tags(ctx)
             )
         except LLMError as err:
-            ctx.send(call.model_copy(update={"error": str(err)}))
+            ctx.call(self.agent.name, request, error=str(err))
             raise
-        ctx.send(call.model_copy(update={"response": response}))
+        ctx.call(self.agent.name, request, response)
         return response
 
     async def _turn(self, episode: Episode, response: LLMResponse, ctx: AgentContext) -> bool:

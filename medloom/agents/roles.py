@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from medloom.agents.agent import Agent, item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning, parse_steps
-from medloom.core.events import TraceCreated, TraceRevised
+from medloom.core.events import TraceRevised
 from medloom.core.records import Item, Revision, Step, Trace, Verdict
 
 
@@ -103,7 +103,7 @@ class Generator:
                 temperature=temperature,
                 sample_index=choice.index,
             )
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            ctx.trace_created(trace)
             traces.append(trace)
         return traces
 
@@ -192,7 +192,7 @@ class Refiner:
                 revision=revision,
             )
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=new))
+        ctx.trace_created(new)
         return new
 
 

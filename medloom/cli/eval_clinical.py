@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import typer
 from rich.table import Table
 
 from medloom.cli.console import err, out
@@ -18,9 +19,11 @@ ATTACKS = ("medfuzz",)
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
-    table = Table(title=title, header_style="bold")
+    """Headers wrap at spaces, figures stay whole (a solver fits an 80-column terminal)."""
+    table = Table(title=title, header_style="bold", box=None, padding=(0, 1), show_edge=False)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+        width = max([len(r[i]) for r in rows] + [len(w) for w in column.split()])
+        table.add_column(column.replace(" ", "\n"), justify="left" if i == 0 else "right", min_width=width)
     for row in rows:
         table.add_row(*row)
     return table
@@ -78,14 +81,17 @@ def clinical_eval(
         fuzz = asyncio.run(aattack(configs, dataset, attacker=judge, turns=turns, **common))  # type: ignore[arg-type]
         files = write_medfuzz(fuzz)
         if as_json:
-            payload = fuzz.model_dump_json(exclude={"attacks"})
-            out.print_json(payload)
-            return
-        out.print(
-            _table(
-                f"MedFuzz on {Path(dataset).name}", MEDFUZZ_COLUMNS, [medfuzz_cells(s) for s in fuzz.solvers]
-            )
-        )
+            out.print_json(fuzz.model_dump_json(exclude={"attacks"}))
+        else:
+            rows = [medfuzz_cells(s) for s in fuzz.solvers]
+            out.print(_table(f"MedFuzz on {Path(dataset).name}", MEDFUZZ_COLUMNS, rows))
+            out.print("  ".join(f"{k}: {v}" for k, v in files.items()))
+        stopped = [s for s in fuzz.solvers if s.stopped]
+        for s in stopped:
+            err.print(f"[yellow]{s.solver}: {s.stopped} (the figures count the turns that finished)[/]")
+        if stopped:
+            raise typer.Exit(1)
+        return
     else:
         from medloom.eval.recall import RECALL_COLUMNS, aevaluate_recall, dumps, recall_cells, write_recall
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from medloom.cli.console import err, fail, out, resolve_config
+from medloom.cli.exit_codes import ExitCode
 from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.eval.outputs import COLUMNS, row_cells, write_results
@@ -44,7 +45,12 @@ def _fields(assignments: list[str] | None) -> dict[str, str]:
 
 def eval_command(
     dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="MCQ benchmark (JSONL, CSV, Parquet, saved dataset).")
+        str,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="MCQ benchmark (JSONL, CSV, Parquet, saved dataset, or a Hub name org/name).",
+        ),
     ],
     configs: Annotated[
         list[str] | None,
@@ -72,6 +78,24 @@ def eval_command(
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue the killed evaluation in --out: each solver's run resumes item by item."),
+    ] = False,
+    accept_config_change: Annotated[
+        bool,
+        typer.Option(help="With --resume: apply the keys edited in a solver's config file since it started."),
+    ] = False,
+    sequential: Annotated[
+        bool,
+        typer.Option(help="Run the solvers one after another (default: all at once, one endpoint pool)."),
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="Split of a Hub dataset or saved DatasetDict (default: train).")
+    ] = None,
+    dataset_config: Annotated[
+        str | None, typer.Option("--dataset-config", help="Configuration name of a Hub dataset.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for scripts).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     metric: Annotated[
@@ -89,21 +113,29 @@ def eval_command(
 ) -> None:
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
-    from medloom.cli.progress import RichProgress
+    from medloom.cli.progress import ProgressBoard
+    from medloom.cli.signals import Terminated, cancel_on_sigterm
     from medloom.eval.runner import aevaluate, default_solvers
 
-    def _progress(label: str) -> RichProgress:
-        err.rule(f"solver {label}")
-        return RichProgress(err)
+    board = ProgressBoard(err)
 
     try:
         if metric != "accuracy" or attack is not None:
             from medloom.cli.eval_clinical import clinical_eval
 
+            if resume or sequential or split or dataset_config:
+                raise ConfigError(
+                    "--resume, --sequential, --split and --dataset-config apply to accuracy evaluations "
+                    "only (not with --metric recall or --attack)",
+                    key="--resume",
+                )
+
+            # Without CONFIG: recall scores the diagnose solver, MedFuzz attacks the default solvers.
+            clinical_default = default_solvers() if attack else [resolve_config("configs/eval/diagnose.yaml")]
             clinical_eval(
                 metric=metric,
                 attack=attack,
-                configs=[resolve_config(c) for c in configs or ["configs/eval/diagnose.yaml"]],
+                configs=[resolve_config(c) for c in configs] if configs else clinical_default,
                 dataset=dataset,
                 judge=resolve_config(judge) if judge else None,
                 turns=turns,
@@ -121,23 +153,36 @@ def eval_command(
         paths = [resolve_config(c) for c in configs] if configs else default_solvers()
         silent = quiet or as_json
         result = asyncio.run(
-            aevaluate(
-                paths,
-                dataset,
-                endpoints=endpoint,
-                limit=limit,
-                fields=_fields(field),
-                overrides=with_mode(mode, set_),
-                out_dir=out_dir,
-                concurrency=concurrency,
-                no_cache=no_cache,
-                progress=None if silent else _progress,
+            cancel_on_sigterm(
+                aevaluate(
+                    paths,
+                    dataset,
+                    endpoints=endpoint,
+                    limit=limit,
+                    fields=_fields(field),
+                    split=split,
+                    config_name=dataset_config,
+                    overrides=with_mode(mode, set_),
+                    out_dir=out_dir,
+                    concurrency=concurrency,
+                    no_cache=no_cache,
+                    resume=resume,
+                    accept_config_change=accept_config_change,
+                    sequential=sequential,
+                    progress=None if silent else board.hook,
+                )
             )
         )
         files = write_results(result)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        term = isinstance(exc, Terminated)
+        hint = (
+            f": continue with the same command plus --resume (and --out {out_dir})"
+            if out_dir
+            else " (evaluations with --out DIR can be resumed with --resume)"
+        )
+        err.print(f"[yellow]{'terminated' if term else 'interrupted'}[/]{hint}")
+        raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise fail(exc) from None
     if as_json:

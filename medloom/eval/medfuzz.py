@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from medloom.core.errors import ConfigError
+from medloom.core.errors import ConfigError, MedloomError
 from medloom.core.records import Item
 from medloom.eval.benchmark import benchmark_spec, gold_items
 from medloom.eval.runner import read_predictions, solvers_from
@@ -55,6 +55,8 @@ class AttackTurn(BaseModel):
     guard: str
     """The guard's decision on the rewrite: yes, no or undecided (only yes lets it count)."""
     guard_reply: str = ""
+    control_guard: str | None = None
+    """The guard's decision on its control (another question with these options; should be no)."""
     answer: str | None = None
     """The solver's answer to the rewrite (None: not asked, or no parsable answer)."""
     correct: bool | None = None
@@ -100,8 +102,15 @@ class MedfuzzSummary(BaseModel):
     turns_to_flip: dict[int, int]
     guard_rejections: int
     """Rewrites the guard did not pass (no or undecided), over all turns."""
+    guard_controls: int = 0
+    guard_control_yes: int = 0
+    """Controls the guard passed: a guard that passes another question's text with these options
+    is not checking anything, and its flips are not evidence."""
     max_turns: int
     significance: PairedTest
+    stopped: str | None = None
+    """Why the attack ended before its turns ran out (a later stage failed); the figures count
+    the turns that finished."""
 
 
 class MedfuzzResult(BaseModel):
@@ -111,6 +120,13 @@ class MedfuzzResult(BaseModel):
     turns: int
     solvers: list[MedfuzzSummary] = Field(default_factory=list)
     attacks: list[Attack] = Field(default_factory=list)
+
+
+def guard_control(item: Item, items: list[Item]) -> str:
+    """The question after ``item`` in the benchmark (a question whose gold answer cannot be
+    ``item``'s): the guard's control; empty with a one-question benchmark."""
+    other = items[(items.index(item) + 1) % len(items)]
+    return "" if other is item or other.question == item.question else other.question
 
 
 def _mcq_row(item: Item, question: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -166,6 +182,8 @@ def summarize_medfuzz(
         mean_turns_to_flip=sum(flipped) / len(flipped) if flipped else None,
         turns_to_flip=dict(sorted(histogram.items())),
         guard_rejections=sum(t.guard != "yes" for a in attacks for t in a.turns),
+        guard_controls=sum(t.control_guard is not None for a in attacks for t in a.turns),
+        guard_control_yes=sum(t.control_guard == "yes" for a in attacks for t in a.turns),
         max_turns=turns,
         significance=paired_permutation_test(before, after),
     )
@@ -179,7 +197,7 @@ async def _attack_solver(
     items: list[Item],
     turns: int,
     overrides: list[str] | None,
-) -> tuple[Path, list[Attack], list[Path]]:
+) -> tuple[Path, list[Attack], list[Path], str | None]:
     stage = slug(solver_label)
     base_dir = await stages.run(
         stage, solver_path, (_mcq_row(i) for i in items), mcq=True, gold=True, overrides=overrides
@@ -198,60 +216,72 @@ async def _attack_solver(
     }
     by_id = {i.id: i for i in items}
     runs = [base_dir]
-    for turn in range(1, turns + 1):
-        standing = [a for a in attacks.values() if a.correct_before and a.flipped_at is None]
-        if not standing:
-            break
-        attack_dir = await stages.run(
-            f"{stage}-attack-{turn}",
-            attacker,
-            (_mcq_row(by_id[a.item_id], history=_history(a)) for a in standing),
-            mcq=True,
-            gold=True,
-        )
-        runs.append(attack_dir)
-        rewrites = {k: v[-1] for k, v in notes_of(attack_dir, MEDFUZZ_REWRITE).items()}
-        passed = [a for a in standing if rewrites.get(a.item_id, {}).get("guard") == "yes"]
-        answers: dict[str, Any] = {}
-        reasons: dict[str, str] = {}
-        target_dir: Path | None = None
-        if passed:
-            target_items = [
-                by_id[a.item_id].model_copy(update={"question": rewrites[a.item_id]["rewrite"]})
-                for a in passed
-            ]
-            target_dir = await stages.run(
-                f"{stage}-target-{turn}",
-                solver_path,
-                (_mcq_row(i) for i in target_items),
+    stopped: str | None = None
+    try:
+        for turn in range(1, turns + 1):
+            standing = [a for a in attacks.values() if a.correct_before and a.flipped_at is None]
+            if not standing:
+                break
+            attack_dir = await stages.run(
+                f"{stage}-attack-{turn}",
+                attacker,
+                (
+                    _mcq_row(
+                        by_id[a.item_id],
+                        history=_history(a),
+                        guard_control=guard_control(by_id[a.item_id], items),
+                    )
+                    for a in standing
+                ),
                 mcq=True,
                 gold=True,
-                overrides=overrides,
             )
-            runs.append(target_dir)
-            answers = {p.item_id: p for p in read_predictions(target_dir, solver_label, target_items)}
-            reasons = {k: t.text for k, t in last_traces(target_dir).items()}
-        for attack in standing:
-            note = rewrites.get(
-                attack.item_id,
-                {"rewrite": "", "guard": "no", "guard_reply": "the attacker run lost this item"},
-            )
-            pred = answers.get(attack.item_id)
-            step = AttackTurn(
-                turn=turn,
-                rewrite=str(note.get("rewrite", "")),
-                guard=str(note.get("guard", "no")),
-                guard_reply=str(note.get("guard_reply", "")),
-                answer=pred.predicted if pred else None,
-                correct=pred.correct if pred else None,
-                reasoning=reasons.get(attack.item_id, ""),
-                attacker_run=str(attack_dir),
-                target_run=str(target_dir) if pred else "",
-            )
-            attack.turns.append(step)
-            if step.guard == "yes" and step.correct is False:
-                attack.flipped_at = turn
-    return base_dir, list(attacks.values()), runs
+            runs.append(attack_dir)
+            rewrites = {k: v[-1] for k, v in notes_of(attack_dir, MEDFUZZ_REWRITE).items()}
+            passed = [a for a in standing if rewrites.get(a.item_id, {}).get("guard") == "yes"]
+            answers: dict[str, Any] = {}
+            reasons: dict[str, str] = {}
+            target_dir: Path | None = None
+            if passed:
+                target_items = [
+                    by_id[a.item_id].model_copy(update={"question": rewrites[a.item_id]["rewrite"]})
+                    for a in passed
+                ]
+                target_dir = await stages.run(
+                    f"{stage}-target-{turn}",
+                    solver_path,
+                    (_mcq_row(i) for i in target_items),
+                    mcq=True,
+                    gold=True,
+                    overrides=overrides,
+                )
+                runs.append(target_dir)
+                answers = {p.item_id: p for p in read_predictions(target_dir, solver_label, target_items)}
+                reasons = {k: t.text for k, t in last_traces(target_dir).items()}
+            for attack in standing:
+                note = rewrites.get(
+                    attack.item_id,
+                    {"rewrite": "", "guard": "no", "guard_reply": "the attacker run lost this item"},
+                )
+                pred = answers.get(attack.item_id)
+                step = AttackTurn(
+                    turn=turn,
+                    rewrite=str(note.get("rewrite", "")),
+                    guard=str(note.get("guard", "no")),
+                    guard_reply=str(note.get("guard_reply", "")),
+                    control_guard=note.get("control_guard"),
+                    answer=pred.predicted if pred else None,
+                    correct=pred.correct if pred else None,
+                    reasoning=reasons.get(attack.item_id, ""),
+                    attacker_run=str(attack_dir),
+                    target_run=str(target_dir) if pred else "",
+                )
+                attack.turns.append(step)
+                if step.guard == "yes" and step.correct is False:
+                    attack.flipped_at = turn
+    except MedloomError as exc:  # e.g. the endpoint went away: keep the turns that finished
+        stopped = f"stopped during turn {turn}: {exc}"
+    return base_dir, list(attacks.values()), runs, stopped
 
 
 def _keep_successes(out: Path, folder: str, attacks: list[Attack], runs: list[Path]) -> None:
@@ -304,13 +334,15 @@ async def aattack(
     async with contextlib.AsyncExitStack() as stack:
         stages = StageRunner(out, stack, endpoints, concurrency, no_cache, embedded, progress)
         for solver in solvers:
-            base_dir, attacks, runs = await _attack_solver(
+            base_dir, attacks, runs, stopped = await _attack_solver(
                 stages, solver.label, solver.path, attacker_path, items, turns, overrides
             )
             _keep_successes(out, slug(solver.label), attacks, runs)
             result.attacks.extend(attacks)
             result.solvers.append(
-                summarize_medfuzz(solver.label, str(solver.path), str(base_dir), attacks, turns)
+                summarize_medfuzz(solver.label, str(solver.path), str(base_dir), attacks, turns).model_copy(
+                    update={"stopped": stopped}
+                )
             )
     return result
 
@@ -320,12 +352,11 @@ MEDFUZZ_COLUMNS = (
     "n",
     "acc. before",
     "acc. after",
-    "attacked",
-    "flips",
-    "flip rate",
+    "flips / attacked",
     "turns to flip",
     "guard rejected",
-    "p (one-sided)",
+    "guard ctrl yes",
+    "p",
 )
 
 
@@ -335,11 +366,10 @@ def medfuzz_cells(s: MedfuzzSummary) -> list[str]:
         str(s.n),
         f"{s.accuracy_before:.1%}",
         f"{s.accuracy_after:.1%}",
-        str(s.attacked),
-        str(s.flips),
-        f"{s.flip_rate:.1%}" if s.attacked else "–",
+        f"{s.flips}/{s.attacked} ({s.flip_rate:.0%})" if s.attacked else "0/0",
         f"{s.mean_turns_to_flip:.2f}" if s.mean_turns_to_flip is not None else "–",
         str(s.guard_rejections),
+        f"{s.guard_control_yes}/{s.guard_controls}" if s.guard_controls else "–",
         f"{s.significance.p_one_sided:.4g}",
     ]
 
@@ -353,8 +383,12 @@ def write_medfuzz(result: MedfuzzResult) -> dict[str, Path]:
         *markdown_table(MEDFUZZ_COLUMNS, (medfuzz_cells(s) for s in result.solvers)),
         "",
         "Only questions answered correctly at baseline are attacked. A flip is the first turn whose "
-        "rewrite passed the guard and that the solver no longer answers correctly. p: exact paired "
-        "permutation test (= exact McNemar) of the drop in accuracy.",
+        "rewrite passed the guard and that the solver no longer answers correctly. p: one-sided exact paired "
+        "permutation test (= exact McNemar) of the drop in accuracy. guard ctrl yes: the guard passed "
+        "another question's text with these options (should be no); a high rate means the guard "
+        "checks nothing and the flips are not evidence.",
+        "",
+        *(f"**{s.solver} stopped early**: {s.stopped}" for s in result.solvers if s.stopped),
         "",
         "## Successful attacks",
         "",

@@ -77,6 +77,9 @@ class CaseScore(BaseModel):
     recall: float
     status: str
     """kept, or why the case has no judged answer (solver or judge failure)."""
+    controls: int = 0
+    control_yes: int = 0
+    """Control judgements (another case's diagnosis or statement) the judge answered yes."""
     response: str = ""
     judgements: list[dict[str, Any]] = Field(default_factory=list)
     solver_run: str = ""
@@ -103,6 +106,10 @@ class RecallSummary(BaseModel):
     """covered / statements over all cases."""
     unjudged: int
     """Cases with no judged answer (the solver or the judge failed on them)."""
+    controls: int = 0
+    control_yes: int = 0
+    """Control judgements answered yes: a judge that says yes to another case's diagnosis or
+    statement is biased, and its accuracy and recall are inflated by about that rate."""
 
 
 class RecallResult(BaseModel):
@@ -173,6 +180,18 @@ def read_cases(
     return cases, bad
 
 
+def controls_for(case: Case, cases: list[Case]) -> list[dict[str, str]]:
+    """What the judge should answer "no" to for ``case``: the next case's diagnosis and first
+    statement (none with a single case, or when the next case has the same diagnosis)."""
+    other = cases[(cases.index(case) + 1) % len(cases)]
+    if other is case or other.diagnosis.lower() == case.diagnosis.lower():
+        return []
+    return [
+        {"kind": "diagnosis", "subject": other.diagnosis},
+        {"kind": "statement", "subject": other.statements[0]},
+    ]
+
+
 def _final_diagnosis(trace_answer: str | None, text: str) -> str | None:
     """The solver's final diagnosis: its parsed ``Answer:`` line, else a ``Final diagnosis:`` line."""
     if trace_answer and trace_answer.strip():
@@ -190,12 +209,14 @@ def _failure(stage: str, end: ItemFinished | None) -> str:
 def score_case(
     solver: str, case: Case, response: str, predicted: str | None, judged: list[dict[str, Any]], status: str
 ) -> CaseScore:
-    """Count one case's judgements (undecided apart, never covered)."""
-    decisions = [j.get("decision") for j in judged if j.get("kind") == "statement"]
+    """Count one case's judgements (undecided apart, never covered; controls apart)."""
+    scored = [j for j in judged if not j.get("control")]
+    controls = [j.get("decision") for j in judged if j.get("control")] if status == "kept" else []
+    decisions = [j.get("decision") for j in scored if j.get("kind") == "statement"]
     covered = decisions.count("yes")
     if status != "kept":
         covered = 0
-    match = next((str(j.get("decision")) for j in judged if j.get("kind") == "diagnosis"), "no")
+    match = next((str(j.get("decision")) for j in scored if j.get("kind") == "diagnosis"), "no")
     return CaseScore(
         solver=solver,
         case_id=case.id,
@@ -208,6 +229,8 @@ def score_case(
         undecided=decisions.count("undecided") if status == "kept" else 0,
         recall=covered / len(case.statements) if case.statements else 0.0,
         status=status,
+        controls=len(controls),
+        control_yes=controls.count("yes"),
         response=response,
         judgements=judged,
     )
@@ -238,6 +261,8 @@ def summarize_recall(
         recall=sum(s.recall for s in scores) / n if n else 0.0,
         pooled_recall=covered / statements if statements else 0.0,
         unjudged=sum(s.status != "kept" for s in scores),
+        controls=sum(s.controls for s in scores),
+        control_yes=sum(s.control_yes for s in scores),
     )
 
 
@@ -299,6 +324,7 @@ async def aevaluate_recall(
                         "response": answers[c.id][0],
                         "predicted": answers[c.id][1] or "",
                         "statements": c.statements,
+                        "controls": controls_for(c, cases),
                     }
                     for c in cases
                 ),
@@ -327,15 +353,17 @@ async def aevaluate_recall(
 
 RECALL_COLUMNS = (
     "solver",
-    "cases",
+    "n",
     "accuracy",
     "95% CI",
     "recall",
-    "pooled",
     "covered",
     "undecided",
-    "unjudged",
+    "failed",
+    "ctrl yes",
 )
+"""covered: covered / reference statements over all cases (the pooled recall); ctrl yes: control
+judgements answered yes / controls."""
 
 
 def recall_cells(s: RecallSummary) -> list[str]:
@@ -344,12 +372,12 @@ def recall_cells(s: RecallSummary) -> list[str]:
         s.solver,
         str(s.n),
         f"{s.accuracy:.1%}",
-        f"{s.ci_low:.1%}–{s.ci_high:.1%}",
+        f"{s.ci_low:.0%}–{s.ci_high:.0%}",
         f"{s.recall:.1%}",
-        f"{s.pooled_recall:.1%}",
         f"{s.covered}/{s.statements}",
         und,
         str(s.unjudged),
+        f"{s.control_yes}/{s.controls}" if s.controls else "–",
     ]
 
 
@@ -362,8 +390,10 @@ def write_recall(result: RecallResult) -> dict[str, Path]:
         *markdown_table(RECALL_COLUMNS, (recall_cells(s) for s in result.solvers)),
         "",
         "accuracy: judged diagnosis matches / cases (95% Wilson CI); recall: mean over cases of "
-        "covered / reference statements; pooled: all covered / all statements; undecided "
-        "judgements count as not covered (and an undecided diagnosis as no match).",
+        "covered / reference statements; covered: all covered / all statements (pooled recall); undecided "
+        "judgements count as not covered (and an undecided diagnosis as no match). ctrl yes: the "
+        "judge said yes to another case's diagnosis or statement (should be no); a high "
+        "rate means the judge is biased and the accuracy and recall above are inflated.",
         "",
         "| solver | case | diagnosis | predicted | match | covered | undecided | status |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,31 +1,34 @@
 """Run graphs as solvers over an MCQ benchmark and score them against the gold letters.
 
 Each config is run as an ordinary medloom run (its own run directory, trajectories and
-report, under ``OUT/runs/``) with its ``dataset:`` replaced by the benchmark; predictions are
-then read back from the trajectories. A solver must not look at the gold answer: use graphs
-without gold-answer verifiers (``configs/eval/*.yaml``, ``configs/medprompt.yaml``).
+report, under ``OUT/runs/``) with its ``dataset:`` replaced by the benchmark; the solvers run at
+once over shared endpoint pools, and each run's final fold over its log also gathers its
+predictions (:class:`~medloom.eval.predictions.PredictionPart`). ``OUT/eval.json`` records each
+solver's run, so a killed evaluation resumes item by item. A solver must not look at the gold
+answer: use graphs without gold-answer verifiers (``configs/eval/*.yaml``, ``configs/medprompt.yaml``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from medloom.core.errors import ConfigError
-from medloom.core.events import ItemFinished, LLMCall, TraceCreated
-from medloom.core.records import Item, Trace
-from medloom.core.usage import UsageTally
 from medloom.eval.benchmark import benchmark_spec, gold_items
+from medloom.eval.manifest import EvalManifest, SolverEntry, start_or_resume, write_manifest
+from medloom.eval.predictions import PredictionPart
+from medloom.eval.predictions import read_predictions as read_predictions  # where medfuzz reads it
 from medloom.eval.records import EvalResult, Prediction, SolverResult
 from medloom.eval.stats import wilson_interval
 from medloom.graphs.loader import load_raw, validate_spec
-from medloom.llm.settings import LLMSettings
+from medloom.llm.pool import SharedPools
+from medloom.runs.rundir import RunDir
 from medloom.runs.runner import (
     EmbeddedProvider,
     ProgressHook,
@@ -33,7 +36,9 @@ from medloom.runs.runner import (
     default_embedded_provider,
     prepare_config,
 )
-from medloom.runs.store import iter_events
+from medloom.runs.stats import run_prices
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,85 +95,6 @@ def _has_own_endpoints(solver: Solver, overrides: list[str] | None) -> bool:
     return bool(data.get("endpoints"))
 
 
-def row_vote(rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, int]]:
-    """The answer of a solver that kept several rows for an item: the most common ``predicted``
-    (self-consistency); a tie goes to the answer of the earliest row."""
-    answers = [str(r["predicted"]) for r in rows if r.get("predicted")]
-    counts = Counter(answers)
-    if not counts:
-        return None, {}
-    top = max(counts.values())
-    return next(a for a in answers if counts[a] == top), dict(sorted(counts.items()))
-
-
-def read_predictions(run_dir: Path, solver: str, items: list[Item]) -> list[Prediction]:
-    """One prediction per benchmark item from a finished run's trajectories."""
-    prices = LLMSettings.model_validate(_read_yaml(run_dir / "config.yaml").get("llm") or {}).prices
-    ends: dict[str, ItemFinished] = {}
-    usage: dict[str, UsageTally] = defaultdict(UsageTally)
-    last_trace: dict[str, Trace] = {}
-    for _, event in iter_events(run_dir / "trajectories.jsonl", {"llm_call", "item_end", "trace"}):
-        if isinstance(event, ItemFinished):
-            ends[event.item_id] = event
-        elif isinstance(event, TraceCreated):
-            last_trace[event.item_id] = event.trace
-        elif isinstance(event, LLMCall):
-            usage[event.item_id].add(event.response, prices.get(event.request.model))
-    out = []
-    for item in items:
-        end = ends.get(item.id)
-        rows = end.rows if end is not None and end.status == "kept" else []
-        predicted, votes = row_vote(rows)
-        row = next((r for r in rows if r.get("predicted") == predicted), rows[0] if rows else {})
-        fallback = None
-        if end is not None and end.status == "rejected" and item.id in last_trace:
-            # Rejected after answering (e.g. by a recipe's own final gold check): the solver's
-            # answer is still its last trace's.
-            fallback = last_trace[item.id]
-            predicted = fallback.answer
-        spent = usage.get(item.id, UsageTally())
-        detail = {k: _text(v) for k, v in row.items() if k in _DETAIL_COLUMNS and v is not None}
-        if len(rows) > 1:
-            detail["row_votes"] = json.dumps(votes)
-        if fallback is not None:
-            detail["answer_from"] = f"last trace {fallback.id} (item rejected at {end.node if end else '?'})"
-        out.append(
-            Prediction(
-                solver=solver,
-                item_id=item.id,
-                index=item.index,
-                gold=item.answer,
-                predicted=predicted,
-                correct=predicted is not None and predicted == item.answer,
-                status=end.status if end is not None else "missing",
-                reason=end.reason if end is not None else "the run did not finish this item",
-                prompt_tokens=spent.prompt_tokens,
-                completion_tokens=spent.completion_tokens,
-                cost=round(spent.cost, 8),
-                wall_s=end.wall_s if end is not None else 0.0,
-                calls=spent.calls,
-                detail=detail,
-            )
-        )
-    return out
-
-
-_DETAIL_COLUMNS = ("votes", "agreement", "fewshot_ids")
-"""Output columns copied into predictions when a solver's rows have them (medprompt's)."""
-
-
-def _text(value: object) -> str:
-    """A detail value as text: structured values (votes, ids) as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return data if isinstance(data, dict) else {}
-
-
 def summarize(
     solver: Solver, run_dir: Path, preds: list[Prediction], wall_time_s: float, confidence: float
 ) -> SolverResult:
@@ -200,54 +126,113 @@ async def aevaluate(
     endpoints: list[str] | None = None,
     limit: int | None = None,
     fields: dict[str, str] | None = None,
+    split: str | None = None,
+    config_name: str | None = None,
     overrides: list[str] | None = None,
     out_dir: str | Path | None = None,
     concurrency: int | None = None,
     no_cache: bool = False,
+    resume: bool = False,
+    accept_config_change: bool = False,
+    sequential: bool = False,
     confidence: float = 0.95,
     embedded: EmbeddedProvider | None = None,
     progress: Callable[[str], ProgressHook | None] | None = None,
 ) -> EvalResult:
-    """Evaluate every config on ``benchmark``; one embedded server (if needed) serves them all."""
+    """Evaluate every config on ``benchmark``; one embedded server (if needed) serves them all.
+
+    The solvers run at once (``sequential``: one after another) over one endpoint pool per
+    endpoint list, so each endpoint's ``max_concurrency`` holds across solvers. ``resume``
+    continues the evaluation in ``out_dir`` (``OUT/eval.json``): each solver's run resumes item by
+    item, its finished calls from the request cache; ``accept_config_change`` as for ``medloom run``.
+    """
     solvers = solvers_from(configs)
-    dataset = benchmark_spec(benchmark, fields, limit)
+    dataset = benchmark_spec(benchmark, fields, limit, split=split, config_name=config_name)
     items, bad = gold_items(dataset)
     if not items:
         raise ConfigError(f"benchmark {benchmark} has no readable items", key="--dataset")
+    if resume and out_dir is None:
+        raise ConfigError("--resume continues the evaluation in --out DIR: give its --out", key="--out")
     out = Path(out_dir) if out_dir else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
+    benchmark_section = dataset.model_dump(mode="json", exclude_none=True)
+    wanted = EvalManifest(
+        benchmark=benchmark_section,
+        overrides=list(overrides or []),
+        solvers=[SolverEntry(label=s.label, config=str(s.path.resolve())) for s in solvers],
+    )
+    solver_overrides = [*(overrides or []), "dataset=" + json.dumps(benchmark_section)]
+    for solver in solvers:  # a broken config stops the evaluation before any solver pays for calls
+        data = prepare_config(
+            solver.raw, file=str(solver.path), overrides=solver_overrides, endpoints=endpoints
+        )
+        validate_spec(data, file=solver.path)
+    manifest = start_or_resume(out, wanted, resume)
     out.mkdir(parents=True, exist_ok=True)
-    dataset_override = "dataset=" + json.dumps(dataset.model_dump(mode="json", exclude_none=True))
+    write_manifest(out, manifest)
     result = EvalResult(benchmark=dataset.path, out_dir=str(out), confidence=confidence, skipped_rows=bad)
+    pools = SharedPools()
+
+    async def one(solver: Solver, urls: list[str] | None) -> tuple[Path, float, PredictionPart]:
+        part = PredictionPart()
+
+        def started(run_dir: Path) -> None:
+            part.prices = run_prices(RunDir(run_dir))
+            if manifest.run_id(solver.label) != run_dir.name:
+                manifest.set_run_id(solver.label, run_dir.name)
+                write_manifest(out, manifest)
+
+        run = await arun(
+            solver.path,
+            overrides=solver_overrides,
+            endpoints=urls,
+            concurrency=concurrency,
+            resume=manifest.run_id(solver.label),
+            accept_config_change=accept_config_change,
+            runs_dir=out / "runs",
+            no_cache=no_cache,
+            progress=progress(solver.label) if progress else None,
+            on_run_dir=started,
+            fold_parts=[part],
+            pools=pools,
+        )
+        return run.run_dir, run.report.wall_time_s, part
+
     async with contextlib.AsyncExitStack() as stack:
+        plans: list[tuple[Solver, list[str] | None]] = []
         shared: list[str] | None = None
         for solver in solvers:
             urls = endpoints
             if not urls and not _has_own_endpoints(solver, overrides):
                 if shared is None:
-                    data = prepare_config(
-                        solver.raw, file=str(solver.path), overrides=[*(overrides or []), dataset_override]
-                    )
+                    data = prepare_config(solver.raw, file=str(solver.path), overrides=solver_overrides)
                     spec = validate_spec(data, file=solver.path)
                     shared = await stack.enter_async_context((embedded or default_embedded_provider())(spec))
                 urls = shared
-            run = await arun(
-                solver.path,
-                overrides=[*(overrides or []), dataset_override],
-                endpoints=urls,
-                concurrency=concurrency,
-                runs_dir=out / "runs",
-                no_cache=no_cache,
-                progress=progress(solver.label) if progress else None,
-            )
-            wall = run.report.wall_time_s
-            preds = read_predictions(run.run_dir, solver.label, items)
-            result.predictions.extend(preds)
-            result.solvers.append(summarize(solver, run.run_dir, preds, wall, confidence))
+            plans.append((solver, urls))
+        if sequential:
+            finished = [await one(solver, urls) for solver, urls in plans]
+        else:
+            finished = await all_or_none([one(solver, urls) for solver, urls in plans])
+    for solver, (run_dir, wall, part) in zip(solvers, finished, strict=True):
+        preds = part.predictions(solver.label, items)
+        result.predictions.extend(preds)
+        result.solvers.append(summarize(solver, run_dir, preds, wall, confidence))
     return result
+
+
+async def all_or_none(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Await every coroutine at once, results in order; the first error cancels the others (their
+    runs end as interrupted, resumable) and is raised once they have wound down."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def evaluate(configs: Sequence[str | Path], benchmark: str | Path, **kwargs: Any) -> EvalResult:
     """Synchronous :func:`aevaluate`; write the files with ``medloom.eval.outputs.write_results``."""
-    import asyncio
-
     return asyncio.run(aevaluate(configs, benchmark, **kwargs))

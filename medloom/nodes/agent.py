@@ -25,7 +25,6 @@ from medloom.agents.agent import Sampling, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.react import Bounds, TokenBudget, ToolAgent
 from medloom.agents.tools.base import ToolBox, ToolEnv, build_tools
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
@@ -76,7 +75,7 @@ class AgentRun:
         ]
         traces = list(await asyncio.gather(*episodes))
         for trace in traces:
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            ctx.trace_created(trace)
         return NodeOutput(traces=traces)
 
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Typ
 
 from pydantic import BaseModel, ConfigDict
 
-from medloom.agents.agent import Agent, ModelRef, Sampling
+from medloom.agents.agent import Agent, ModelRef, Sampling, item_variables
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.errors import GraphError
+from medloom.core.records import Item
 from medloom.core.registry import REGISTRY
 from medloom.nodes.protocol import Node
 from medloom.verifiers.base import CheckResources
@@ -58,6 +59,9 @@ class NodeSpec(BaseModel):
 
 
 S = TypeVar("S", bound=NodeSpec)
+
+ITEM_VARIABLES = frozenset(item_variables(Item(id="probe", index=0, question="")))
+"""What every node passes to its templates: the item's fields."""
 
 TRACE_VARIABLES = frozenset({"trace", "steps", "answer", "reasoning"})
 """What nodes that work on one trace pass to its templates (``trace_variables``)."""
@@ -109,6 +113,23 @@ class NodeBuild:
                 f"prompt template '{name}.{mode}.j2' not found "
                 f"(available: {', '.join(self.templates.available())})",
                 key,
+            )
+
+    def need_variables(self, use: TemplateUse) -> None:
+        """An error naming the template file, ``use.key`` and the first variable the template
+        reads that this node does not pass (the item's fields plus ``use.variables``)."""
+        mode = self.need_model(use.model, "model")
+        if not self.templates.has(use.template, mode):  # type: ignore[arg-type]
+            return  # need_template reports a missing template
+        provided = ITEM_VARIABLES | use.variables
+        unknown = sorted(self.templates.variables(use.template, mode) - provided)  # type: ignore[arg-type]
+        if unknown:
+            source = self.templates.source_path(use.template, mode)  # type: ignore[arg-type]
+            raise self.fail(
+                f"template '{source or use.template}' uses '{unknown[0]}', which node '{self.node}' "
+                f"does not provide (it provides: {', '.join(sorted(provided))}); "
+                "per-item fields are under data (e.g. data.age)",
+                use.key,
             )
 
     def make_agent(self, name: str, alias: str, template: str, sampling: Sampling) -> Agent:

@@ -15,12 +15,10 @@ from typing import Any, Literal
 
 from medloom.agents.agent import ModelRef
 from medloom.agents.context import AgentContext
-from medloom.core.events import Note
 from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Trace, Verdict
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
-from medloom.nodes.verifier import record_verdict
 from medloom.verifiers.likelihood import (
     CONTEXT_TEMPLATE,
     CannotDecide,
@@ -111,18 +109,9 @@ class LikelihoodRun:
         judged = await asyncio.gather(*(self.judge(item, t, ctx) for t in traces))
         out: list[Trace] = []
         for trace, (verdict, data) in zip(traces, judged, strict=True):
-            ctx.send(
-                Note(
-                    item_id=item.id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    kind=LIKELIHOOD,
-                    trace_id=trace.id,
-                    data=data,
-                )
-            )
+            ctx.note(LIKELIHOOD, data, trace_id=trace.id)
             meta: dict[str, Any] = {self.spec.method: data.get("shift", data.get("rewards"))}
-            out.append(record_verdict(item, trace, verdict, ctx, meta))
+            out.append(ctx.judged(trace, verdict, meta))
         return NodeOutput(traces=out)
 
 

@@ -23,7 +23,6 @@ from pydantic import Field
 
 from medloom.agents.agent import Agent, Sampling, item_variables
 from medloom.agents.parsing import parse_reasoning
-from medloom.core.events import Note, TraceCreated
 from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Step, Trace
 from medloom.core.registry import REGISTRY, UnknownName
@@ -198,7 +197,7 @@ class MicsRun:
                 "mics_mentor": chosen.mentor,
             },
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return trace
 
     def note(
@@ -228,7 +227,7 @@ class MicsRun:
             "chosen": proposals[best].mentor if best is not None else None,
             "outcome": outcome,
         }
-        ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind=MICS_DEPTH, data=data))
+        ctx.note(MICS_DEPTH, data)
 
 
 @register_kind

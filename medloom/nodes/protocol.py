@@ -10,11 +10,11 @@ Entry nodes run once per item with no traces.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from medloom.agents.context import AgentContext
 from medloom.core.events import NodeStats
-from medloom.core.records import Item, Trace
+from medloom.core.records import Item, Trace, Verdict
 
 
 @dataclass
@@ -61,3 +61,19 @@ class NodeContext(AgentContext):
 
     stats: NodeStats = field(default_factory=NodeStats)
     memory: ItemMemory = field(default_factory=ItemMemory)
+
+    def judged(self, trace: Trace, verdict: Verdict, meta: dict[str, Any] | None = None) -> Trace:
+        """``trace`` with ``verdict`` (from this node) added: recorded, counted by round, and its
+        reasons kept for a refiner when it failed; ``meta`` is merged into the trace's."""
+        verdict = verdict.model_copy(update={"node": self.node})
+        update: dict[str, Any] = {"verdicts": [*trace.verdicts, verdict]}
+        if meta:
+            update["meta"] = {**trace.meta, **meta}
+        trace = trace.model_copy(update=update)
+        self.verdict(trace.id, verdict)
+        key = "passed" if verdict.passed else "failed"
+        self.stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
+        setattr(self.stats, key, getattr(self.stats, key) + 1)
+        if not verdict.passed:
+            self.memory.failed_reasons[trace.id] = verdict.reasons
+        return trace

@@ -25,7 +25,6 @@ from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
-from medloom.nodes.verifier import record_verdict
 from medloom.verifiers.rubric import RubricCheck, RubricGrader, rubric_total
 
 GRADE_NOTE = "rubric_grade"
@@ -74,7 +73,7 @@ class RubricRun:
                 "rubric_total": verdict.score,
                 "rubric_undecided": total.undecided,
             }
-            out.append(record_verdict(item, trace, verdict, ctx, meta))
+            out.append(ctx.judged(trace, verdict, meta))
         return NodeOutput(traces=out)
 
 

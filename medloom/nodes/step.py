@@ -11,7 +11,7 @@ the ``medloom.plugins`` entry-point group (see ``medloom.core.registry``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -21,7 +21,7 @@ from medloom.agents.agent import Agent, ModelRef, Sampling
 from medloom.agents.context import AgentContext
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY
-from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, register_kind
+from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import Node, NodeOutput
 
 P = TypeVar("P", bound=BaseModel)
@@ -73,8 +73,14 @@ class OpBuild(NodeBuild):
         model: str | None = None,
         sampling: Sampling | None = None,
         name: str | None = None,
+        variables: Iterable[str] | None = None,
+        key: str = "template",
     ) -> Agent:
-        """An agent for this node; model and template default to the node's, and must exist."""
+        """An agent for this node; model and template default to the node's, and must exist.
+
+        ``variables``: what the op passes to the template besides the item's fields; given, the
+        template may read nothing else (checked by ``medloom validate``; ``key`` names where the
+        recipe sets the template, e.g. ``params.report_template``)."""
         alias = model or self.spec.model or (self.spec.models[0] if self.spec.models else None)
         if alias is None:
             raise self.fail(f"op '{self.spec.op}' needs a model: set nodes.{self.node}.model", "model")
@@ -82,7 +88,9 @@ class OpBuild(NodeBuild):
         template = template or self.spec.template
         if template is None:
             raise self.fail(f"op '{self.spec.op}' needs a prompt template", "template")
-        self.need_template(template, alias, "template")
+        self.need_template(template, alias, key)
+        if variables is not None:
+            self.need_variables(TemplateUse(template, alias, key, frozenset(variables)))
         ref = self.models.get(alias) or ModelRef(alias=alias, served=alias, mode=mode)  # type: ignore[arg-type]
         return Agent(
             name or self.node,

@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import VerifierRole
-from medloom.core.events import VerdictGiven
-from medloom.core.records import Item, Trace, Verdict
+from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeContext, NodeOutput
@@ -67,27 +66,6 @@ def _model_check(name: str) -> type[ModelCheck] | None:
     return cls if issubclass(cls, ModelCheck) else None
 
 
-def record_verdict(
-    item: Item, trace: Trace, verdict: Verdict, ctx: NodeContext, meta: dict[str, Any] | None = None
-) -> Trace:
-    """``trace`` with ``verdict`` (and ``meta``) added: the ``verdict`` event sent, the node's
-    pass/fail counts per round and the item's failing reasons updated (every verdict-giving node)."""
-    verdict = verdict.model_copy(update={"node": ctx.node})
-    update: dict[str, Any] = {"verdicts": [*trace.verdicts, verdict]}
-    if meta:
-        update["meta"] = {**trace.meta, **meta}
-    trace = trace.model_copy(update=update)
-    ctx.send(
-        VerdictGiven(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict)
-    )
-    key = "passed" if verdict.passed else "failed"
-    ctx.stats.rounds.setdefault(str(trace.round), {"passed": 0, "failed": 0})[key] += 1
-    setattr(ctx.stats, key, getattr(ctx.stats, key) + 1)
-    if not verdict.passed:
-        ctx.memory.failed_reasons[trace.id] = verdict.reasons
-    return trace
-
-
 class VerifierRun:
     """Verdicts for a batch; each is recorded on the trace, in the trajectory and in the counts."""
 
@@ -96,9 +74,7 @@ class VerifierRun:
 
     async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
         verdicts = await asyncio.gather(*(self.verifier.verify(item, t, ctx) for t in traces))
-        return NodeOutput(
-            traces=[record_verdict(item, t, v, ctx) for t, v in zip(traces, verdicts, strict=True)]
-        )
+        return NodeOutput(traces=[ctx.judged(t, v) for t, v in zip(traces, verdicts, strict=True)])
 
 
 @register_kind

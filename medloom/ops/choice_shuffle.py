@@ -33,7 +33,6 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
@@ -84,7 +83,7 @@ class ChoiceShuffle(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=())
 
     async def _one(
         self, item: Item, index: int, order: list[str], carried: dict[str, object], ctx: AgentContext
@@ -117,7 +116,7 @@ class ChoiceShuffle(BaseOp):
                 },
             }
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return trace
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:

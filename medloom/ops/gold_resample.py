@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.core.events import Note, TraceCreated
+from medloom.core.events import Note
 from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
@@ -61,7 +61,8 @@ class GoldResample(BaseOp):
         p: GoldResampleParams = self.params
         base = build.spec.sampling.model_copy(update={"temperature": p.temperature})
         self.agents: list[Agent] = [
-            build.agent(sampling=base.model_copy(update={"seed": p.seed + i})) for i in range(p.max_tries)
+            build.agent(sampling=base.model_copy(update={"seed": p.seed + i}), variables=())
+            for i in range(p.max_tries)
         ]
         self.pattern = re.compile(p.answer_regex, re.I | re.S) if p.answer_regex else None
 
@@ -111,7 +112,7 @@ class GoldResample(BaseOp):
             answer = self.answer_of(item, trace)
             tried.append(answer)
             trace = trace.model_copy(update={"meta": {**trace.meta, "tries": i + 1}})
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            ctx.trace_created(trace)
             if self.matches_gold(item, trace):
                 ctx.send(self._note(item, ctx, trace.id, tried, matched=True))
                 return NodeOutput(traces=[trace], drops=drops)

@@ -19,7 +19,6 @@ from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
 from medloom.core.calls import Choice
-from medloom.core.events import Note, TraceCreated
 from medloom.core.notes import NoteSchema, register_note
 from medloom.core.records import Item, Trace
 from medloom.core.text import normalise
@@ -99,7 +98,7 @@ class WriteQuestion(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=())
         self.fidelity = QuestionFidelity(
             type_words=self.params.type_words or None, kg=build.graph.resources.kg, base_dir=build.base_dir
         )
@@ -183,7 +182,7 @@ class WriteQuestion(BaseOp):
             sample_index=index,
             meta={"question": question, "raw": raw, "question_source": source, "candidates": tried},
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         data = {**item.data, "question_source": source}
         return NodeOutput(traces=[trace], item=item.model_copy(update={"question": question, "data": data}))
 
@@ -243,10 +242,17 @@ class LabelCheck(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "mcq_cot")
+        self.agent = build.agent(build.spec.template or "mcq_cot", variables=())
         p = self.params
         self.open_book = (
-            build.agent(p.open_book_template, name=f"{build.node}:open_book") if p.open_book_samples else None
+            build.agent(
+                p.open_book_template,
+                name=f"{build.node}:open_book",
+                variables=(),
+                key="params.open_book_template",
+            )
+            if p.open_book_samples
+            else None
         )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
@@ -313,7 +319,7 @@ class LabelCheck(BaseOp):
             "label_check": label,
         }
         updated = item.model_copy(update={"data": data})
-        ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind="label_check", data=label))
+        ctx.note("label_check", label)
         if problems:
             return NodeOutput(
                 item=updated, reject="; ".join(r for r, _ in problems), reject_code=problems[0][1]

@@ -34,9 +34,10 @@ from pydantic import Field
 from medloom.agents.agent import item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.core.events import PREFERENCE_PAIR, Note, TraceCreated, VerdictGiven
+from medloom.core.events import PREFERENCE_PAIR
 from medloom.core.notes import NoteSchema, NoteView, register_note
 from medloom.core.records import Item, Step, Trace, Verdict
+from medloom.nodes.kind import TRACE_VARIABLES
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
 
@@ -83,7 +84,7 @@ class ReflLocate(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=TRACE_VARIABLES)
 
     async def locate(self, item: Item, trace: Trace, ctx: AgentContext) -> Trace:
         flagged = first_flagged(trace)
@@ -109,11 +110,7 @@ class ReflLocate(BaseOp):
         verdict = Verdict(
             passed=False, step_flags={step: reason}, reasons=[why], verifier="refl_locate", node=self.node
         )
-        ctx.send(
-            VerdictGiven(
-                item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-            )
-        )
+        ctx.verdict(trace.id, verdict)
         meta = {**trace.meta, "first_error_step": step, "error_reason": reason, "locate_votes": votes}
         return trace.model_copy(update={"verdicts": [*trace.verdicts, verdict], "meta": meta})
 
@@ -178,7 +175,9 @@ class ReflReflect(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(
+            variables=TRACE_VARIABLES | {"error_step", "error_reason", "prefix", "wrong_step"}
+        )
 
     async def reflect(self, item: Item, trace: Trace, ctx: AgentContext) -> list[Reflection | None]:
         step = int(trace.meta["first_error_step"])
@@ -264,22 +263,14 @@ class ReflReflect(BaseOp):
                     "value": value,
                 },
             )
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            ctx.trace_created(trace)
             reaches_gold = Verdict(
                 passed=True,
                 reasons=[f"the reflection reaches the gold answer {item.answer}"],
                 verifier="refl_gold",
                 node=self.node,
             )
-            ctx.send(
-                VerdictGiven(
-                    item_id=item.id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    trace_id=trace.id,
-                    verdict=reaches_gold,
-                )
-            )
+            ctx.verdict(trace.id, reaches_gold)
             trace = trace.model_copy(update={"verdicts": [reaches_gold]})
             reflected.append(trace)
             common: dict[str, Any] = {
@@ -298,16 +289,7 @@ class ReflReflect(BaseOp):
                 if " ".join(chosen.split()) == " ".join(rejected.split()):
                     continue
                 data = {"kind": kind, "chosen": chosen, "rejected": rejected, **common}
-                ctx.send(
-                    Note(
-                        item_id=item.id,
-                        attempt=ctx.attempt,
-                        node=ctx.node,
-                        kind=PREFERENCE_PAIR,
-                        trace_id=trace.id,
-                        data=data,
-                    )
-                )
+                ctx.note(PREFERENCE_PAIR, data, trace_id=trace.id)
         return reflected
 
 

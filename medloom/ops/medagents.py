@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import make_trace
-from medloom.core.events import Note, TraceCreated, TraceRevised
+from medloom.core.events import TraceRevised
 from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Revision, Trace
 from medloom.nodes.protocol import NodeOutput
@@ -101,7 +101,7 @@ class MedAgentsDomains(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "medagents_domains")
+        self.agent = build.agent(build.spec.template or "medagents_domains", variables=("about", "count"))
 
     async def fields(
         self, item: Item, about: str, count: int, ctx: AgentContext
@@ -121,15 +121,7 @@ class MedAgentsDomains(BaseOp):
             self.fields(item, "options", p.option_experts, ctx),
         )
         info = {"question_domains": q, "option_domains": o}
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind="domains",
-                data={**info, "padded": q_pad + o_pad},
-            )
-        )
+        ctx.note("domains", {**info, "padded": q_pad + o_pad})
         trace = Trace(
             id=f"{item.id}/{self.node}",
             item_id=item.id,
@@ -157,15 +149,30 @@ class MedAgentsExperts(BaseOp):
     def __init__(self, build: OpBuild):
         super().__init__(build)
         p: ExpertsParams = self.params
-        self.question_agent = build.agent(p.question_template, name=f"{self.node}:question_expert")
-        self.option_agent = build.agent(p.option_template, name=f"{self.node}:option_expert")
-        self.report_agent = build.agent(p.report_template, name=f"{self.node}:report")
+        self.question_agent = build.agent(
+            p.question_template,
+            name=f"{self.node}:question_expert",
+            variables=("domain",),
+            key="params.question_template",
+        )
+        self.option_agent = build.agent(
+            p.option_template,
+            name=f"{self.node}:option_expert",
+            variables=("domain", "analyses"),
+            key="params.option_template",
+        )
+        self.report_agent = build.agent(
+            p.report_template,
+            name=f"{self.node}:report",
+            variables=("question_analyses", "option_analyses"),
+            key="params.report_template",
+        )
 
     def _trace(self, item: Item, suffix: str, text: str, ctx: AgentContext, **meta: Any) -> Trace:
         trace = Trace(
             id=f"{item.id}/{self.node}/{suffix}", item_id=item.id, node=self.node, text=text, meta=meta
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return trace
 
     async def _analyse(self, agent: Agent, item: Item, domain: str, ctx: AgentContext, **extra: Any) -> str:
@@ -220,8 +227,15 @@ class MedAgentsVote(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.vote_agent = build.agent(build.spec.template or "medagents_vote", name=f"{self.node}:vote")
-        self.revise_agent = build.agent(self.params.revise_template, name=f"{self.node}:revise")
+        self.vote_agent = build.agent(
+            build.spec.template or "medagents_vote", name=f"{self.node}:vote", variables=("domain", "report")
+        )
+        self.revise_agent = build.agent(
+            self.params.revise_template,
+            name=f"{self.node}:revise",
+            variables=("report", "advice"),
+            key="params.revise_template",
+        )
 
     async def _vote(self, item: Item, expert: str, report: str, ctx: AgentContext) -> Vote:
         texts, _ = await self.vote_agent.call(
@@ -309,30 +323,18 @@ class MedAgentsVote(BaseOp):
                 "consensus" if not dissent else ("revised" if entry.get("revised") else "final")
             )
             history.append(entry)
-            ctx.send(
-                Note(
-                    item_id=item.id,
-                    attempt=ctx.attempt,
-                    node=ctx.node,
-                    kind="vote_round",
-                    trace_id=current.id,
-                    data=entry,
-                )
-            )
+            ctx.note("vote_round", entry, trace_id=current.id)
             if not dissent:
                 break
         outcome, majority = self.outcome(votes, chair=experts[0])
         accepted = {"unanimous": outcome == "unanimous", "majority": majority, "none": True}[p.require]
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind="vote_outcome",
-                trace_id=current.id,
-                data={"outcome": outcome, "rounds": len(history), "accepted": accepted, "require": p.require},
-            )
-        )
+        outcome_data = {
+            "outcome": outcome,
+            "rounds": len(history),
+            "accepted": accepted,
+            "require": p.require,
+        }
+        ctx.note("vote_outcome", outcome_data, trace_id=current.id)
         if not accepted:
             return f"no {p.require} agreement after {len(history)} voting rounds ({outcome})"
         meta = {
@@ -359,7 +361,7 @@ class MedAgentsDecide(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent(build.spec.template or "medagents_decide")
+        self.agent = build.agent(build.spec.template or "medagents_decide", variables=("report",))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         out: list[Trace] = []
@@ -385,7 +387,7 @@ class MedAgentsDecide(BaseOp):
                     "meta": {**trace.meta, "decision": texts[0] if texts else ""},
                 }
             )
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=new))
+            ctx.trace_created(new)
             out.append(new)
         return NodeOutput(traces=out)
 

@@ -8,7 +8,10 @@ the target's answers, so the attacker can adapt). The attacker (the node's model
 ``medfuzz_attack``) writes a rewrite; the guard (``guard_template``, ``medfuzz_guard``, on
 ``guard_model`` or the node's model, greedy) answers ``Valid: yes|no``; anything else is
 undecided, which fails the guard. The rewrite is a trace with the guard's verdict, and a
-``medfuzz_rewrite`` note records turn, rewrite, guard decision and reply.
+``medfuzz_rewrite`` note records turn, rewrite, guard decision and reply. With
+``data.guard_control`` (another benchmark question) the guard also judges that question against
+this item's options and gold answer, where the right reply is no: ``control_guard`` in the note
+measures the guard's bias toward yes and decides nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ _LABEL = re.compile(r"^\s*(?:rewritten question|question)\s*:\s*", re.I)
 
 
 def clean_rewrite(text: str) -> str:
-    """The rewritten question without its label or any options the attacker repeated."""
+    """The rewritten question without its label, a leading bare option letter (a base model often
+    repeats the correct answer first) or any options the attacker repeated after it."""
     body = _LABEL.sub("", text.strip())
+    lines = body.splitlines()
+    while lines and re.fullmatch(r"\s*[A-J]\)?\.?\s*", lines[0]):
+        lines.pop(0)
     kept: list[str] = []
-    for line in body.splitlines():
+    for line in lines:
         if re.match(r"^\s*[A-J]\)\s", line) or re.match(r"^\s*correct answer\s*:", line, re.I):
             break
         kept.append(line)
@@ -77,6 +84,13 @@ class MedfuzzAttack(BaseOp):
             data |= {"guard": parse_decision(reply), "guard_reply": reply}
         else:
             data |= {"guard": "no", "guard_reply": "the attacker wrote no rewrite"}
+        control = str(item.data.get("guard_control") or "").strip()
+        if control:
+            # Another question with this item's options: the gold answer cannot hold, so a "yes"
+            # here measures the guard's bias (never decides anything).
+            replies, _ = await self.guard.call({**item_variables(item), "question": control}, ctx)
+            reply = replies[0] if replies else ""
+            data |= {"control_guard": parse_decision(reply), "control_reply": reply}
         ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind=MEDFUZZ_REWRITE, data=data))
         trace = Trace(
             id=f"{item.id}:turn{turn}",

@@ -12,7 +12,6 @@ from pydantic import Field
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.kg.linking import (
     LinkedEntity,
@@ -56,8 +55,13 @@ class LinkEntities(_KGStep):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.extractor = build.agent()
-        self.tiebreaker = build.agent(self.params.tiebreak_template, name=f"{build.node}:tiebreak")
+        self.extractor = build.agent(variables=())
+        self.tiebreaker = build.agent(
+            self.params.tiebreak_template,
+            name=f"{build.node}:tiebreak",
+            variables=("mention", "candidates"),
+            key="params.tiebreak_template",
+        )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         loaded = await self.kg()
@@ -101,7 +105,7 @@ class LinkEntities(_KGStep):
             f"Answer entities: {'; '.join(f'{e.mention} → {e.name} ({e.how})' for e in answer)}"
         )
         trace = Trace(id=f"{item.id}/{self.node}", item_id=item.id, node=self.node, text=summary)
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return NodeOutput(traces=[*traces, trace], item=updated)
 
     async def _link_all(self, loaded: LoadedKG, names: list[str], ctx: AgentContext) -> list[LinkedEntity]:
@@ -157,7 +161,7 @@ class FindPaths(_KGStep):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.pruner = build.agent()
+        self.pruner = build.agent(variables=("paths", "keep"))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         loaded = await self.kg()
@@ -220,7 +224,7 @@ class SolveFromReasoning(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.solver = build.agent(build.spec.template or "kg_cot_solve")
+        self.solver = build.agent(build.spec.template or "kg_cot_solve", variables=("reasoning",))
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         async def one(trace: Trace) -> tuple[Trace, str | None]:

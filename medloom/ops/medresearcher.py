@@ -18,7 +18,6 @@ from typing import Any
 
 from medloom.agents.agent import Agent
 from medloom.agents.context import AgentContext
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.kg.paths import KGPath
 from medloom.nodes.protocol import Drop, NodeOutput
@@ -88,7 +87,11 @@ class HintRewrite(BaseOp):
     def __init__(self, build: OpBuild):
         super().__init__(build)
         has_model = bool(build.spec.model or build.spec.models)
-        self.agent: Agent | None = build.agent(build.spec.template or "hint_rewrite") if has_model else None
+        self.agent: Agent | None = (
+            build.agent(build.spec.template or "hint_rewrite", variables=("text", "hints"))
+            if has_model
+            else None
+        )
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         hints = [str(h) for h in item.data.get(self.params.hints_field) or []]
@@ -101,7 +104,7 @@ class HintRewrite(BaseOp):
                 continue
             meta = {**trace.meta, "messages": messages, "rewritten_turns": rewritten}
             clean = trace.model_copy(update={"meta": meta})
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=clean))
+            ctx.trace_created(clean)
             kept.append(clean)
         return NodeOutput(traces=kept, drops=drops)
 

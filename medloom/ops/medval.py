@@ -23,7 +23,14 @@ from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
-from medloom.verifiers.medval import LEVELS, MedvalValidator, Unreadable, consistency_score, read_source
+from medloom.verifiers.medval import (
+    LEVELS,
+    MedvalCheck,
+    MedvalValidator,
+    Unreadable,
+    consistency_score,
+    read_source,
+)
 
 _LABEL = re.compile(r"^\s*(?:rewritten output|output|candidate)\s*:\s*", re.I)
 _NEXT_EXAMPLE = re.compile(r"\n\s*(?:Task|Input|Clean output|Attack level)\s*:", re.I)
@@ -40,6 +47,9 @@ def attack_level_of(item: Item, input_text: str, field: str) -> int:
         return int(value)
     digest = hashlib.sha256(input_text.encode("utf-8")).digest()
     return digest[0] % LEVELS + 1
+
+
+PERTURB_VARIABLES = frozenset({"task", "input_text", "clean_output", "attack_level"})
 
 
 class PerturbParams(OpParams):
@@ -60,7 +70,7 @@ class MedvalPerturb(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.agent = build.agent()
+        self.agent = build.agent(variables=PERTURB_VARIABLES)
         for source in (self.params.input, self.params.clean, self.params.task):
             try:
                 read_source(Item(id="", index=0), Trace(id="", item_id="", node="", text=""), source)
@@ -131,7 +141,8 @@ class MedvalGrade(BaseOp):
 
     def __init__(self, build: OpBuild):
         super().__init__(build)
-        self.validator = MedvalValidator(build.agent(), parse_retries=self.params.parse_retries)
+        agent = build.agent(variables=MedvalCheck.template_variables)
+        self.validator = MedvalValidator(agent, parse_retries=self.params.parse_retries)
 
     async def grade(self, item: Item, trace: Trace, ctx: AgentContext) -> Trace | Drop:
         p = self.params

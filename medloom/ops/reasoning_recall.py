@@ -7,9 +7,12 @@ reference diagnosis), ``data.response`` (the solver's text), ``data.predicted`` 
 diagnosis, may be empty) and ``data.statements`` (the reference reasoning statements). The op makes
 one judge call for the diagnosis (template ``diagnosis_template``, reply ``Match: yes|no``) and one
 per statement (``statement_template``, reply ``Covered: yes|no``); each judgement is a
-``recall_judgement`` note beside its ``llm_call``. A reply that says neither yes nor no is
-*undecided*: counted apart, never as a match or as covered. The trace (the solver's text) gets a
-verdict whose score is the case's recall (covered / statements) and ``meta.recall`` with the counts.
+``recall_judgement`` note beside its ``llm_call``. ``data.controls`` (optional: another case's
+diagnosis or statement, ``{"kind", "subject"}``) are judged the same way but should be answered
+"no"; they are marked ``control`` and only measure the judge's bias toward "yes". A reply that
+says neither yes nor no is *undecided*: counted apart, never as a match or as covered. The trace
+(the solver's text) gets a verdict whose score is the case's recall (covered / statements) and
+``meta.recall`` with the counts.
 """
 
 from __future__ import annotations
@@ -72,7 +75,13 @@ class ReasoningRecall(BaseOp):
         self.statement_judge = build.agent(self.params.statement_template, name=f"{build.node}:statement")
 
     async def _judge(
-        self, kind: str, index: int, variables: dict[str, Any], item: Item, ctx: AgentContext
+        self,
+        kind: str,
+        index: int,
+        variables: dict[str, Any],
+        item: Item,
+        ctx: AgentContext,
+        control: bool = False,
     ) -> dict[str, Any]:
         agent = self.diagnosis_judge if kind == "diagnosis" else self.statement_judge
         texts, _ = await agent.call(variables, ctx)
@@ -83,11 +92,36 @@ class ReasoningRecall(BaseOp):
             "subject": variables.get("statement") if kind == "statement" else variables.get("predicted"),
             "decision": parse_decision(reply),
             "reply": reply,
+            "control": control,
         }
         ctx.send(
             Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind=RECALL_JUDGEMENT, data=judgement)
         )
         return judgement
+
+    @staticmethod
+    def _controls(item: Item) -> list[dict[str, str]]:
+        raw = item.data.get("controls") or []
+        return [c for c in raw if isinstance(c, dict) and c.get("kind") in ("diagnosis", "statement")]
+
+    def _control(
+        self,
+        index: int,
+        control: dict[str, str],
+        base: dict[str, Any],
+        response: str,
+        predicted: str,
+        item: Item,
+        ctx: AgentContext,
+    ) -> Any:
+        """A judgement whose right answer is "no" (another case's statement or diagnosis): how
+        often the judge says yes to those measures its bias; never counted in the case's figures."""
+        subject = str(control.get("subject", ""))
+        if control["kind"] == "diagnosis":
+            variables = {**base, "gold": subject, "predicted": predicted or "(none)", "reasoning": response}
+        else:
+            variables = {**base, "statement": subject, "reasoning": response or "(none)"}
+        return self._judge(control["kind"], index, variables, item, ctx, control=True)
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
         response = str(item.data.get("response") or "")
@@ -115,9 +149,14 @@ class ReasoningRecall(BaseOp):
             )
             for i, s in enumerate(statements, 1)
         ]
+        jobs += [
+            self._control(i, c, base, response, predicted, item, ctx)
+            for i, c in enumerate(self._controls(item), 1)
+        ]
         judged = await asyncio.gather(*jobs)
-        diagnosis = next((j["decision"] for j in judged if j["kind"] == "diagnosis"), "no")
-        decisions = [j["decision"] for j in judged if j["kind"] == "statement"]
+        scored = [j for j in judged if not j["control"]]
+        diagnosis = next((j["decision"] for j in scored if j["kind"] == "diagnosis"), "no")
+        decisions = [j["decision"] for j in scored if j["kind"] == "statement"]
         covered, undecided = decisions.count("yes"), decisions.count("undecided")
         recall = covered / len(statements) if statements else 0.0
         summary = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import copy
 import logging
 import os
@@ -12,7 +13,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
 from medloom.llm.cache import RequestCache
 from medloom.llm.client import LLMClient
+from medloom.llm.pool import SharedPools
 from medloom.llm.settings import check_api_keys
 from medloom.llm.transport import Transport
 from medloom.runs.budget import check_budget, session_ledger
@@ -39,12 +41,13 @@ from medloom.runs.capacity import concurrency_advice
 from medloom.runs.card import write_card
 from medloom.runs.config_change import ConfigChanged, apply_changes, changed_keys, dotted
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
-from medloom.runs.fold import fold_run
+from medloom.runs.fold import FoldPart, fold_run
 from medloom.runs.lock import RunLock
 from medloom.runs.outputs import write_outputs
 from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
+from medloom.runs.shards import ShardItems, sharded_run_error
 from medloom.runs.store import TrajectoryWriter, final_outcomes
 
 log = logging.getLogger("medloom")
@@ -56,6 +59,19 @@ class ProgressHook(Protocol):
     def on_start(self, total: int | None, already_done: int, client: LLMClient) -> None: ...
     def on_item(self, end: ItemFinished) -> None: ...
     def on_finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the caller of :func:`arun` hands down to the run's client and its final fold."""
+
+    transport: Transport | None = None
+    budget: BudgetLedger | None = None
+    pools: SharedPools | None = None
+    fold_parts: Sequence[FoldPart] = ()
+
+
+_NOTHING_SHARED = _Shared()
 
 
 @dataclass
@@ -153,6 +169,8 @@ async def arun(
     api_key_env: str | None = None,
     endpoint_concurrency: int | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
+    fold_parts: Sequence[FoldPart] = (),
+    pools: SharedPools | None = None,
     caps: BudgetCaps | None = None,
     budget: BudgetLedger | None = None,
 ) -> RunResult:
@@ -167,6 +185,9 @@ async def arun(
     The run directory is locked while this runs (:class:`~medloom.runs.lock.RunLocked` if another
     process holds it). ``on_run_dir`` is called with the run directory as soon as it is known.
     ``transport`` replaces the HTTP transport of the run's LLM client (e.g. an in-process fake's).
+    ``fold_parts`` see the run's events in the one pass over its log at the end (after a resume,
+    the whole log); ``pools`` shares endpoint pools (routing, per-endpoint concurrency) with other
+    runs of this process.
     """
     config_file: str | None = None
     if isinstance(config, GraphSpec):
@@ -181,6 +202,9 @@ async def arun(
             base = Path(runs_dir) if runs_dir else Path("runs")
             run = RunDir.open(base, resume)
             lock = RunLock(run.path).acquire()
+            meta = run.read_meta()
+            if meta.shards is not None:
+                raise sharded_run_error(run.run_id, meta.shards)
             raw = _resume_config(run, config_file, accept_config_change)
             file = str(run.config_path)
             meta = run.read_meta()
@@ -217,12 +241,12 @@ async def arun(
         if on_run_dir is not None:
             on_run_dir(run.path)
         handler = _attach_log(run, spec)
+        own_log = _LOGGING_RUN.set(run.run_id)
         try:
             graph = (spec, compiled, templates)
             where = (file, base_dir)
-            result = await _start(
-                run, graph, data, root, where, retry_failed, progress, embedded, (transport, budget)
-            )
+            shared = _Shared(transport, budget, pools, fold_parts)
+            result = await _start(run, graph, data, root, where, retry_failed, progress, embedded, shared)
             if (warning := no_items_warning(result.report)) is not None:
                 log.warning("run %s: %s", result.run_id, warning)
         except RunStorageError:
@@ -232,6 +256,7 @@ async def arun(
             log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
             raise
         finally:
+            _LOGGING_RUN.reset(own_log)
             logging.getLogger("medloom").removeHandler(handler)
             handler.close()
     finally:
@@ -249,7 +274,7 @@ async def _start(
     retry_failed: bool,
     progress: ProgressHook | None,
     embedded: EmbeddedProvider | None,
-    wiring: tuple[Transport | None, BudgetLedger | None],
+    shared: _Shared,
 ) -> RunResult:
     """Start the embedded server when no endpoint is configured, then run the items."""
     spec, compiled, templates = graph
@@ -260,7 +285,7 @@ async def _start(
             spec = validate_spec(prepare_config(data, file=file, endpoints=urls), file=file)
             compiled = build_graph(spec, file=file, templates=templates)
         return await _execute(
-            run, spec, compiled, templates, root, data, where, retry_failed, progress, wiring
+            run, spec, compiled, templates, root, data, where, retry_failed, progress, shared
         )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -311,10 +336,10 @@ async def _execute(
     where: tuple[str, Path | None],
     retry_failed: bool,
     progress: ProgressHook | None,
-    wiring: tuple[Transport | None, BudgetLedger | None] = (None, None),
+    shared: _Shared = _NOTHING_SHARED,
 ) -> RunResult:
     file, base_dir = where
-    transport, budget = wiring
+    budget = shared.budget
     if budget is None:
         budget = session_ledger(spec.run.budget, run.trajectories, spec.llm.prices)
     cache = _open_cache(spec, root) if spec.llm.cache.enabled else None
@@ -345,14 +370,17 @@ async def _execute(
     if (advice := concurrency_advice(spec)) is not None:
         log.warning(advice)
         print(f"medloom: warning: {advice}", file=sys.stderr, flush=True)
-    client = LLMClient(spec.endpoints, spec.llm, cache=cache, transport=transport, budget=budget)
+    client = LLMClient(
+        spec.endpoints, spec.llm, cache=cache, transport=shared.transport, budget=budget, pools=shared.pools
+    )
     work: asyncio.Future[None] | None = None
 
     def stop_on_write_error(exc: OSError) -> None:
         if work is not None:
             work.cancel()
 
-    header = TrajectoryHeader(run_id=run.run_id, attempt=attempt, writer=f"medloom {__version__}")
+    run_id = meta.run_id if meta.shard is not None else run.run_id  # a shard's rows carry the run's id
+    header = TrajectoryHeader(run_id=run_id, attempt=attempt, writer=f"medloom {__version__}")
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     engine: Engine | None = None
@@ -364,14 +392,16 @@ async def _execute(
         rt = instantiate(compiled, client, models, templates, file=file, base_dir=base_dir)
         finals = final_outcomes(run.trajectories)
         done = {i for i, (_, status) in finals.items() if not (retry_failed and status == "failed")}
-        items = item_source(spec, base_dir)
+        items: Any = item_source(spec, base_dir)
+        if meta.shard is not None:  # one shard of a sharded run: only the items it owns
+            items = ShardItems(items, meta.shard)
         total = items.count()
         if progress:
             progress.on_start(total, len(done), client)
         engine = Engine(
             rt,
             writer.write,
-            run_id=run.run_id,
+            run_id=run_id,
             attempt=attempt,
             concurrency=spec.run.concurrency,
             on_item_done=progress.on_item if progress else None,
@@ -404,7 +434,8 @@ async def _execute(
             cache.close()
         if progress:
             progress.on_finish()
-        report, dataset = _finish(run, spec, data, status, engine.stopped_by if engine else None)
+        stopped_by = engine.stopped_by if engine else None
+        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
     if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
     return RunResult(run_dir=run.path, report=report, dataset=dataset)
@@ -422,7 +453,12 @@ def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
 
 
 def _finish(
-    run: RunDir, spec: GraphSpec, data: dict[str, Any], status: str, stopped_by: CapReached | None = None
+    run: RunDir,
+    spec: GraphSpec,
+    data: dict[str, Any],
+    status: str,
+    stopped_by: CapReached | None = None,
+    parts: Sequence[FoldPart] = (),
 ) -> tuple[Report | None, datasets.Dataset | None]:
     """Close the session in run.json, then write the report, the outputs and the card. When the disk
     is full this does what it can and logs what it could not (resume writes it all again)."""
@@ -436,7 +472,7 @@ def _finish(
         meta.sessions[-1].stopped_by = stopped_by
         run.write_meta(meta)
         step = "report.json"
-        fold = fold_run(run, spec.llm.prices)
+        fold = fold_run(run, spec.llm.prices, parts)
         report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
@@ -472,8 +508,25 @@ class RunLogHandler(logging.FileHandler):
         super().handleError(record)
 
 
+_LOGGING_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("medloom_run", default=None)
+"""The run whose task is logging (several runs may go at once in one process: ``medloom eval``)."""
+
+
+class _OwnRunOnly(logging.Filter):
+    """Keeps the records of this run's task (and those logged outside any run)."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _LOGGING_RUN.get()
+        return current is None or current == self.run_id
+
+
 def _attach_log(run: RunDir, spec: GraphSpec) -> logging.Handler:
     handler = RunLogHandler(run.log_path, encoding="utf-8")
+    handler.addFilter(_OwnRunOnly(run.run_id))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     names = [e.api_key_env for e in spec.endpoints if e.api_key_env]
     handler.addFilter(SecretFilter([os.environ[n] for n in names if os.environ.get(n)]))

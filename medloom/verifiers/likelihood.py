@@ -28,7 +28,6 @@ from medloom.agents.context import AgentContext
 from medloom.agents.templates import TemplateLibrary
 from medloom.core.calls import LLMRequest, LLMResponse, TokenLogprob
 from medloom.core.errors import LLMError
-from medloom.core.events import LLMCall
 from medloom.core.records import Item, Step
 from medloom.llm.client import LLMClient
 
@@ -130,17 +129,7 @@ class LikelihoodScorer:
     def _call(
         self, ctx: AgentContext, request: LLMRequest, response: LLMResponse | None, error: str = ""
     ) -> None:
-        ctx.send(
-            LLMCall(
-                item_id=ctx.item_id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                agent=self.name,
-                request=request,
-                response=response,
-                error=error or None,
-            )
-        )
+        ctx.call(self.name, request, response, error)
 
     async def score_many(self, pairs: Sequence[tuple[str, str]], ctx: AgentContext) -> list[SpanScore]:
         """Scores of each (context, continuation), all in one batched request."""
@@ -148,7 +137,7 @@ class LikelihoodScorer:
             raise RuntimeError(f"'{self.name}' is not bound to an LLM client")
         prompts = [context + continuation for context, continuation in pairs]
         endpoints = list(self.model.endpoints) if self.model.endpoints else None
-        tags = {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        tags = ctx.tags(self.name)
         try:
             scored = await self.client.score_prompts(
                 self.model.served, prompts, endpoints=endpoints, tags=tags

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from medloom.eval.significance import paired_permutation_test
+from medloom.ops.medfuzz_attack import clean_rewrite
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest
 from tests.helpers import medloom_cli
 
@@ -95,8 +96,12 @@ def test_recall_counts_covered_and_undecided_statements(tmp_path: Path) -> None:
     events = [json.loads(line) for line in (Path(solver["judge_run_dir"]) / "trajectories.jsonl").open()]
     notes = [e for e in events if e.get("type") == "note" and e["kind"] == "recall_judgement"]
     calls = [e for e in events if e.get("type") == "llm_call"]
-    assert len(notes) == len(calls) == 2 + 5  # two diagnoses, five statements
-    assert "| diagnose | 2 | 50.0% |" in (out / "recall.md").read_text()
+    assert len(notes) == len(calls) == 2 + 5 + 4  # two diagnoses, five statements, four controls
+    # Controls (the other case's diagnosis and first statement) measure the judge's yes-bias and
+    # never count: the scripted judge says yes to 3 of them (all but "Toxic nodule" vs "Acute gout").
+    assert (solver["controls"], solver["control_yes"]) == (4, 3)
+    assert sum(n["data"]["control"] for n in notes) == 4
+    assert "| diagnose | 2 | 50.0% | 9%–91% |" in (out / "recall.md").read_text()
 
 
 def test_recall_names_a_missing_case_column(tmp_path: Path) -> None:
@@ -178,6 +183,9 @@ def test_medfuzz_flip_guard_rejection_and_exhausted_turns(tmp_path: Path) -> Non
     assert (s["attacked"], s["flips"], s["turns_to_flip"]) == (3, 1, {"1": 1})
     assert s["flip_rate"] == pytest.approx(1 / 3) and s["mean_turns_to_flip"] == 1.0
     assert s["guard_rejections"] == 2  # bravo's two rewrites
+    # Each rewrite gets a guard control (the next question with this item's options); the scripted
+    # guard replies by the options' word: yes for alpha's and charlie's (twice), no for bravo's (twice).
+    assert (s["guard_controls"], s["guard_control_yes"]) == (5, 3)
     assert s["significance"]["p_one_sided"] == 0.5 and s["significance"]["worse"] == 1
 
     attacks = {
@@ -203,7 +211,13 @@ def test_medfuzz_flip_guard_rejection_and_exhausted_turns(tmp_path: Path) -> Non
     assert {e["item_id"] for e in events} == {"0"}
     assert len({e["run"] for e in events}) == 3
     assert any(e.get("kind") == "medfuzz_rewrite" for e in events)
-    assert "MedFuzz" in result.stdout and "33.3%" in result.stdout
+    assert "MedFuzz" in result.stdout and "1/3 (33%)" in result.stdout
+
+
+def test_clean_rewrite_drops_label_leading_letter_and_repeated_options() -> None:
+    text = "Rewritten question: D\nA 43-year-old sailor has back pain. What is the cause?\nA) x\nB) y"
+    assert clean_rewrite(text) == "A 43-year-old sailor has back pain. What is the cause?"
+    assert clean_rewrite(" A\n\n") == ""
 
 
 # -- significance -----------------------------------------------------------------------------

@@ -7,10 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import yaml
+
+from medloom.eval.medfuzz import aattack
 from medloom.eval.recall import aevaluate_recall
 from medloom.graphs.spec import GraphSpec
 from medloom.testing.fake import FakeOpenAIServer, FakeRequest, Reply
-from tests.eval.test_clinical_eval import CASES, _recall_replies
+from tests.eval.test_clinical_eval import CASES, _bench, _fuzz_replies, _recall_replies
 from tests.helpers import REPO
 
 
@@ -50,3 +53,27 @@ async def test_recall_stages_share_one_embedded_server_and_count_a_failed_judge(
     assert (graves.match, graves.covered, graves.recall) == ("no", 0, 0.0)
     # The failed case still counts in both denominators.
     assert summary.pooled_recall == 1 / 5 and summary.recall == (1 / 3 + 0) / 2
+
+
+async def test_medfuzz_keeps_the_finished_turns_when_a_later_stage_fails(tmp_path: Path) -> None:
+    # An attacker recipe whose template does not exist: its stage cannot start, so the baseline
+    # stands and the summary says why the attack stopped.
+    attacker = yaml.safe_load((REPO / "configs/eval/medfuzz_attacker.yaml").read_text())
+    attacker["nodes"]["attack"]["template"] = "no_such_template"
+    attacker["dataset"]["path"] = str(REPO / "configs/data/demo_mcq.jsonl")
+    path = tmp_path / "attacker.yaml"
+    path.write_text(yaml.safe_dump(attacker))
+    with FakeOpenAIServer(_fuzz_replies) as server:
+        result = await aattack(
+            [REPO / "configs/eval/direct.yaml"],
+            _bench(tmp_path),
+            attacker=path,
+            endpoints=[server.base_url],
+            out_dir=tmp_path / "out",
+            no_cache=True,
+        )
+    (summary,) = result.solvers
+    assert (summary.n, summary.correct_before, summary.correct_after, summary.flips) == (4, 3, 3, 0)
+    assert summary.stopped is not None and summary.stopped.startswith("stopped during turn 1")
+    assert "no_such_template" in summary.stopped
+    assert all(a.turns == [] for a in result.attacks)

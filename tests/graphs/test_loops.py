@@ -18,6 +18,7 @@ from medloom.graphs.engine import Engine
 from medloom.graphs.loader import load_spec, validate_spec
 from medloom.graphs.runtime import instantiate, resolve_models
 from medloom.graphs.spec import GraphSpec
+from tests.helpers import medloom_cli
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "mcq_refine.yaml"
@@ -119,3 +120,45 @@ def test_item_fields_loop_variables_and_includes_are_known(tmp_path: Path) -> No
         }
     )
     build_graph(spec, templates=template_library(spec, tmp_path))
+
+
+def _medagents_recipe(tmp_path: Path, report_template: str) -> Path:
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "my_report.chat.j2").write_text(report_template)
+    recipe = tmp_path / "recipe.yaml"
+    experts = {
+        "type": "step",
+        "op": "medagents_experts",
+        "model": "m",
+        "params": {"report_template": "my_report"},
+    }
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "op-vars",
+                "models": {"m": {"model": "x"}},
+                "dataset": {"path": "items.jsonl"},
+                "nodes": {"experts": experts},
+            }
+        )
+    )
+    return recipe
+
+
+def test_an_op_template_reading_a_variable_its_op_does_not_pass_fails_validate(tmp_path: Path) -> None:
+    recipe = _medagents_recipe(
+        tmp_path, "--- user ---\n{{ question }}\n{{ question_analyses }}\n{{ expert_notes }}\n"
+    )
+    result = medloom_cli("validate", str(recipe))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join((result.stdout + result.stderr).split())
+    assert "nodes.experts.params.report_template" in message
+    assert "my_report.chat.j2" in message and "'expert_notes'" in message
+
+
+def test_an_op_template_reading_what_its_op_passes_validates(tmp_path: Path) -> None:
+    recipe = _medagents_recipe(
+        tmp_path, "--- user ---\n{{ question }}\n{{ question_analyses }}\n{{ option_analyses }}\n"
+    )
+    result = medloom_cli("validate", str(recipe))
+    assert result.returncode == 0, result.stdout + result.stderr

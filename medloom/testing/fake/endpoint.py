@@ -83,6 +83,8 @@ class FakeEndpoint:
         self._request_count = 0
         self._completion_tokens = 0
         self._rejected = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._seen: dict[bytes, int] = {}  # body digest → times seen
         self._down: DownMode | None = None
 
@@ -99,6 +101,12 @@ class FakeEndpoint:
         """Completion/chat requests received (those answered while down are excluded)."""
         with self._lock:
             return self._request_count
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most completion/chat requests this endpoint was answering at one time."""
+        with self._lock:
+            return self._peak_in_flight
 
     @property
     def completion_tokens_served(self) -> int:
@@ -124,6 +132,7 @@ class FakeEndpoint:
             self._request_count = 0
             self._completion_tokens = 0
             self._rejected = 0
+            self._peak_in_flight = self._in_flight
             self._seen.clear()
 
     def stats(self) -> dict[str, int]:
@@ -173,7 +182,14 @@ class FakeEndpoint:
             return _error(400, "body must be a JSON object")
         if route == "/embeddings":
             return self._embeddings(parsed, tags or {})
-        return await self._generate(_KINDS[route], parsed, digest_source, headers, tags or {})
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return await self._generate(_KINDS[route], parsed, digest_source, headers, tags or {})
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _model(self, body: dict[str, Any]) -> tuple[str, Outcome | None]:
         model = str(body.get("model") or self.models[0])
