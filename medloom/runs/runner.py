@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import copy
+import functools
 import logging
 import os
 import socket
@@ -16,9 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import datasets
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medloom import __version__
 from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
@@ -43,12 +42,15 @@ from medloom.runs.config_change import ConfigChanged, apply_changes, changed_key
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
 from medloom.runs.fold import FoldPart, fold_run
 from medloom.runs.lock import RunLock
-from medloom.runs.outputs import write_outputs
+from medloom.runs.outputs import write_output_files
 from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.shards import ShardItems, sharded_run_error
 from medloom.runs.store import TrajectoryWriter, final_outcomes
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger("medloom")
 
@@ -78,11 +80,18 @@ _NOTHING_SHARED = _Shared()
 class RunResult:
     run_dir: Path
     report: Report
-    dataset: datasets.Dataset
 
     @property
     def run_id(self) -> str:
         return self.run_dir.name
+
+    @functools.cached_property
+    def dataset(self) -> datasets.Dataset:
+        """The kept rows, loaded from the run's ``dataset/`` on first use (``datasets`` takes over a
+        second to import, which a run that only writes its files does not pay)."""
+        import datasets
+
+        return datasets.load_from_disk(str(self.run_dir / "dataset"))
 
 
 def prepare_config(
@@ -435,10 +444,10 @@ async def _execute(
         if progress:
             progress.on_finish()
         stopped_by = engine.stopped_by if engine else None
-        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
-    if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
+        report, written = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
+    if report is None or not written:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
-    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+    return RunResult(run_dir=run.path, report=report)
 
 
 def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
@@ -459,11 +468,12 @@ def _finish(
     status: str,
     stopped_by: CapReached | None = None,
     parts: Sequence[FoldPart] = (),
-) -> tuple[Report | None, datasets.Dataset | None]:
-    """Close the session in run.json, then write the report, the outputs and the card. When the disk
-    is full this does what it can and logs what it could not (resume writes it all again)."""
+) -> tuple[Report | None, bool]:
+    """Close the session in run.json, then write the report, the outputs and the card; returns the
+    report and whether the outputs were written. When the disk is full this does what it can and
+    logs what it could not (resume writes it all again)."""
     report: Report | None = None
-    dataset: datasets.Dataset | None = None
+    written = False
     step = "run.json"
     try:
         meta = run.read_meta()
@@ -476,7 +486,8 @@ def _finish(
         report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
-        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
+        write_output_files(run, fold.kept_offsets, spec.output.columns)
+        written = True
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
@@ -487,7 +498,7 @@ def _finish(
                 f"`{resume_command(run.path)}` writes the outputs again"
             ) from None
         log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
-    return report, dataset
+    return report, written
 
 
 def _last_write(run: RunDir, started: float) -> float:
