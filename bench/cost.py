@@ -15,22 +15,33 @@ run: queried prompt tokens, cache hits, and so the prompt tokens actually comput
 `--unfriendly` adds runs with a deliberately cache-unfriendly layout: every template of the
 recipe gets the item's question prepended, so no two items share a prefix.
 
+Routing mode (`--routing`, with two or more `--endpoint`s or `--serve N`) runs the same recipe and
+items under `llm.routing: sticky` and `least_outstanding`, alternately for `--rounds` rounds, and
+sums the prefix-cache counters of every server. Before each run it empties every server's prefix
+cache (`POST /reset_prefix_cache`, which vLLM serves with `VLLM_SERVER_DEV_MODE=1`), so no run
+profits from the one before. `--serve N` starts N embedded-default vLLM CPU servers on free ports
+for the benchmark only (dev mode on) and stops them at the end.
+
     python bench/cost.py --limit 20
     python bench/cost.py --recipe configs/reasonmed.yaml --endpoint http://127.0.0.1:8100/v1 \\
         --limit 2 --unfriendly
+    python bench/cost.py --recipe configs/reasonmed.yaml --serve 2 --routing --limit 4 --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +65,10 @@ def _common_prefix_words(a: list[str], b: list[str]) -> int:
 
 def _load_recipe(recipe: Path) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load(recipe.read_text())
-    path = Path(config["dataset"]["path"])
-    if not path.is_absolute():
-        config["dataset"]["path"] = str(recipe.parent / path)
+    if "dataset" in config:  # not for a recipe whose items come from a source op
+        path = Path(config["dataset"]["path"])
+        if not path.is_absolute():
+            config["dataset"]["path"] = str(recipe.parent / path)
     return config
 
 
@@ -105,6 +117,25 @@ def scrape(endpoint: str) -> dict[str, float]:
             source = re.search(r'source="([^"]+)"', m[2] or "")
             totals[m[1] + (f"[{source[1]}]" if source else "")] += float(m[3])
     return dict(totals)
+
+
+def scrape_all(endpoints: list[str]) -> dict[str, dict[str, float]]:
+    return {e: scrape(e) for e in endpoints}
+
+
+def reset_prefix_cache(endpoint: str) -> bool:
+    """Empty a vLLM server's prefix cache; False when it does not offer the (dev mode) route."""
+    base = endpoint.rstrip("/").removesuffix("/v1")
+    request = urllib.request.Request(f"{base}/reset_prefix_cache", method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return bool(resp.status == 200)
+    except urllib.error.HTTPError:
+        return False
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
 
 
 def _counter(delta: dict[str, float], stem: str) -> float:
@@ -161,7 +192,7 @@ def measure_server(
     http_requests = transport.requests
     wall = time.monotonic() - started
     after = scrape(endpoint)
-    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    delta = _delta(after, before)
     r = result.report
     verify = r.nodes.get("verify")
     passed = verify.passed if verify else 0
@@ -188,6 +219,131 @@ def measure_server(
     }
 
 
+def cap_max_tokens(config: dict[str, Any], cap: int) -> None:
+    """Cap every node's (and verifier's) ``sampling.max_tokens`` at ``cap``: shorter generations,
+    the same prompt layout."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            sampling = node.get("sampling")
+            if isinstance(sampling, dict):
+                sampling["max_tokens"] = min(int(sampling.get("max_tokens", cap)), cap)
+            elif "template" in node or "judge" in node:
+                node["sampling"] = {"max_tokens": cap}
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(config["nodes"])
+
+
+def measure_routing(
+    recipe: Path,
+    endpoints: list[str],
+    routing: str,
+    limit: int,
+    work: Path,
+    tag: str,
+    max_tokens: int | None = None,
+    passed_node: str = "verify",
+) -> dict[str, Any]:
+    """One run of ``recipe`` over ``endpoints`` with ``llm.routing: routing``, every server's
+    prefix cache emptied first; the prefix-cache counters summed over the servers."""
+    import medloom
+
+    config = _load_recipe(recipe)
+    config["endpoints"] = [
+        {"name": f"vllm{i}", "base_url": e, "timeout_s": 900} for i, e in enumerate(endpoints)
+    ]
+    config.setdefault("llm", {})["routing"] = routing
+    if max_tokens:
+        cap_max_tokens(config, max_tokens)
+    reset = all(reset_prefix_cache(e) for e in endpoints)
+    before = scrape_all(endpoints)
+    started = time.monotonic()
+    result = medloom.run(config, runs_dir=work / f"runs-{tag}", limit=limit, no_cache=True)
+    wall = time.monotonic() - started
+    per_server = {e: _delta(m, before[e]) for e, m in scrape_all(endpoints).items()}
+    queries = [_counter(d, "prefix_cache_queries") for d in per_server.values()]
+    hits = [_counter(d, "prefix_cache_hits") for d in per_server.values()]
+    r = result.report
+    verify = r.nodes.get(passed_node)
+    passed = verify.passed if verify else 0
+    computed = sum(queries) - sum(hits)
+    return {
+        "routing": routing,
+        "caches_reset": reset,
+        "llm_calls": r.calls,
+        "prompt_tokens": r.prompt_tokens,
+        "rows_kept": r.rows,
+        "traces_passed_verify": passed,
+        "queries_per_server": [round(q) for q in queries],
+        "cache_queries": sum(queries),
+        "cache_hits": sum(hits),
+        "hit_share": sum(hits) / sum(queries) if sum(queries) else None,
+        "computed": computed,
+        "computed_per_passed_trace": computed / passed if passed else None,
+        "computed_per_call": computed / r.calls if r.calls else None,
+        "wall_s": round(wall, 1),
+    }
+
+
+@contextlib.contextmanager
+def serve(replicas: int) -> Iterator[list[str]]:
+    """``replicas`` embedded-default vLLM CPU servers on free ports, in dev mode (so the prefix
+    cache can be reset), stopped on exit; prints whether prefix caching is on from their logs."""
+    from medloom.serving import ServerConfig, ServerGroup, prepare_default_model
+
+    config = ServerConfig(
+        model=str(prepare_default_model()), device="cpu", port=0, env={"VLLM_SERVER_DEV_MODE": "1"}
+    )
+    with ServerGroup.replicas(config, replicas) as group:
+        for server in group.servers:
+            log = server.log_path.read_text(errors="replace") if server.log_path else ""
+            found = re.search(r"enable_prefix_caching=(\w+)", log)
+            print(
+                f"{server.base_url}: enable_prefix_caching={found[1] if found else '?'} ({server.log_path})"
+            )
+        yield group.endpoints
+
+
+def routing_main(
+    recipe: Path,
+    endpoints: list[str],
+    limit: int,
+    rounds: int,
+    max_tokens: int | None,
+    passed_node: str,
+) -> None:
+    order = ["sticky", "least_outstanding"]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):
+            for routing in order if round_ % 2 == 0 else order[::-1]:
+                tag = f"{routing}-{round_}"
+                m = measure_routing(
+                    recipe, endpoints, routing, limit, Path(tmp), tag, max_tokens, passed_node
+                )
+                m["round"] = round_ + 1
+                m["load_average"] = round(os.getloadavg()[0], 1)
+                results.append(m)
+                print(json.dumps(m), flush=True)
+    cap = f", max_tokens ≤ {max_tokens}" if max_tokens else ""
+    print(f"{recipe.name}, {limit} items{cap}, {len(endpoints)} servers: {', '.join(endpoints)}")
+    for m in results:
+        print(
+            f"round {m['round']} {m['routing']:17s} calls {m['llm_calls']:4d}  "
+            f"prompt tokens {m['prompt_tokens']:7,d}  passed {m['traces_passed_verify']:3d}  "
+            f"prefix-cache hits {_fmt(m['hit_share'], '.1%')} of {_fmt(m['cache_queries'])} "
+            f"(per server {m['queries_per_server']})  computed {_fmt(m['computed'])}  "
+            f"per passed trace {_fmt(m['computed_per_passed_trace'])}  per call "
+            f"{_fmt(m['computed_per_call'])}  {m['wall_s']} s  load {m['load_average']}"
+            + ("" if m["caches_reset"] else "  (caches NOT reset: start vLLM with VLLM_SERVER_DEV_MODE=1)")
+        )
+
+
 def _fmt(value: float | None, spec: str = ",.0f") -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -198,10 +354,27 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--recipe", type=Path, default=RECIPE)
-    parser.add_argument("--endpoint", help="a vLLM server's base URL (…/v1); omit for the fake")
+    parser.add_argument(
+        "--endpoint", action="append", help="a vLLM server's base URL (…/v1); omit for the fake"
+    )
     parser.add_argument("--unfriendly", action="store_true", help="also run the item-first layout")
+    parser.add_argument("--routing", action="store_true", help="sticky vs least_outstanding routing")
+    parser.add_argument("--serve", type=int, default=0, help="start N vLLM CPU servers for the run")
+    parser.add_argument("--rounds", type=int, default=1, help="--routing: alternating rounds")
+    parser.add_argument("--max-tokens", type=int, help="--routing: cap every node's max_tokens")
+    parser.add_argument(
+        "--passed-node", default="verify", help="--routing: the node whose passes count as verified"
+    )
     args = parser.parse_args()
     recipe = args.recipe.resolve()
+    if args.routing:
+        with serve(args.serve) if args.serve else contextlib.nullcontext(args.endpoint) as endpoints:
+            if not endpoints or len(endpoints) < 2:
+                parser.error("--routing needs two or more --endpoint URLs or --serve N (N ≥ 2)")
+            routing_main(recipe, endpoints, args.limit, args.rounds, args.max_tokens, args.passed_node)
+        return
+    if args.endpoint and len(args.endpoint) > 1:
+        parser.error("several --endpoint URLs need --routing")
     if not args.endpoint:
         with tempfile.TemporaryDirectory() as tmp:
             rows = {flag: measure(recipe, flag, args.limit, Path(tmp)) for flag in (True, False)}
@@ -220,11 +393,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for unfriendly, flag in runs:
-            m = measure_server(recipe, args.endpoint, flag, args.limit, Path(tmp), unfriendly)
+            m = measure_server(recipe, args.endpoint[0], flag, args.limit, Path(tmp), unfriendly)
             m["load_average"] = round(os.getloadavg()[0], 1)
             results.append(m)
             print(json.dumps(m), flush=True)
-    print(f"{args.recipe}, {args.limit} items, {args.endpoint}")
+    print(f"{args.recipe}, {args.limit} items, {args.endpoint[0]}")
     for m in results:
         print(
             f"{m['layout']:26s} supports_n={m['supports_n']!s:5s}  HTTP requests {m['http_requests']:4d}  "

@@ -98,15 +98,16 @@ async def run_logprob(
     from medloom.agents.context import AgentContext
     from medloom.agents.templates import TemplateLibrary
     from medloom.llm.client import LLMClient
+    from medloom.llm.settings import EndpointConfig
     from medloom.nodes.likelihood import LikelihoodNode, LikelihoodRun
     from medloom.verifiers.likelihood import LikelihoodScorer
 
-    client = LLMClient.from_urls([endpoint])
+    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)])
     served = model or next(m for models in (await client.discover_models()).values() for m in models)
     ref = ModelRef(alias="scorer", served=served, mode="completion")
     scorer = LikelihoodScorer(client, ref, TemplateLibrary())
     picked = _stratified(cases, limit)
-    sem = asyncio.Semaphore(16)
+    sem = asyncio.Semaphore(4)  # each case scores several prefixes at once
     figures = []
     for method in ("belief_shift", "step_likelihood"):
         node = LikelihoodRun(LikelihoodNode(type="likelihood", model="scorer", method=method), scorer)

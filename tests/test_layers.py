@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "graphs": 5,
     "runs": 6,
     "eval": 6,
+    "scale": 6,  # sharded runs on Ray: the runs package's engine in shard actors
     "cli": 7,
     "tui": 7,
 }

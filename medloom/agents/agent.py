@@ -90,8 +90,9 @@ class Agent:
         return LLMRequest(messages=messages, stop=s.stop, **common), ""
 
     def tags(self, ctx: AgentContext) -> dict[str, str]:
-        """Who calls, for in-process transports (fakes route on it); never sent to a server."""
-        return {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        """Who calls, for in-process transports (fakes route on it) and sticky routing (the
+        ``item``); never sent to a server."""
+        return ctx.tags(self.name)
 
     async def call(
         self,

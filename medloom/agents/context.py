@@ -26,6 +26,17 @@ class AgentContext:
     def at(self, node: str) -> AgentContext:
         return replace(self, node=node)
 
+    def tags(self, agent: str) -> dict[str, str]:
+        """The tags of ``agent``'s calls (``agent``, ``node``, ``item``): in-process transports
+        (fakes) route on them and sticky routing keeps an item's calls on one endpoint by ``item``;
+        never sent to a server."""
+        tags = {"agent": agent}
+        if self.node:
+            tags["node"] = self.node
+        if self.item_id:
+            tags["item"] = self.item_id
+        return tags
+
     def send(self, event: Event) -> None:
         if self.emit is not None:
             self.emit(event)

@@ -24,7 +24,7 @@ class Embedder:
     async def embed(self, texts: Sequence[str], ctx: AgentContext | None = None) -> list[list[float]]:
         """The vectors of ``texts`` in order; the call goes to ``ctx`` as an ``EmbeddingCall``."""
         ctx = ctx or AgentContext()
-        tags = {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        tags = ctx.tags(self.name)
         try:
             response = await self.client.embed(texts, self.model, tags=tags, batch_size=self.batch_size)
         except LLMError as err:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from medloom.cli.console import err, fail, out, resolve_config
+from medloom.cli.exit_codes import ExitCode
 from medloom.cli.modes import ModeOption, with_mode
 from medloom.core.errors import ConfigError, MedloomError
 from medloom.eval.outputs import COLUMNS, row_cells, write_results
@@ -113,6 +114,7 @@ def eval_command(
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
     from medloom.cli.progress import ProgressBoard
+    from medloom.cli.signals import Terminated, cancel_on_sigterm
     from medloom.eval.runner import aevaluate, default_solvers
 
     board = ProgressBoard(err)
@@ -151,33 +153,36 @@ def eval_command(
         paths = [resolve_config(c) for c in configs] if configs else default_solvers()
         silent = quiet or as_json
         result = asyncio.run(
-            aevaluate(
-                paths,
-                dataset,
-                endpoints=endpoint,
-                limit=limit,
-                fields=_fields(field),
-                split=split,
-                config_name=dataset_config,
-                overrides=with_mode(mode, set_),
-                out_dir=out_dir,
-                concurrency=concurrency,
-                no_cache=no_cache,
-                resume=resume,
-                accept_config_change=accept_config_change,
-                sequential=sequential,
-                progress=None if silent else board.hook,
+            cancel_on_sigterm(
+                aevaluate(
+                    paths,
+                    dataset,
+                    endpoints=endpoint,
+                    limit=limit,
+                    fields=_fields(field),
+                    split=split,
+                    config_name=dataset_config,
+                    overrides=with_mode(mode, set_),
+                    out_dir=out_dir,
+                    concurrency=concurrency,
+                    no_cache=no_cache,
+                    resume=resume,
+                    accept_config_change=accept_config_change,
+                    sequential=sequential,
+                    progress=None if silent else board.hook,
+                )
             )
         )
         files = write_results(result)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
+        term = isinstance(exc, Terminated)
         hint = (
             f": continue with the same command plus --resume (and --out {out_dir})"
             if out_dir
             else " (evaluations with --out DIR can be resumed with --resume)"
         )
-        err.print(f"[yellow]interrupted[/]{hint}")
-        raise typer.Exit(130) from None
+        err.print(f"[yellow]{'terminated' if term else 'interrupted'}[/]{hint}")
+        raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise fail(exc) from None
     if as_json:

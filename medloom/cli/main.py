@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -84,6 +84,33 @@ def run(
         bool, typer.Option("--no-cache", help="Do not read or write the request cache.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    backend: Annotated[
+        str, typer.Option(help="local (this process) or ray (shards on a Ray cluster; medloom[ray]).")
+    ] = "local",
+    shards: Annotated[
+        int | None, typer.Option(help="--backend ray: how many shards (one Ray actor each).")
+    ] = None,
+    endpoint_placement: Annotated[
+        str,
+        typer.Option(
+            help="--backend ray: partition (each shard its own endpoints), shared (all shards, one "
+            "cluster-wide cap per endpoint) or auto (partition when endpoints >= shards)."
+        ),
+    ] = "auto",
+    pin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--backend ray: URL=RESOURCE places the shards using endpoint URL on the node that has "
+            "Ray custom resource RESOURCE (repeatable)."
+        ),
+    ] = None,
+    cluster_concurrency: Annotated[
+        int | None,
+        typer.Option(help="--backend ray, shared endpoints: calls in flight per endpoint across all shards."),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="--backend ray: the cluster (default $RAY_ADDRESS, else a local one).")
+    ] = None,
 ) -> None:
     """Run a recipe over its dataset; writes runs/<run-id>/ (dataset, trajectories, report).
 
@@ -96,9 +123,9 @@ def run(
     """
     from medloom.cli.exit_codes import ExitCode, run_exit_code
     from medloom.cli.progress import RichProgress
-    from medloom.cli.signals import Terminated, cancel_on_sigterm
     from medloom.cli.summary import print_summary
     from medloom.runs.runner import arun, no_items_warning
+    from medloom.runs.signals import Terminated, cancel_on_sigterm
 
     started: list[Path] = []
     try:
@@ -107,31 +134,63 @@ def run(
             raise ConfigError("give a CONFIG file (or --resume RUN_ID)")
         caps = budget_caps(max_cost=max_cost, max_tokens=max_tokens, max_calls=max_calls)
         progress = None if quiet else RichProgress(err)
-        result = asyncio.run(
-            cancel_on_sigterm(
-                arun(
-                    path,
-                    overrides=with_mode(mode, set_),
-                    endpoints=endpoint,
-                    limit=limit,
-                    concurrency=concurrency,
-                    resume=resume,
-                    retry_failed=retry_failed,
-                    accept_config_change=accept_config_change,
-                    runs_dir=runs_dir,
-                    no_cache=no_cache,
-                    progress=progress,
-                    api_key_env=api_key_env,
-                    endpoint_concurrency=endpoint_concurrency,
-                    on_run_dir=started.append,
-                    caps=caps,
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"--backend must be local or ray, not {backend!r}")
+        if backend == "local" and shards is not None:
+            raise ConfigError("--shards needs --backend ray (pip install 'medloom[ray]')")
+        if backend == "ray":
+            result = _run_on_ray(
+                path,
+                shards=shards,
+                placement=endpoint_placement,
+                pins=pin or [],
+                cluster_concurrency=cluster_concurrency,
+                address=ray_address,
+                quiet=quiet,
+                run_kwargs={
+                    "overrides": with_mode(mode, set_),
+                    "endpoints": endpoint,
+                    "limit": limit,
+                    "concurrency": concurrency,
+                    "resume": resume,
+                    "retry_failed": retry_failed,
+                    "runs_dir": runs_dir,
+                    "no_cache": no_cache,
+                    "api_key_env": api_key_env,
+                    "endpoint_concurrency": endpoint_concurrency,
+                    "on_run_dir": started.append,
+                    "caps": caps,
+                },
+            )
+        else:
+            result = asyncio.run(
+                cancel_on_sigterm(
+                    arun(
+                        path,
+                        overrides=with_mode(mode, set_),
+                        endpoints=endpoint,
+                        limit=limit,
+                        concurrency=concurrency,
+                        resume=resume,
+                        retry_failed=retry_failed,
+                        accept_config_change=accept_config_change,
+                        runs_dir=runs_dir,
+                        no_cache=no_cache,
+                        progress=progress,
+                        api_key_env=api_key_env,
+                        endpoint_concurrency=endpoint_concurrency,
+                        on_run_dir=started.append,
+                        caps=caps,
+                    )
                 )
             )
-        )
     except (KeyboardInterrupt, Terminated) as exc:
         term = isinstance(exc, Terminated)
         how = "terminated (SIGTERM)" if term else "interrupted"
-        err.print(f"[yellow]{how}[/]; {_resume_hint(started)}", soft_wrap=True)
+        hint = _resume_hint(started)
+        if backend == "ray" and started:
+            hint += " --backend ray --shards N (the same N)"
+        err.print(f"[yellow]{how}[/]; {hint}", soft_wrap=True)
         raise typer.Exit(ExitCode.TERMINATED if term else ExitCode.INTERRUPTED) from None
     except MedloomError as exc:
         raise fail(exc) from None
@@ -147,6 +206,48 @@ def run(
     elif (warning := no_items_warning(result.report)) is not None:
         err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     raise typer.Exit(run_exit_code(result.report))
+
+
+def _run_on_ray(
+    path: Path | None,
+    *,
+    shards: int | None,
+    placement: str,
+    pins: list[str],
+    cluster_concurrency: int | None,
+    address: str | None,
+    quiet: bool,
+    run_kwargs: dict[str, Any],
+) -> Any:
+    """``medloom run --backend ray``: the sharded driver, a line per shard as it ends."""
+    from medloom.scale.driver import ShardHooks, ShardOptions, run_sharded
+
+    if shards is None:
+        raise ConfigError("--backend ray needs --shards N (how many shard actors)")
+    if placement not in ("auto", "partition", "shared"):
+        raise ConfigError(f"--endpoint-placement must be auto, partition or shared, not {placement!r}")
+    pinned: dict[str, str] = {}
+    for entry in pins:
+        url, sep, resource = entry.rpartition("=")
+        if not sep or not url or not resource:
+            raise ConfigError(f"--pin takes URL=RESOURCE (a Ray custom resource), got {entry!r}")
+        pinned[url.rstrip("/")] = resource
+    options = ShardOptions(
+        shards=shards,
+        placement=placement,  # type: ignore[arg-type]
+        pins=pinned,
+        cluster_concurrency=cluster_concurrency,
+        address=address,
+    )
+
+    def done(summary: dict[str, Any]) -> None:
+        if not quiet:
+            err.print(
+                f"shard {summary['index']} done: {summary['items']} items, {summary['kept']} kept, "
+                f"{summary['failed']} failed"
+            )
+
+    return run_sharded(path, options=options, hooks=ShardHooks(on_done=done), **run_kwargs)
 
 
 def budget_caps(**caps: float | None) -> BudgetCaps | None:
@@ -265,10 +366,38 @@ def serve(
         str | None,
         typer.Option(help="The Python that runs vLLM, e.g. a venv with its CUDA build (default: this one)."),
     ] = None,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            "--tools",
+            metavar="PARSER",
+            help="Return native tool calls (agents in chat mode): adds --enable-auto-tool-choice "
+            "--tool-call-parser PARSER; 'auto' picks the parser from the model name (hermes for Qwen, "
+            "llama3_json for Llama 3.1+, mistral for Mistral, ...).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print each replica's command, port and env as JSON; start nothing."),
     ] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Start the replicas as Ray actors on the cluster ($RAY_ADDRESS), one per GPU or TP group "
+            "(medloom[ray]); prints the URLs and the `medloom run --backend ray` flags that use them.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="--ray: the cluster (default $RAY_ADDRESS).")
+    ] = None,
+    server_command: Annotated[
+        str | None,
+        typer.Option(
+            help="--ray: run this OpenAI-compatible server command instead of vLLM ({host} and {port} "
+            "are filled in on the node), e.g. a test server."
+        ),
+    ] = None,
 ) -> None:
     """Start vLLM's OpenAI-compatible server(s) and supervise them until Ctrl-C.
 
@@ -280,6 +409,20 @@ def serve(
     if cpu and gpu:
         raise fail(ConfigError("give one of --cpu and --gpu"))
     device = "cpu" if cpu else "gpu" if gpu else "auto"
+    if ray:
+        code = _serve_on_ray(
+            model,
+            device,
+            replicas,
+            list(ctx.args),
+            gpus_per_replica=gpus_per_replica,
+            served_model_name=served_model_name,
+            ready_timeout=ready_timeout,
+            dry_run=dry_run,
+            address=ray_address,
+            server_command=server_command,
+        )
+        raise typer.Exit(code)
     options = ServeOptions(
         host=host,
         served_model_name=served_model_name,
@@ -287,9 +430,61 @@ def serve(
         ready_timeout_s=ready_timeout,
         dry_run=dry_run,
         python=python,
+        tools=tools,
     )
     code = run_serve_command(model, device, port, replicas, list(ctx.args), options=options)
     raise typer.Exit(code)
+
+
+def _serve_on_ray(
+    model: str | None,
+    device: str,
+    replicas: int,
+    extra_args: list[str],
+    *,
+    gpus_per_replica: int | None,
+    served_model_name: str | None,
+    ready_timeout: float | None,
+    dry_run: bool,
+    address: str | None,
+    server_command: str | None,
+) -> int:
+    """``medloom serve --ray``: replicas as Ray actors (or their plan with ``--dry-run``)."""
+    import shlex
+
+    from medloom.scale.serve import RayServers, RayServeSpec, dry_run_plan, serve_until_stopped
+    from medloom.serving.command import split_model_argument
+    from medloom.serving.model_prep import DEFAULT_MODEL_NAME, default_model_dir
+    from medloom.serving.server import ServerConfig, default_ready_timeout
+
+    model, extra_args = split_model_argument(model, extra_args)
+    if model is None:  # must exist at this path on every node (or name a Hub model instead)
+        model, served_model_name = str(default_model_dir()), served_model_name or DEFAULT_MODEL_NAME
+    config = ServerConfig(
+        model=model,
+        served_model_name=served_model_name,
+        device="cpu" if device == "cpu" else "gpu" if device == "gpu" else "auto",
+        extra_args=extra_args,
+        ready_timeout_s=ready_timeout if ready_timeout is not None else default_ready_timeout(),
+    )
+    spec = RayServeSpec(
+        config=config,
+        replicas=replicas,
+        gpus_per_replica=gpus_per_replica,
+        command=shlex.split(server_command) if server_command else None,
+    )
+    if dry_run:
+        out.print_json(json.dumps(dry_run_plan(spec)))
+        return 0
+    try:
+        servers = RayServers(spec, address=address).start()
+        serve_until_stopped(servers, out=lambda line: out.print(line, soft_wrap=True, highlight=False))
+    except MedloomError as exc:
+        err.print(f"error: {exc}", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 @app.command()

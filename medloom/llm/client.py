@@ -30,7 +30,17 @@ from medloom.llm.transport import Transport
 from medloom.llm.wire import classify, parse_choices, parse_embeddings, request_body
 
 Tags = Mapping[str, str]
-"""Who makes a call (``agent``, ``node``): handed to the transport, never sent to a server."""
+"""Who makes a call (``agent``, ``node``, ``item``): handed to the transport, never sent to a
+server. ``item`` is also the routing affinity: under ``llm.routing: sticky`` the calls of one item
+go to one endpoint, whose prefix cache then holds the item's shared prompt parts."""
+
+AFFINITY_TAG = "item"
+
+
+def _affinity(tags: Tags | None) -> str | None:
+    """The key sticky routing keeps a call's endpoint by: the ``item`` tag, when there is one."""
+    return tags.get(AFFINITY_TAG) if tags else None
+
 
 _Samples = tuple[list[Choice], Usage, str | None, int, list[str]]
 
@@ -60,8 +70,11 @@ class LLMClient:
         named = [
             e if e.name else e.model_copy(update={"name": f"endpoint{i}"}) for i, e in enumerate(endpoints)
         ]
-        health = self.settings.health
-        self.pool = pools.get(named, health) if pools is not None else EndpointPool(named, health)
+        s = self.settings
+        if pools is not None:
+            self.pool = pools.get(named, s.health, routing=s.routing, sticky_slack=s.sticky_slack)
+        else:
+            self.pool = EndpointPool(named, s.health, routing=s.routing, sticky_slack=s.sticky_slack)
         self.transport: Transport = transport if transport is not None else AiohttpTransport()
         self.dispatcher = EndpointDispatcher(self.pool, self.transport, self.settings.rate_limit_rps)
         self.retry = RetryPolicy(self.settings.retry)
@@ -151,7 +164,7 @@ class LLMClient:
                 return redact_choices(choices, lease.secrets()), used
 
             async def once() -> tuple[tuple[list[Choice], Usage], str]:
-                return await self.dispatcher.call(model, endpoints, work)
+                return await self.dispatcher.call(model, endpoints, work, _affinity(tags))
 
             try:
                 ((choices, usage), endpoint), attempts, errors = await self.retry.call(once)
@@ -358,7 +371,7 @@ class LLMClient:
                 )
             return choices, usage
 
-        (choices, usage), endpoint = await self.dispatcher.call(request.model, only, work)
+        (choices, usage), endpoint = await self.dispatcher.call(request.model, only, work, _affinity(tags))
         return choices, usage, endpoint
 
     async def _embed_once(
@@ -368,5 +381,5 @@ class LLMClient:
             payload = await lease.post("/embeddings", {"model": model, "input": texts}, tags)
             return parse_embeddings(payload, len(texts), lease.endpoint.name)
 
-        (vectors, usage), endpoint = await self.dispatcher.call(model, only, work)
+        (vectors, usage), endpoint = await self.dispatcher.call(model, only, work, _affinity(tags))
         return vectors, usage, endpoint

@@ -36,8 +36,8 @@ class Lease:
 
 
 class EndpointDispatcher:
-    """Routes calls over the pool (least outstanding, health, per-endpoint concurrency) and an
-    optional global rate limit, and sends them through one transport."""
+    """Routes calls over the pool (sticky by item or least outstanding, health, per-endpoint
+    concurrency) and an optional global rate limit, and sends them through one transport."""
 
     def __init__(self, pool: EndpointPool, transport: Transport, rate_limit_rps: float | None = None):
         self.pool = pool
@@ -88,13 +88,18 @@ class EndpointDispatcher:
         return decode(await self.transport.send(request), ep.name, request)
 
     async def call(
-        self, model: str, only: list[str] | None, work: Callable[[Lease], Awaitable[T]]
+        self,
+        model: str,
+        only: list[str] | None,
+        work: Callable[[Lease], Awaitable[T]],
+        affinity: str | None = None,
     ) -> tuple[T, str]:
         """``work`` on a slot of the best endpoint serving ``model``; its result and the endpoint.
+        ``affinity``: the key calls stick by under sticky routing (the item id).
 
         Failures are classified (retryable or fatal), counted against the endpoint's health when
         they are its fault, and never quote its API key."""
-        ep = await self.pool.acquire(model, only)
+        ep = await self.pool.acquire(model, only, affinity)
         probe = ep.ejected  # only a probe may take a slot on an endpoint out of rotation
         try:
             self.headers(ep)  # a missing API key is a config error: raise it unretried

@@ -1,14 +1,16 @@
-"""A pool of endpoints: least-outstanding routing, per-endpoint concurrency, ejection and probes."""
+"""A pool of endpoints: sticky or least-outstanding routing, per-endpoint concurrency, ejection and
+probes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from dataclasses import dataclass, field
 
 from medloom.core.errors import EndpointsResting, NoEndpointAvailable
-from medloom.llm.settings import EndpointConfig, HealthSettings
+from medloom.llm.settings import EndpointConfig, HealthSettings, Routing
 
 
 @dataclass(eq=False)
@@ -35,14 +37,38 @@ class EndpointState:
         return not listed or model in listed
 
 
-class EndpointPool:
-    """Chooses an endpoint for each call and tracks which endpoints are healthy."""
+def affinity_rank(affinity: str, endpoint: str) -> int:
+    """The weight of ``endpoint`` for the calls keyed ``affinity`` (rendezvous hashing): the same in
+    every process and run, and independent of the other endpoints, so removing one endpoint moves
+    only the keys whose first choice it was."""
+    digest = hashlib.blake2b(f"{affinity}\0{endpoint}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
-    def __init__(self, endpoints: list[EndpointConfig], health: HealthSettings | None = None):
+
+class EndpointPool:
+    """Chooses an endpoint for each call and tracks which endpoints are healthy.
+
+    ``routing="sticky"``: a call with an ``affinity`` key (the item id) goes to the key's home
+    endpoint, the in-rotation endpoint of highest :func:`affinity_rank`, unless the home has no
+    free slot or more than ``sticky_slack`` calls in flight beyond the least busy endpoint; then,
+    like every call without a key and every call under ``routing="least_outstanding"``, to the
+    endpoint with the fewest calls in flight. A probe due on an endpoint out of rotation goes first.
+    """
+
+    def __init__(
+        self,
+        endpoints: list[EndpointConfig],
+        health: HealthSettings | None = None,
+        *,
+        routing: Routing = "sticky",
+        sticky_slack: int = 4,
+    ):
         if not endpoints:
             raise NoEndpointAvailable("no endpoints configured")
         self.health = health or HealthSettings()
         self.endpoints = [EndpointState(e) for e in endpoints]
+        self.routing: Routing = routing
+        self.sticky_slack = sticky_slack
         self._cond = asyncio.Condition()
 
     def candidates(self, model: str, only: list[str] | None = None) -> list[EndpointState]:
@@ -56,8 +82,39 @@ class EndpointPool:
             )
         return chosen
 
-    async def acquire(self, model: str, only: list[str] | None = None) -> EndpointState:
-        """Wait for a healthy endpoint with spare capacity, least outstanding first.
+    def home(self, candidates: list[EndpointState], affinity: str) -> EndpointState | None:
+        """The in-rotation endpoint among ``candidates`` that calls keyed ``affinity`` stick to."""
+        in_rotation = [ep for ep in candidates if not ep.ejected]
+        return max(in_rotation, key=lambda ep: affinity_rank(affinity, ep.name), default=None)
+
+    def _choose(
+        self, candidates: list[EndpointState], affinity: str | None, now: float
+    ) -> EndpointState | None:
+        """The endpoint for the next call, or None when none can take one now."""
+        free = [
+            ep
+            for ep in candidates
+            if ep.outstanding < ep.config.max_concurrency
+            and not (ep.ejected and (ep.down_until > now or ep.probing))
+        ]
+        if not free:
+            return None
+        least = min(free, key=lambda ep: ep.outstanding)  # the first of equals: pool order
+        if self.routing != "sticky" or affinity is None:
+            return least
+        probe = next((ep for ep in free if ep.ejected), None)
+        if probe is not None:  # an endpoint out of rotation is due for its probe: send it now
+            return probe
+        home = self.home(candidates, affinity)
+        if home in free and home.outstanding <= least.outstanding + self.sticky_slack:
+            return home
+        return least
+
+    async def acquire(
+        self, model: str, only: list[str] | None = None, affinity: str | None = None
+    ) -> EndpointState:
+        """Wait for a healthy endpoint with spare capacity, chosen by the pool's routing
+        (``affinity``: the key calls stick by, e.g. the item id).
 
         When every endpoint is out of rotation and none is due for a probe, raises
         EndpointsResting (retryable) instead of queueing behind the single probe."""
@@ -65,14 +122,7 @@ class EndpointPool:
         async with self._cond:
             while True:
                 now = time.monotonic()
-                best: EndpointState | None = None
-                for ep in candidates:
-                    if ep.outstanding >= ep.config.max_concurrency:
-                        continue
-                    if ep.ejected and (ep.down_until > now or ep.probing):
-                        continue
-                    if best is None or ep.outstanding < best.outstanding:
-                        best = ep
+                best = self._choose(candidates, affinity, now)
                 if best is not None:
                     best.outstanding += 1
                     best.calls += 1
@@ -137,10 +187,19 @@ class SharedPools:
     def __init__(self) -> None:
         self._pools: dict[tuple[str, ...], EndpointPool] = {}
 
-    def get(self, endpoints: list[EndpointConfig], health: HealthSettings | None = None) -> EndpointPool:
-        """The pool over ``endpoints`` (made by the first caller, with its ``health`` settings)."""
+    def get(
+        self,
+        endpoints: list[EndpointConfig],
+        health: HealthSettings | None = None,
+        *,
+        routing: Routing = "sticky",
+        sticky_slack: int = 4,
+    ) -> EndpointPool:
+        """The pool over ``endpoints`` (made by the first caller, with its health and routing
+        settings)."""
         key = tuple(e.model_dump_json() for e in endpoints)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = EndpointPool(endpoints, health)
+            pool = EndpointPool(endpoints, health, routing=routing, sticky_slack=sticky_slack)
+            self._pools[key] = pool
         return pool

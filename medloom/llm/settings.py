@@ -75,6 +75,9 @@ class HealthSettings(BaseModel):
     """How long an ejected endpoint rests before one probe request is let through."""
 
 
+Routing = Literal["sticky", "least_outstanding"]
+
+
 class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +90,14 @@ class LLMSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rate_limit_rps: float | None = Field(default=None, gt=0)
+    routing: Routing = "sticky"
+    """How calls pick an endpoint among several. ``sticky``: the calls of one item go to one
+    endpoint (chosen by hashing the item id) while it is in rotation and not overloaded, so
+    the server's prefix cache holds the item's shared prompt parts; otherwise least
+    outstanding. ``least_outstanding``: every call to the endpoint with the fewest in flight."""
+    sticky_slack: int = Field(default=4, ge=0)
+    """``sticky``: an item's endpoint counts as overloaded, and the call goes to the least busy
+    endpoint instead, when it has more than this many calls in flight beyond the least busy one."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

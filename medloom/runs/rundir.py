@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from medloom.core.budget import BudgetCaps, CapReached
 from medloom.core.errors import RunError
 from medloom.runs.lock import lock_held
+from medloom.runs.shards import ShardPlan, ShardSlice
 from medloom.runs.store import TRAJECTORIES
 
 
@@ -28,7 +29,7 @@ class Session(BaseModel):
     started: float
     ended: float | None = None
     status: str = "running"
-    """running, completed, stopped (a budget cap), interrupted or crashed."""
+    """running, completed, stopped (a budget cap), refused (a start check), interrupted or crashed."""
     command: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     pid: int | None = None
@@ -38,6 +39,8 @@ class Session(BaseModel):
     """The caps the session ran under (absent without caps)."""
     stopped_by: CapReached | None = None
     """The cap that stopped the session (its status is then ``stopped``)."""
+    reason: str | None = None
+    """Why a start check refused the session before any item (its status is then ``refused``)."""
 
 
 class RunMeta(BaseModel):
@@ -50,6 +53,10 @@ class RunMeta(BaseModel):
     with it to notice edits."""
     medloom_version: str = ""
     sessions: list[Session] = Field(default_factory=list)
+    shards: ShardPlan | None = None
+    """Set on a sharded run's directory: how its items were split (``medloom.runs.shards``)."""
+    shard: ShardSlice | None = None
+    """Set on a shard's directory (``RUN/shard-K``): the part of the items it runs."""
 
 
 META_SPARE_BYTES = 512
@@ -128,13 +135,18 @@ class RunDir:
         config: dict[str, Any],
         config_file: str | None,
         source_config: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        shards: ShardPlan | None = None,
+        shard: ShardSlice | None = None,
     ) -> RunDir:
         """Make ``runs_dir/<new id>/`` with its config snapshot and run.json, all or nothing: the files
         are written in a hidden directory that is renamed into place, so a full disk or a crash
-        leaves no half-made run behind."""
+        leaves no half-made run behind. A shard (``shard``) goes in ``runs_dir/<name>/`` and keeps
+        the sharded run's id (the parent directory's name), which its rows carry."""
         from medloom import __version__
 
-        run_id = new_run_id(recipe)
+        run_id = name or new_run_id(recipe)
         staging = runs_dir / f".creating-{run_id}"
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -142,12 +154,14 @@ class RunDir:
             draft = cls(staging)
             draft.write_config(config)
             meta = RunMeta(
-                run_id=run_id,
+                run_id=runs_dir.name if shard is not None else run_id,
                 recipe=recipe,
                 created=time.time(),
                 config_file=config_file,
                 source_config=source_config,
                 medloom_version=__version__,
+                shards=shards,
+                shard=shard,
             )
             draft.write_meta(meta)
             staging.rename(runs_dir / run_id)

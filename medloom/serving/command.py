@@ -34,6 +34,8 @@ class ServeOptions:
     dry_run: bool = False
     python: str | None = None
     """The interpreter that runs vLLM (default: this one)."""
+    tools: str | None = None
+    """Serve native tool calls with this vLLM tool-call parser (``auto``: by the model's family)."""
 
 
 def split_model_argument(model: str | None, extra_args: list[str]) -> tuple[str | None, list[str]]:
@@ -154,6 +156,7 @@ def run_serve_command(
             extra_args=list(extra_args),
             ready_timeout_s=timeout,
             python=options.python or sys.executable,
+            tool_call_parser=options.tools,
         )
         group = ServerGroup.replicas(config, replicas, gpus_per_replica=options.gpus_per_replica)
         if options.dry_run:

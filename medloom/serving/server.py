@@ -33,6 +33,7 @@ from medloom.serving.devices import detect_device
 from medloom.serving.errors import LayoutError, ServerExitedError, ServerStartError, VLLMNotInstalledError
 from medloom.serving.install import install_hint, probe_install, vllm_importable
 from medloom.serving.layout import lift_own_flags
+from medloom.serving.tools import tool_call_flags
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class ServerConfig:
     dtype: str | None = None
     chat_template: Path | None = None
     """A Jinja chat template file for models whose tokenizer has none."""
+    tool_call_parser: str | None = None
+    """Serve native tool calls (OpenAI ``tool_calls``, for agents in chat mode): a vLLM
+    ``--tool-call-parser`` name, or ``auto`` for the parser of the model's family
+    (:mod:`~medloom.serving.tools`); adds ``--enable-auto-tool-choice --tool-call-parser NAME``."""
     extra_args: list[str] = field(default_factory=list)
     """Further ``vllm serve`` flags, appended last. ``--served-model-name``, ``--port``, ``--host``,
     ``--api-key`` and ``--model`` among them are lifted into the fields above."""
@@ -120,6 +125,9 @@ class ServerConfig:
         if path.is_dir():
             model = str(path.resolve())
         name = cfg.served_model_name or (path.name if path.is_dir() else cfg.model)
+        parser, extra_args = cfg.tool_call_parser, list(cfg.extra_args)
+        if parser is not None:
+            parser, extra_args = tool_call_flags(parser, cfg.model, name, extra_args)
         entry = cfg.entry_point
         if entry == "auto":
             entry = "serve" if probe_install(cfg.python).uses_serve_cli else "api_server"
@@ -135,7 +143,8 @@ class ServerConfig:
             api_key=cfg.api_key or cfg.env.get("VLLM_API_KEY") or os.environ.get("VLLM_API_KEY") or None,
             wait_while_logging=(not cpu) if cfg.wait_while_logging is None else cfg.wait_while_logging,
             entry_point=entry,
-            extra_args=list(cfg.extra_args),
+            tool_call_parser=parser,
+            extra_args=extra_args,
             env=dict(cfg.env),
         )
 
@@ -256,6 +265,8 @@ class VLLMServer:
             cmd += ["--dtype", cfg.dtype]
         if cfg.chat_template is not None:
             cmd += ["--chat-template", str(cfg.chat_template)]
+        if cfg.tool_call_parser is not None:
+            cmd += ["--enable-auto-tool-choice", "--tool-call-parser", cfg.tool_call_parser]
         if cfg.device == "cpu":
             # vLLM 0.32 on CPU: a request with a `seed` whose prompt is chunked across steps kills
             # the engine ("CPU Generator does not use offset"); without chunking it cannot happen.

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from medloom.core.records import Item, Trace, Verdict
 from medloom.kg.paths import KGPath, hop_is_edge
 from medloom.kg.spec import KGSpec
-from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key, verbalise_path
 from medloom.kg.wording import cued_relations, voice
-from medloom.verifiers.base import Check, register_check
+from medloom.verifiers.base import register_check
+from medloom.verifiers.kg_check import KGCheck
 from medloom.verifiers.kg_claims import ClaimReader, Clause, Ref, StepClaims, is_conclusion
 
 if TYPE_CHECKING:
-    from medloom.verifiers.base import CheckResources
+    pass
 
 
 @register_check("kg_grounding")
-class KGGrounding(Check):
+class KGGrounding(KGCheck):
     """Checks a trace's steps (and, with ``path_field``, an item's path) against the KG.
 
     Each step is read clause by clause; the entities a clause refers to are its named KG entities
@@ -67,23 +67,8 @@ class KGGrounding(Check):
         self.strict = strict
         self.coreference = coreference
         self.negation = negation
-        try:
-            self.spec = KGSpec(source=source, format=format) if source else (kg or KGSpec())  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise TypeError(f"kg_grounding: {exc.errors()[0]['msg']}") from None
-        self.base_dir = base_dir
-        self._loaded: LoadedKG | None = None
+        super().__init__(source=source, format=format, kg=kg, base_dir=base_dir)
         self._reader: ClaimReader | None = None
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> KGGrounding:
-        return cls(**params, kg=resources.kg if resources is not None else None)
-
-    @property
-    def loaded(self) -> LoadedKG:
-        if self._loaded is None:
-            self._loaded = load_kg(self.spec, self.base_dir)
-        return self._loaded
 
     @property
     def reader(self) -> ClaimReader:

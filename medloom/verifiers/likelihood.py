@@ -137,7 +137,7 @@ class LikelihoodScorer:
             raise RuntimeError(f"'{self.name}' is not bound to an LLM client")
         prompts = [context + continuation for context, continuation in pairs]
         endpoints = list(self.model.endpoints) if self.model.endpoints else None
-        tags = {"agent": self.name, "node": ctx.node} if ctx.node else {"agent": self.name}
+        tags = ctx.tags(self.name)
         try:
             scored = await self.client.score_prompts(
                 self.model.served, prompts, endpoints=endpoints, tags=tags

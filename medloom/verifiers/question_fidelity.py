@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from medloom.core.records import Item, Trace, Verdict
 from medloom.kg.paths import KGPath
 from medloom.kg.spec import KGSpec
-from medloom.kg.store import LoadedKG, load_kg
 from medloom.kg.verbalise import relation_key
 from medloom.kg.wording import cued_relations, default_type_words, words_of
-from medloom.verifiers.base import Check, register_check
+from medloom.verifiers.base import register_check
+from medloom.verifiers.kg_check import KGCheck
 
 if TYPE_CHECKING:
-    from medloom.verifiers.base import CheckResources
+    pass
 
 
 def relation_runs(path: KGPath) -> list[str]:
@@ -31,7 +31,7 @@ def relation_runs(path: KGPath) -> list[str]:
 
 
 @register_check("question_fidelity")
-class QuestionFidelity(Check):
+class QuestionFidelity(KGCheck):
     """Fails a question that does not describe its own path (``item.data[path_field]``):
 
     - it names the path's start (the anchor);
@@ -61,22 +61,7 @@ class QuestionFidelity(Check):
         self.path_field = path_field
         self.text = text
         self.type_words = type_words or default_type_words()
-        try:
-            self.spec = KGSpec(source=source, format=format) if source else (kg or KGSpec())  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise TypeError(f"question_fidelity: {exc.errors()[0]['msg']}") from None
-        self.base_dir = base_dir
-        self._loaded: LoadedKG | None = None
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], resources: CheckResources | None = None) -> QuestionFidelity:
-        return cls(**params, kg=resources.kg if resources is not None else None)
-
-    @property
-    def loaded(self) -> LoadedKG:
-        if self._loaded is None:
-            self._loaded = load_kg(self.spec, self.base_dir)
-        return self._loaded
+        super().__init__(source=source, format=format, kg=kg, base_dir=base_dir)
 
     def check(self, item: Item, trace: Trace) -> Verdict:
         question = str(trace.meta.get("question", "")) if self.text == "trace" else item.question

@@ -63,6 +63,19 @@ def _wait_for(condition: object, what: str, timeout: float = 180) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wait_for_gate(out: Path, server: FakeOpenAIServer) -> None:
+    """Until both solvers started (their runs are in the manifest), every answered call's item is
+    logged as done, and each solver holds its two items in flight (``--concurrency 2``) at the gate."""
+
+    def ready() -> bool:
+        manifest = read_manifest(out) if (out / "eval.json").exists() else None
+        started = manifest is not None and all(s.run_id for s in manifest.solvers)
+        done = sum(_item_ends(out).values())
+        return started and done == ANSWERED_BEFORE_KILL and server.request_count == ANSWERED_BEFORE_KILL + 4
+
+    _wait_for(ready, "the evaluation to reach the gate")
+
+
 def _eval_args(url: str, bench: Path, out: Path) -> list[str]:
     configs = [str(REPO / "configs/eval/direct.yaml"), str(REPO / "configs/eval/cot.yaml")]
     return ["eval", *configs, "--dataset", str(bench), "--endpoint", url, "--out", str(out)]
@@ -84,15 +97,7 @@ def test_sigkill_then_resume_predicts_each_item_once_and_repeats_no_finished_cal
             start_new_session=True,
         )
         try:
-            # Both solvers started (their runs are in the manifest), every answered call's item
-            # is logged as done, and each solver holds its two items in flight at the gate.
-            def ready() -> bool:
-                manifest = read_manifest(out) if (out / "eval.json").exists() else None
-                started = manifest is not None and all(s.run_id for s in manifest.solvers)
-                done = sum(_item_ends(out).values())
-                return started and done == ANSWERED_BEFORE_KILL and server.request_count == 12
-
-            _wait_for(ready, "the evaluation to reach the gate")
+            _wait_for_gate(out, server)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -174,3 +179,30 @@ def test_resume_reports_a_solver_config_edited_since_the_start(tmp_path: Path) -
         assert "nodes.answer.sampling.max_tokens" in refused.stderr
         accepted = medloom_cli(*args, "--resume", "--accept-config-change", "-q")
         assert accepted.returncode == 0, accepted.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_ends_every_solver_session_interrupted_and_names_resume(tmp_path: Path) -> None:
+    bench = write_benchmark(tmp_path / "bench.jsonl", N)
+    out = tmp_path / "eval"
+    solver = GatedSolver(ANSWERED_BEFORE_KILL)
+    with FakeOpenAIServer(solver) as server:
+        args = [*_eval_args(server.base_url, bench, out), "--concurrency", "2", "-q"]
+        proc = subprocess.Popen(
+            [*MEDLOOM, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _wait_for_gate(out, server)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            solver.release()
+    assert proc.returncode == 143, stderr
+    assert "--resume" in stderr
+    manifest = read_manifest(out)
+    assert manifest is not None
+    for entry in manifest.solvers:
+        sessions = json.loads((out / "runs" / str(entry.run_id) / "run.json").read_text())["sessions"]
+        assert [s["status"] for s in sessions] == ["interrupted"]

@@ -164,3 +164,30 @@ def test_flags_medloom_owns_are_lifted_out_of_the_vllm_args(node: Any) -> None:
         assert replica["env"]["VLLM_API_KEY"] == "***" and command[-2:] == ["--seed", "3"]
     code, message = node("org/m", "--gpu", "--port", "8000", "--", "--port", "9000")
     assert code == 1 and "disagree" in message
+
+
+def test_tools_adds_the_tool_call_flags_once_with_the_parser_of_the_model_family(node: Any) -> None:
+    code, plan = node("Qwen/Qwen3-8B", "--gpu", "--replicas", "2", "--tools", "auto")
+    assert code == 0, plan
+    for replica in plan["replicas"]:
+        command = replica["command"]
+        assert command.count("--enable-auto-tool-choice") == 1
+        assert _flag(command, "--tool-call-parser") == "hermes"
+    code, plan = node("meta-llama/Llama-3.1-8B-Instruct", "--gpu", "--tools", "auto")
+    assert code == 0 and _flag(plan["replicas"][0]["command"], "--tool-call-parser") == "llama3_json"
+    # An explicit parser wins over the family; the same flags after `--` are not repeated.
+    args = ["--tools", "mistral", "--", "--enable-auto-tool-choice", "--tool-call-parser", "mistral"]
+    code, plan = node("org/model", "--gpu", *args)
+    assert code == 0, plan
+    command = plan["replicas"][0]["command"]
+    assert command.count("--enable-auto-tool-choice") == 1 and command.count("--tool-call-parser") == 1
+    code, plan = node("org/model", "--gpu")
+    assert code == 0 and "--enable-auto-tool-choice" not in plan["replicas"][0]["command"]
+
+
+def test_tools_refuses_an_unknown_family_and_a_conflicting_parser(node: Any) -> None:
+    code, message = node("Qwen/Qwen3-8B", "--gpu", "--tools", "auto", "--", "--tool-call-parser", "mistral")
+    assert code == 1 and "disagree" in message
+    code, message = node("--cpu", "--tools", "auto", build="cpu")  # the embedded base model
+    assert code == 1
+    assert "--tools auto does not know the tool-call format" in message and "mode: completion" in message
