@@ -5,7 +5,7 @@ from real KG paths (the demo KG and the Hetionet subset), correct and with one i
     python bench/verifiers.py --write    # and ship them: medloom/verifiers/data/measured.json
     python bench/verifiers.py --endpoint http://127.0.0.1:8000/v1 --judge-limit 60   # + an LLM judge
     python bench/verifiers.py --endpoint URL --logprob-limit 60   # + the log-probability verifiers
-    python bench/verifiers.py --endpoint URL --medval --skip-checks --write   # the MedVAL validator only
+    python bench/verifiers.py --endpoint URL --medval --skip-checks --judge-limit 0 --write   # MedVAL only
 
 Prints, per verifier, recall and precision per error kind (precision: the kind's injected cases
 against the correct cases of the same items) and over the kinds it is meant to catch (its
@@ -214,7 +214,7 @@ def main() -> int:
     ap.add_argument("--endpoint", help="an OpenAI-compatible endpoint: also measure the LLM judge")
     ap.add_argument("--model", help="served model for the judge (default: the endpoint's first)")
     ap.add_argument("--mode", default="completion", choices=["chat", "completion"])
-    ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees")
+    ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees (0: no judge)")
     ap.add_argument(
         "--medval",
         action="store_true",
@@ -248,7 +248,7 @@ def main() -> int:
             run_medval(args.endpoint, args.model, args.mode, args.medval_limit)
         )
         figures.append(medval)
-    if args.endpoint:
+    if args.endpoint and args.judge_limit:
         figures.append(
             asyncio.run(run_judge(cases["trace"], args.endpoint, args.model, args.mode, args.judge_limit))
         )
