@@ -9,8 +9,12 @@ Each side makes ITEMS × (generate + judge) completion calls at the same concurr
   its run directory (trajectories, report, dataset) as usual. Its engine time is the report's
   wall time; "incl. setup" adds start-up, report, dataset and card writing.
 
-Rounds are interleaved (raw openai, medloom, raw aiohttp, repeat) and the median is printed, so
-load from other jobs hits every side alike.
+Whole processes, from interpreter start to exit: `medloom run CONFIG` (the same graph; start-up
+imports, the run, report, dataset, Parquet, JSONL and card) against bench/floor_process.py (raw
+aiohttp reading the items and writing one JSON line per item).
+
+Rounds are interleaved (raw openai, medloom, raw aiohttp, medloom process, floor process, repeat)
+and the median is printed, so load from other jobs hits every side alike.
 
     python bench/overhead.py --items 2000 --concurrency 64 --rounds 3
     python bench/overhead.py --items 2000 --profile /tmp/medloom.prof   # cProfile medloom's run
@@ -24,7 +28,9 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +39,7 @@ from typing import Any
 
 import aiohttp
 import openai
+import yaml
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # this checkout's medloom, and the stub beside us
@@ -139,6 +146,33 @@ def medloom_run(
     return total, result.report.wall_time_s
 
 
+def timed(command: list[str]) -> float:
+    """Wall time of ``command`` from start to exit (this checkout's medloom on its path)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent), os.environ.get("PYTHONPATH", "")])}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def medloom_process(url: str, data: Path, work: Path, concurrency: int) -> float:
+    """``medloom run CONFIG``, as a user runs it (progress on stderr), start to exit."""
+    config = work / "overhead.yaml"
+    config.write_text(yaml.safe_dump(overhead_spec(url, data, concurrency)))
+    runs = work / "runs-cli"
+    seconds = timed([sys.executable, "-m", "medloom.cli.main", "run", str(config), "--runs-dir", str(runs)])
+    assert sum(1 for _ in next(runs.glob("*/data.jsonl")).open()) == sum(1 for _ in data.open())
+    shutil.rmtree(runs)
+    return seconds
+
+
+def floor_process(url: str, data: Path, work: Path, concurrency: int) -> float:
+    out = work / "floor.jsonl"
+    script = str(BENCH / "floor_process.py")
+    seconds = timed([sys.executable, script, url, str(data), str(out), "--concurrency", str(concurrency)])
+    assert sum(1 for _ in out.open()) == sum(1 for _ in data.open())
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,8 +181,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default=None, help="write a cProfile of one medloom run here")
+    parser.add_argument("--skip-openai", action="store_true", help="leave out the raw openai client")
     args = parser.parse_args()
-    results: dict[str, list[float]] = {"openai": [], "aiohttp": [], "engine": [], "total": []}
+    keys = ["openai", "aiohttp", "engine", "total", "process", "floor_process"]
+    results: dict[str, list[float]] = {k: [] for k in keys if not (args.skip_openai and k == "openai")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         proc, url = start_stub(work / "port")
@@ -162,11 +198,14 @@ def main() -> None:
                 stats.sort_stats("tottime").print_stats(25)
                 return
             for _ in range(args.rounds):
-                results["openai"].append(asyncio.run(raw_openai(url, args.items, args.concurrency)))
+                if not args.skip_openai:
+                    results["openai"].append(asyncio.run(raw_openai(url, args.items, args.concurrency)))
                 total, engine = medloom_run(url, data, work / "runs", args.concurrency)
                 results["total"].append(total)
                 results["engine"].append(engine)
                 results["aiohttp"].append(asyncio.run(raw_aiohttp(url, args.items, args.concurrency)))
+                results["process"].append(medloom_process(url, data, work, args.concurrency))
+                results["floor_process"].append(floor_process(url, data, work, args.concurrency))
         finally:
             proc.terminate()
             proc.wait()
@@ -182,9 +221,16 @@ def main() -> None:
         ("raw openai client", "openai"),
         ("medloom (engine)", "engine"),
     ):
-        vs = med[key] / med["openai"] - 1
-        print(f"{label:<22} {med[key]:7.2f} s  {calls / med[key]:7.0f} calls/s  ({vs:+.0%} vs raw openai)")
+        if key not in med:
+            continue
+        vs = f"  ({med[key] / med['openai'] - 1:+.0%} vs raw openai)" if "openai" in med else ""
+        floor = med[key] / med["aiohttp"]
+        print(f"{label:<22} {med[key]:7.2f} s  {calls / med[key]:7.0f} calls/s  {floor:4.2f}x the floor{vs}")
     print(f"medloom incl. setup, report, dataset writing: {med['total']:7.2f} s")
+    print(
+        f"whole process: medloom run {med['process']:.2f} s, floor {med['floor_process']:.2f} s "
+        f"({med['process'] / med['floor_process']:.2f}x)"
+    )
     print("all rounds:", {k: [round(x, 2) for x in v] for k, v in results.items()})
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol, runtime_checkable
 
 from medloom.agents.agent import Agent, item_variables, trace_variables
 from medloom.agents.context import AgentContext
 from medloom.agents.parsing import parse_reasoning, parse_steps
 from medloom.core.events import TraceRevised
+from medloom.core.gather import gather_all
 from medloom.core.records import Item, Revision, Step, Trace, Verdict
 
 
@@ -112,7 +112,7 @@ class Generator:
     ) -> list[Trace]:
         """Traces for ``item``; ``inputs`` (traces routed into the node) reach the template."""
         ctx = ctx or AgentContext(item_id=item.id)
-        batches = await asyncio.gather(*(self._at(item, t, ctx, inputs or []) for t in self.temperatures))
+        batches = await gather_all(self._at(item, t, ctx, inputs or []) for t in self.temperatures)
         return [t for batch in batches for t in batch]
 
 

@@ -123,9 +123,9 @@ def run(
     """
     from medloom.cli.exit_codes import ExitCode, run_exit_code
     from medloom.cli.progress import RichProgress
-    from medloom.cli.signals import Terminated, cancel_on_sigterm
     from medloom.cli.summary import print_summary
     from medloom.runs.runner import arun, no_items_warning
+    from medloom.runs.signals import Terminated, cancel_on_sigterm
 
     started: list[Path] = []
     try:

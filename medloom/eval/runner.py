@@ -37,6 +37,7 @@ from medloom.runs.runner import (
     prepare_config,
 )
 from medloom.runs.stats import run_prices
+from medloom.runs.sync import run_sync
 
 T = TypeVar("T")
 
@@ -234,5 +235,11 @@ async def all_or_none(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 
 
 def evaluate(configs: Sequence[str | Path], benchmark: str | Path, **kwargs: Any) -> EvalResult:
-    """Synchronous :func:`aevaluate`; write the files with ``medloom.eval.outputs.write_results``."""
-    return asyncio.run(aevaluate(configs, benchmark, **kwargs))
+    """Synchronous :func:`aevaluate`; write the files with ``medloom.eval.outputs.write_results``.
+
+    Inside a running event loop (Jupyter, an async app) it runs in a worker thread and blocks until
+    it ends: ``await medloom.eval.aevaluate(...)`` keeps that loop responsive. From a script's main
+    thread a SIGTERM stops it as Ctrl-C does (see :func:`medloom.run`)."""
+    return run_sync(
+        lambda: aevaluate(configs, benchmark, **kwargs), instead="await medloom.eval.aevaluate(...)"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -10,6 +9,7 @@ from pydantic import Field, model_validator
 from medloom.agents.agent import Sampling
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import Generator
+from medloom.core.gather import gather_all
 from medloom.core.records import Item, Trace
 from medloom.nodes.kind import NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
 from medloom.nodes.protocol import NodeOutput
@@ -38,7 +38,7 @@ class GeneratorRun:
         self.generators = generators
 
     async def run(self, item: Item, traces: list[Trace], ctx: AgentContext) -> NodeOutput:
-        batches = await asyncio.gather(*(g.generate(item, ctx, inputs=traces) for g in self.generators))
+        batches = await gather_all(g.generate(item, ctx, inputs=traces) for g in self.generators)
         return NodeOutput(traces=[t for b in batches for t in b])
 
 

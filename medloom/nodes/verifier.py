@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Literal
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medloom.agents.agent import Sampling
 from medloom.agents.roles import VerifierRole
+from medloom.core.gather import gather_all
 from medloom.core.records import Item, Trace
 from medloom.core.registry import REGISTRY, UnknownName
 from medloom.nodes.kind import TRACE_VARIABLES, NodeBuild, NodeKind, NodeSpec, TemplateUse, register_kind
@@ -73,7 +73,7 @@ class VerifierRun:
         self.verifier = verifier
 
     async def run(self, item: Item, traces: list[Trace], ctx: NodeContext) -> NodeOutput:
-        verdicts = await asyncio.gather(*(self.verifier.verify(item, t, ctx) for t in traces))
+        verdicts = await gather_all(self.verifier.verify(item, t, ctx) for t in traces)
         return NodeOutput(traces=[ctx.judged(t, v) for t, v in zip(traces, verdicts, strict=True)])
 
 

@@ -29,7 +29,7 @@ class Session(BaseModel):
     started: float
     ended: float | None = None
     status: str = "running"
-    """running, completed, stopped (a budget cap), interrupted or crashed."""
+    """running, completed, stopped (a budget cap), refused (a start check), interrupted or crashed."""
     command: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     pid: int | None = None
@@ -39,6 +39,8 @@ class Session(BaseModel):
     """The caps the session ran under (absent without caps)."""
     stopped_by: CapReached | None = None
     """The cap that stopped the session (its status is then ``stopped``)."""
+    reason: str | None = None
+    """Why a start check refused the session before any item (its status is then ``refused``)."""
 
 
 class RunMeta(BaseModel):

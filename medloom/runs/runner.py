@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import copy
+import functools
 import logging
 import os
+import shutil
 import socket
 import sqlite3
 import sys
@@ -16,13 +17,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import datasets
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medloom import __version__
 from medloom.core.budget import BudgetCaps, BudgetLedger, CapReached
-from medloom.core.errors import ConfigError, MedloomError
+from medloom.core.errors import ConfigError, DataError, MedloomError
 from medloom.core.events import ItemFinished
 from medloom.core.trajectory import TrajectoryHeader
 from medloom.data.sources import item_source
@@ -43,12 +42,16 @@ from medloom.runs.config_change import ConfigChanged, apply_changes, changed_key
 from medloom.runs.endpoint_overrides import apply_endpoint_concurrency, apply_endpoint_urls
 from medloom.runs.fold import FoldPart, fold_run
 from medloom.runs.lock import RunLock
-from medloom.runs.outputs import write_outputs
+from medloom.runs.outputs import write_output_files
 from medloom.runs.report import Report, write_report
 from medloom.runs.rundir import RunDir, RunStorageError, Session, resume_command, storage_problem
 from medloom.runs.secrets import SecretFilter
 from medloom.runs.shards import ShardItems, sharded_run_error
-from medloom.runs.store import TrajectoryWriter, final_outcomes
+from medloom.runs.store import TrajectoryWriter, final_outcomes, iter_events
+from medloom.runs.sync import run_sync
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger("medloom")
 
@@ -78,11 +81,18 @@ _NOTHING_SHARED = _Shared()
 class RunResult:
     run_dir: Path
     report: Report
-    dataset: datasets.Dataset
 
     @property
     def run_id(self) -> str:
         return self.run_dir.name
+
+    @functools.cached_property
+    def dataset(self) -> datasets.Dataset:
+        """The kept rows, loaded from the run's ``dataset/`` on first use (``datasets`` takes over a
+        second to import, which a run that only writes its files does not pay)."""
+        import datasets
+
+        return datasets.load_from_disk(str(self.run_dir / "dataset"))
 
 
 def prepare_config(
@@ -251,6 +261,12 @@ async def arun(
                 log.warning("run %s: %s", result.run_id, warning)
         except RunStorageError:
             raise  # logged where it happened
+        except (ConfigError, DataError) as exc:
+            if not resume and not items_started(run):  # refused at start: leave no run behind
+                discard_refused_run(run)
+            else:
+                log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc)
+            raise
         except Exception as exc:
             trace = not isinstance(exc, MedloomError)  # medloom's own errors say what to fix already
             log.error("run %s stopped: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=trace)
@@ -384,6 +400,7 @@ async def _execute(
     writer = TrajectoryWriter(run.trajectories, header, on_error=stop_on_write_error)
     status = "crashed"
     engine: Engine | None = None
+    refusal: str | None = None
     try:
         if writer.error is not None:  # not even the session header fits: stop before paying for calls
             raise writer.error
@@ -420,6 +437,10 @@ async def _execute(
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
+    except (ConfigError, DataError) as exc:
+        if engine is None:  # a start check refused the run (unserved model, wrong URL, rejected key)
+            status, refusal = "refused", str(exc)
+        raise
     except OSError as exc:
         status = "interrupted"  # a full disk: resume once there is space again
         log.error("run %s stopped: %s", run.run_id, storage_problem(exc))
@@ -435,10 +456,10 @@ async def _execute(
         if progress:
             progress.on_finish()
         stopped_by = engine.stopped_by if engine else None
-        report, dataset = _finish(run, spec, data, status, stopped_by, shared.fold_parts)
-    if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
+        report, written = _finish(run, spec, data, status, stopped_by, shared.fold_parts, refusal)
+    if report is None or not written:  # pragma: no cover - a storage failure raised above
         raise RunStorageError(f"run {run.run_id}: the report could not be written")
-    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+    return RunResult(run_dir=run.path, report=report)
 
 
 def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
@@ -452,6 +473,20 @@ def _open_cache(spec: GraphSpec, root: Path) -> RequestCache:
         ) from None
 
 
+def items_started(run: RunDir) -> bool:
+    """Whether any item of the run has started (in any session)."""
+    return next(iter_events(run.trajectories, {"item_started"}), None) is not None
+
+
+def discard_refused_run(run: RunDir) -> None:
+    """Remove a new run that a start check refused before any item (an unserved model, a wrong
+    URL, a rejected key): nothing ran and the error says what to fix, so no run directory is left
+    behind, as if it had not been made. A resumed run keeps its directory; its session is marked
+    ``refused`` with the reason."""
+    log.info("run %s refused at start (no item ran): its directory is removed", run.run_id)
+    shutil.rmtree(run.path, ignore_errors=True)
+
+
 def _finish(
     run: RunDir,
     spec: GraphSpec,
@@ -459,24 +494,29 @@ def _finish(
     status: str,
     stopped_by: CapReached | None = None,
     parts: Sequence[FoldPart] = (),
-) -> tuple[Report | None, datasets.Dataset | None]:
-    """Close the session in run.json, then write the report, the outputs and the card. When the disk
-    is full this does what it can and logs what it could not (resume writes it all again)."""
+    reason: str | None = None,
+) -> tuple[Report | None, bool]:
+    """Close the session in run.json (with the cap that stopped it, or why it was refused), then write
+    the report, the outputs and the card; returns the report and whether the outputs were written.
+    When the disk is full this does what it can and logs what it could not (resume writes it all
+    again)."""
     report: Report | None = None
-    dataset: datasets.Dataset | None = None
+    written = False
     step = "run.json"
     try:
         meta = run.read_meta()
         meta.sessions[-1].ended = time.time()
         meta.sessions[-1].status = status
         meta.sessions[-1].stopped_by = stopped_by
+        meta.sessions[-1].reason = reason
         run.write_meta(meta)
         step = "report.json"
         fold = fold_run(run, spec.llm.prices, parts)
         report = fold.report
         write_report(run, report)
         step = "the dataset outputs"
-        dataset = write_outputs(run, fold.kept_offsets, spec.output.columns)
+        write_output_files(run, fold.kept_offsets, spec.output.columns)
+        written = True
         step = "the dataset card"
         write_card(run, fold.stats, data)
     except OSError as exc:
@@ -487,7 +527,7 @@ def _finish(
                 f"`{resume_command(run.path)}` writes the outputs again"
             ) from None
         log.error("run %s: %s not written: %s", run.run_id, step, storage_problem(exc))
-    return report, dataset
+    return report, written
 
 
 def _last_write(run: RunDir, started: float) -> float:
@@ -543,11 +583,25 @@ def run(config: str | Path | GraphSpec | dict[str, Any] | None = None, **kwargs:
     Called where an event loop is already running (Jupyter, an async app), the run goes to a
     worker thread with its own loop and this call blocks until it ends; ``await medloom.arun(...)``
     is the better choice there, since it keeps the caller's loop responsive.
+
+    Called from a script's main thread, a SIGTERM (``timeout``, schedulers, containers) stops the
+    run as Ctrl-C does: the items in flight are cancelled, the session ends interrupted, the report
+    is written, and ``SystemExit(143)`` is raised (``resume=RUN_ID`` goes on later). The handler is
+    installed only while SIGTERM has its default action, and removed when the run ends.
     """
+    started: list[Path] = []
+    user_hook: Callable[[Path], None] | None = kwargs.pop("on_run_dir", None)
+
+    def on_run_dir(path: Path) -> None:
+        started.append(path)
+        if user_hook is not None:
+            user_hook(path)
+
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(arun(config, **kwargs))
-    log.info("medloom.run called inside a running event loop: running in a worker thread")
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medloom-run") as pool:
-        return pool.submit(lambda: asyncio.run(arun(config, **kwargs))).result()
+        return run_sync(
+            lambda: arun(config, on_run_dir=on_run_dir, **kwargs), instead="await medloom.arun(...)"
+        )
+    except SystemExit:
+        where = f"; `{resume_command(started[-1])}` goes on" if started else ""
+        log.warning("run terminated by SIGTERM, session marked interrupted%s", where)
+        raise

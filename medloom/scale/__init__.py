@@ -35,7 +35,7 @@ def connect(address: str | None = None, **init_kwargs: object) -> ModuleType:
     here (and stopped when this process exits). Already connected: left as it is."""
     ray = require_ray()
     if not ray.is_initialized():
-        if not (address or os.environ.get("RAY_ADDRESS")):
+        if address in (None, "local") and not os.environ.get("RAY_ADDRESS"):
             # A local cluster shares the machine with the servers it calls: Ray's memory monitor
             # would kill shard workers for memory that vLLM holds.
             os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")

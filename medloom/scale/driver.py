@@ -188,10 +188,10 @@ def run_sharded(
             status = "interrupted"
             raise
         finally:
-            report, dataset = _finish(run, spec, data, status, stopped_by)
-    if report is None or dataset is None:  # pragma: no cover - a storage failure raised above
+            report, written = _finish(run, spec, data, status, stopped_by)
+    if report is None or not written:  # pragma: no cover - a storage failure raised above
         raise RunError(f"run {run.run_id}: the report could not be written")
-    return RunResult(run_dir=run.path, report=report, dataset=dataset)
+    return RunResult(run_dir=run.path, report=report)
 
 
 def _placement(options: ShardOptions, n_endpoints: int) -> Literal["partition", "shared"]:

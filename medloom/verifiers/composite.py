@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from medloom.agents.context import AgentContext
 from medloom.agents.roles import VerifierRole
+from medloom.core.gather import gather_all
 from medloom.core.records import Item, Trace, Verdict
 
 
@@ -29,7 +29,7 @@ class Composite:
 
     async def verify(self, item: Item, trace: Trace, ctx: AgentContext | None = None) -> Verdict:
         ctx = ctx or AgentContext(item_id=item.id)
-        verdicts = await asyncio.gather(*(v.verify(item, trace, ctx) for v in self.verifiers))
+        verdicts = await gather_all(v.verify(item, trace, ctx) for v in self.verifiers)
         passes = [v.passed for v in verdicts]
         if self.mode == "all":
             passed = all(passes)

@@ -5,6 +5,9 @@ values disagree on a type falls back to JSON text."""
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,10 @@ import datasets
 from medloom.core.events import ItemFinished
 from medloom.core.records import Item, Trace
 from medloom.core.rows import trace_row
+from medloom.runs.arrow_files import UnsupportedType
 from medloom.runs.export import export_run
 from medloom.runs.fold import fold_run
-from medloom.runs.outputs import write_outputs
+from medloom.runs.outputs import _write_with_datasets, write_output_files, write_outputs
 from medloom.runs.rundir import RunDir
 from medloom.runs.store import TrajectoryWriter
 
@@ -101,3 +105,47 @@ def test_a_run_with_no_passthrough_fields_writes_parquet(tmp_path: Path) -> None
     writer.close()
     ds = write_outputs(run, fold_run(run).kept_offsets)
     assert ds[0]["source_fields"] is None and run.parquet_path.stat().st_size > 0
+
+
+def test_pyarrow_outputs_load_as_the_ones_datasets_writes(tmp_path: Path, caplog: Any) -> None:
+    """The outputs are written with pyarrow (no ``datasets`` import in a run); what ``datasets``
+    loads from them equals what it loads from its own ``save_to_disk`` / ``to_parquet`` /
+    ``to_json`` of the same rows: features, rows, the split and the row count."""
+    ours = _run(tmp_path / "ours")
+    theirs = _run(tmp_path / "theirs")
+    with caplog.at_level(logging.INFO, logger="medloom"):
+        assert write_output_files(ours, fold_run(ours).kept_offsets, COLUMNS) == 3
+    assert "written by datasets" not in caplog.text  # the pyarrow path, not the fallback
+    _write_with_datasets(theirs, fold_run(theirs).kept_offsets, COLUMNS)
+    a, b = datasets.load_from_disk(str(ours.dataset_dir)), datasets.load_from_disk(str(theirs.dataset_dir))
+    assert a.features == b.features and a.split == b.split and a.num_rows == b.num_rows == 3
+    assert a.to_list() == [row | {"run_id": a[0]["run_id"]} for row in b.to_list()]
+    cache = str(tmp_path / "c")
+    pa_ours = datasets.Dataset.from_parquet(str(ours.parquet_path), cache_dir=cache)
+    pa_theirs = datasets.Dataset.from_parquet(str(theirs.parquet_path), cache_dir=cache)
+    assert pa_ours.features == pa_theirs.features == b.features
+    jsonl = [json.loads(line) for line in ours.jsonl_path.read_text().splitlines()]
+    assert jsonl == a.to_list()
+
+
+def test_a_type_without_a_pyarrow_feature_is_written_by_datasets(
+    tmp_path: Path, caplog: Any, monkeypatch: Any
+) -> None:
+    def unsupported(kind: Any) -> dict[str, Any]:
+        raise UnsupportedType(f"no datasets feature for the arrow type {kind}")
+
+    monkeypatch.setattr("medloom.runs.outputs.feature_of", unsupported)
+    run = _run(tmp_path)
+    with caplog.at_level(logging.INFO, logger="medloom"):
+        ds = write_outputs(run, fold_run(run).kept_offsets, COLUMNS)
+    assert "written by datasets (no datasets feature" in caplog.text
+    for i, row in enumerate(sorted(ds, key=lambda r: r["item_id"])):
+        _check(row, i)
+    assert len(run.jsonl_path.read_text().splitlines()) == 3
+
+
+def test_a_run_does_not_import_datasets() -> None:
+    """``datasets`` takes over a second to import; the run path writes its outputs without it."""
+    code = "import sys, medloom.cli.main, medloom.runs.runner; print('datasets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

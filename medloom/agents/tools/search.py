@@ -9,12 +9,13 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import bm25s
+from typing import TYPE_CHECKING, Any
 
 from medloom.agents.tools.base import Tool, ToolEnv, register_toolset, tool
 from medloom.kg.model import KnowledgeGraph
+
+if TYPE_CHECKING:
+    import bm25s
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class PassageIndex:
     def __init__(self, passages: list[Passage]):
         if not passages:
             raise ValueError("the passage corpus is empty: give a JSONL file with one passage per line")
+        import bm25s  # with numba: imported when an index is built, not when the registry loads
+
         self.passages = passages
-        self._bm25 = bm25s.BM25()
+        self._bm25: bm25s.BM25 = bm25s.BM25()
         tokens = bm25s.tokenize(
             [f"{p.title}\n{p.text}" for p in passages], stopwords="en", show_progress=False
         )
@@ -39,6 +42,8 @@ class PassageIndex:
         self._lock = threading.Lock()
 
     def search(self, query: str, k: int = 3) -> list[tuple[Passage, float]]:
+        import bm25s
+
         tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
         if not tokens.vocab:
             return []
