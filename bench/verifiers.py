@@ -5,7 +5,7 @@ from real KG paths (the demo KG and the Hetionet subset), correct and with one i
     python bench/verifiers.py --write    # and ship them: medloom/verifiers/data/measured.json
     python bench/verifiers.py --endpoint http://127.0.0.1:8000/v1 --judge-limit 60   # + an LLM judge
     python bench/verifiers.py --endpoint URL --logprob-limit 60   # + the log-probability verifiers
-    python bench/verifiers.py --endpoint URL --medval --skip-checks --write   # the MedVAL validator only
+    python bench/verifiers.py --endpoint URL --medval --skip-checks --judge-limit 0 --write   # MedVAL only
 
 Prints, per verifier, recall and precision per error kind (precision: the kind's injected cases
 against the correct cases of the same items) and over the kinds it is meant to catch (its
@@ -130,6 +130,7 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
     number of cases."""
     from medloom.agents.agent import Agent, ModelRef, Sampling
     from medloom.agents.context import AgentContext
+    from medloom.llm.cache import RequestCache
     from medloom.llm.client import LLMClient
     from medloom.llm.settings import EndpointConfig
     from medloom.verifiers.medval import MedvalCheck
@@ -137,7 +138,10 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
     rows = [json.loads(line) for line in MEDVAL_DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = _stratified(medval_cases(rows), limit)
     # a slow shared CPU server: few calls at a time, each allowed 10 minutes
-    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)])
+    # (and cached, so a run cut short resumes where it stopped)
+    cache = RequestCache(ROOT / "runs" / ".cache" / "bench_medval.sqlite")
+    client = LLMClient([EndpointConfig(name="endpoint0", base_url=endpoint, timeout_s=600)], cache=cache)
+    client._owns_cache = True
     served = model or next(m for models in (await client.discover_models()).values() for m in models)
     ref = ModelRef(alias="judge", served=served, mode=mode)  # type: ignore[arg-type]
     check = MedvalCheck()
@@ -210,7 +214,7 @@ def main() -> int:
     ap.add_argument("--endpoint", help="an OpenAI-compatible endpoint: also measure the LLM judge")
     ap.add_argument("--model", help="served model for the judge (default: the endpoint's first)")
     ap.add_argument("--mode", default="completion", choices=["chat", "completion"])
-    ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees")
+    ap.add_argument("--judge-limit", type=int, default=60, help="trace cases the judge sees (0: no judge)")
     ap.add_argument(
         "--medval",
         action="store_true",
@@ -244,7 +248,7 @@ def main() -> int:
             run_medval(args.endpoint, args.model, args.mode, args.medval_limit)
         )
         figures.append(medval)
-    if args.endpoint:
+    if args.endpoint and args.judge_limit:
         figures.append(
             asyncio.run(run_judge(cases["trace"], args.endpoint, args.model, args.mode, args.judge_limit))
         )
