@@ -114,8 +114,8 @@ def eval_command(
     """Run each graph as a solver over an MCQ benchmark; compare accuracy (Wilson CI), tokens,
     cost and time per item; write predictions.jsonl/.parquet, results.md and results.json."""
     from medloom.cli.progress import ProgressBoard
-    from medloom.cli.signals import Terminated, cancel_on_sigterm
     from medloom.eval.runner import aevaluate, default_solvers
+    from medloom.runs.signals import Terminated, cancel_on_sigterm
 
     board = ProgressBoard(err)
 
