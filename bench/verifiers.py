@@ -85,7 +85,13 @@ async def run_judge(
     verdicts = dict(await asyncio.gather(*(one(c) for c in picked)))
     await client.aclose()
     return score(
-        f"LLM judge ({served})", "judge", picked, verdicts, scope=TRACE_KINDS, what="mcq_judge template"
+        f"LLM judge ({served})",
+        "judge",
+        picked,
+        verdicts,
+        scope=TRACE_KINDS,
+        what="mcq_judge template",
+        model=served,
     )
 
 
@@ -119,7 +125,11 @@ async def run_logprob(
 
         verdicts = dict(await asyncio.gather(*(one(c) for c in picked)))
         what = "threshold 0 nats" if method == "belief_shift" else "flag drops > 0.5 nats/token"
-        figures.append(score(f"{method} ({served})", method, picked, verdicts, scope=TRACE_KINDS, what=what))
+        figures.append(
+            score(
+                f"{method} ({served})", method, picked, verdicts, scope=TRACE_KINDS, what=what, model=served
+            )
+        )
     await client.aclose()
     return figures
 
@@ -162,7 +172,9 @@ async def run_medval(endpoint: str, model: str | None, mode: str, limit: int) ->
         "an LLM grades an output against its input: risk level 1-4 with typed errors; levels 1-2 pass "
         f"({undecided} of {len(cases)} replies unreadable: undecided, counted as rejections)"
     )
-    figures = score(f"medval ({served})", "medval", cases, verdicts, scope=MEDVAL_KINDS, what=what)
+    figures = score(
+        f"medval ({served})", "medval", cases, verdicts, scope=MEDVAL_KINDS, what=what, model=served
+    )
     return figures, len(cases)
 
 

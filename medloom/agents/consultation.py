@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from medloom.agents.agent import Agent, item_variables
 from medloom.agents.context import AgentContext
-from medloom.core.events import Note
 from medloom.core.records import Item, Trace
 from medloom.core.text import normalise
 
@@ -177,22 +176,14 @@ class ConsultationRunner:
                 self._add(episode, item, ctx, "patient", self.leak_reply, redacted=answer, named=named)
             else:
                 self._add(episode, item, ctx, "patient", answer)
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind=END_NOTE,
-                trace_id=episode.trace_id,
-                data={
-                    "stop": episode.stop,
-                    "doctor_turns": episode.doctor_turns,
-                    "max_turns": self.max_turns,
-                    "conclusion": episode.conclusion,
-                    "redacted": sum(t.redacted for t in episode.turns),
-                },
-            )
-        )
+        end = {
+            "stop": episode.stop,
+            "doctor_turns": episode.doctor_turns,
+            "max_turns": self.max_turns,
+            "conclusion": episode.conclusion,
+            "redacted": sum(t.redacted for t in episode.turns),
+        }
+        ctx.note(END_NOTE, end, trace_id=episode.trace_id)
         return self._trace(item, episode, node, sample_index)
 
     def _add(
@@ -211,16 +202,7 @@ class ConsultationRunner:
         data = turn.record()
         if redacted is not None:
             data |= {"original": redacted, "named": named or []}
-        ctx.send(
-            Note(
-                item_id=item.id,
-                attempt=ctx.attempt,
-                node=ctx.node,
-                kind=TURN_NOTE,
-                trace_id=episode.trace_id,
-                data=data,
-            )
-        )
+        ctx.note(TURN_NOTE, data, trace_id=episode.trace_id)
 
     def _trace(self, item: Item, episode: Consultation, node: str, sample_index: int) -> Trace:
         transcript = episode.transcript()

@@ -34,6 +34,7 @@ from medloom.eval.runner import read_predictions, solvers_from
 from medloom.eval.significance import PairedTest, paired_permutation_test
 from medloom.eval.stages import (
     StageRunner,
+    item_ends,
     item_events,
     last_traces,
     markdown_table,
@@ -258,11 +259,15 @@ async def _attack_solver(
                 runs.append(target_dir)
                 answers = {p.item_id: p for p in read_predictions(target_dir, solver_label, target_items)}
                 reasons = {k: t.text for k, t in last_traces(target_dir).items()}
+            attacker_ends = item_ends(attack_dir)
             for attack in standing:
-                note = rewrites.get(
-                    attack.item_id,
-                    {"rewrite": "", "guard": "no", "guard_reply": "the attacker run lost this item"},
+                end = attacker_ends.get(attack.item_id)
+                lost = (
+                    f"attacker {end.status}: {end.reason}"
+                    if end
+                    else "the attacker run did not finish this item"
                 )
+                note = rewrites.get(attack.item_id, {"rewrite": "", "guard": "no", "guard_reply": lost})
                 pred = answers.get(attack.item_id)
                 step = AttackTurn(
                     turn=turn,

@@ -36,6 +36,9 @@ class VerifierFigures(BaseModel):
     false_rejection_rate: float | None = None
     recall: float | None = None
     precision: float | None = None
+    model: str | None = None
+    """The served model a model-based verifier (judge, validator, log-probabilities) was measured
+    with: its figures hold for that model only."""
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -51,12 +54,15 @@ def score(
     scope: list[str],
     params: dict[str, Any] | None = None,
     what: str = "",
+    model: str | None = None,
 ) -> VerifierFigures:
     """Figures for one verifier from its verdicts (case id → passed) on ``cases``."""
     listed = [c for c in cases if c.id in passed]
     rejected_bases = {c.id for c in listed if c.kind == CORRECT and not passed[c.id]}
     correct = [c for c in listed if c.kind == CORRECT]
-    figures = VerifierFigures(name=name, check=check, params=params or {}, what=what, scope=scope)
+    figures = VerifierFigures(
+        name=name, check=check, params=params or {}, what=what, scope=scope, model=model
+    )
     figures.correct = len(correct)
     figures.false_rejections = len(rejected_bases)
     figures.false_rejection_rate = _ratio(len(rejected_bases), len(correct))

@@ -25,7 +25,6 @@ from pydantic import Field
 from medloom.agents.agent import Sampling
 from medloom.agents.consultation import END_NOTE, TURN_NOTE, ConsultationRunner
 from medloom.agents.context import AgentContext
-from medloom.core.events import TraceCreated
 from medloom.core.notes import NoteSchema, NoteView, Segment, register_note
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import NodeOutput
@@ -83,7 +82,7 @@ class ConsultationOp(BaseOp):
             *(self.runner.run(item, ctx, sample_index=i, node=self.node) for i in range(self.params.samples))
         )
         for trace in done:
-            ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+            ctx.trace_created(trace)
         return NodeOutput(traces=list(done))
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from medloom.agents.agent import Sampling, item_variables
 from medloom.agents.context import AgentContext
-from medloom.core.events import Note, TraceCreated, VerdictGiven
 from medloom.core.notes import NoteSchema, register_note
 from medloom.core.records import Item, Trace, Verdict
 from medloom.nodes.protocol import NodeOutput
@@ -91,7 +90,7 @@ class MedfuzzAttack(BaseOp):
             replies, _ = await self.guard.call({**item_variables(item), "question": control}, ctx)
             reply = replies[0] if replies else ""
             data |= {"control_guard": parse_decision(reply), "control_reply": reply}
-        ctx.send(Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind=MEDFUZZ_REWRITE, data=data))
+        ctx.note(MEDFUZZ_REWRITE, data)
         trace = Trace(
             id=f"{item.id}:turn{turn}",
             item_id=item.id,
@@ -99,18 +98,14 @@ class MedfuzzAttack(BaseOp):
             text=rewrite,
             meta={"medfuzz": data},
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         verdict = Verdict(
             passed=data["guard"] == "yes",
             reasons=[f"guard: {data['guard']} ({data['guard_reply'][:200]})"],
             verifier="medfuzz_guard",
             node=ctx.node,
         )
-        ctx.send(
-            VerdictGiven(
-                item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-            )
-        )
+        ctx.verdict(trace.id, verdict)
         return NodeOutput(traces=[trace.model_copy(update={"verdicts": [verdict]})])
 
 

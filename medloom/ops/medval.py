@@ -19,7 +19,6 @@ import re
 
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
-from medloom.core.events import TraceCreated
 from medloom.core.records import Item, Trace
 from medloom.nodes.protocol import Drop, NodeOutput
 from medloom.nodes.step import BaseOp, OpBuild, OpParams, register_op
@@ -121,7 +120,7 @@ class MedvalPerturb(BaseOp):
                 "attack_level": level,
             },
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         return NodeOutput(traces=[trace])
 
 

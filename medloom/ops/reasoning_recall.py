@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 from medloom.agents.agent import item_variables
 from medloom.agents.context import AgentContext
-from medloom.core.events import Note, TraceCreated, VerdictGiven
 from medloom.core.notes import NoteSchema, register_note
 from medloom.core.records import Item, Trace, Verdict
 from medloom.nodes.protocol import NodeOutput
@@ -94,9 +93,7 @@ class ReasoningRecall(BaseOp):
             "reply": reply,
             "control": control,
         }
-        ctx.send(
-            Note(item_id=item.id, attempt=ctx.attempt, node=ctx.node, kind=RECALL_JUDGEMENT, data=judgement)
-        )
+        ctx.note(RECALL_JUDGEMENT, judgement)
         return judgement
 
     @staticmethod
@@ -134,7 +131,7 @@ class ReasoningRecall(BaseOp):
             text=response,
             answer=predicted or None,
         )
-        ctx.send(TraceCreated(item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace=trace))
+        ctx.trace_created(trace)
         base = item_variables(item)
         jobs = [
             self._judge(
@@ -178,11 +175,7 @@ class ReasoningRecall(BaseOp):
             node=ctx.node,
         )
         trace = trace.model_copy(update={"verdicts": [verdict], "meta": {"recall": summary}})
-        ctx.send(
-            VerdictGiven(
-                item_id=item.id, attempt=ctx.attempt, node=ctx.node, trace_id=trace.id, verdict=verdict
-            )
-        )
+        ctx.verdict(trace.id, verdict)
         return NodeOutput(traces=[trace])
 
 

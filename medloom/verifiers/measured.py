@@ -48,6 +48,10 @@ def _options(check: str, params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(o for o in _OPTIONS if params.get(o))
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.0%}"
+
+
 def _unmeasured(check: str, params: dict[str, Any]) -> str:
     if check == "kg_grounding" and params.get("steps") is False:
         return "every hop of the item's path is a KG edge (an exact lookup of ids and relations)"
@@ -63,6 +67,18 @@ def measure_verifier(node: str, check: str, params: dict[str, Any]) -> MeasuredV
     unmeasured = check == "kg_grounding" and params.get("steps") is False
     if params.get("coreference") is False or params.get("negation") is False:
         unmeasured = True
+    by_model = [r for r in rows if r.get("model")]
+    if by_model:  # a model's figures say nothing of another model the recipe may name
+        row = by_model[-1]
+        return MeasuredVerifier(
+            node=node,
+            check=check,
+            params=params,
+            what=f"{row.get('what', '')}; figures depend on the model: measured only with "
+            f"{row['model']} (recall {_pct(row.get('recall'))}, precision {_pct(row.get('precision'))}, "
+            f"false rejection {_pct(row.get('false_rejection_rate'))}); measure yours: "
+            "bench/verifiers.py --endpoint URL",
+        )
     for row in rows:
         p = row.get("params") or {}
         if not unmeasured and _options(check, p) == wanted and "coreference" not in p:

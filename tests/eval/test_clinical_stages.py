@@ -77,3 +77,27 @@ async def test_medfuzz_keeps_the_finished_turns_when_a_later_stage_fails(tmp_pat
     assert summary.stopped is not None and summary.stopped.startswith("stopped during turn 1")
     assert "no_such_template" in summary.stopped
     assert all(a.turns == [] for a in result.attacks)
+
+
+async def test_medfuzz_records_why_the_attacker_lost_an_item(tmp_path: Path) -> None:
+    def attacker_fails_on_charlie(req: FakeRequest) -> Reply | str:
+        prompt = req.prompt_text.rstrip()
+        if prompt.endswith("Rewritten question:") and "charlie" in prompt.rsplit("Question:", 1)[-1]:
+            return Reply.error(400, message="attacker prompt too long")
+        return _fuzz_replies(req)
+
+    with FakeOpenAIServer(attacker_fails_on_charlie) as server:
+        result = await aattack(
+            [REPO / "configs/eval/direct.yaml"],
+            _bench(tmp_path),
+            attacker=REPO / "configs/eval/medfuzz_attacker.yaml",
+            turns=1,
+            endpoints=[server.base_url],
+            out_dir=tmp_path / "out",
+            no_cache=True,
+        )
+    charlie = next(a for a in result.attacks if a.item_id == "2")
+    (turn,) = charlie.turns
+    assert (turn.guard, turn.answer, charlie.flipped_at) == ("no", None, None)
+    assert turn.guard_reply.startswith("attacker failed") and "attacker prompt too long" in turn.guard_reply
+    assert result.solvers[0].flips == 1  # alpha still flips

@@ -46,7 +46,7 @@ def _item_ends(out: Path) -> Counter[tuple[str, str]]:
     """(run id, item id) → how many ``item_end`` events the runs under ``out`` logged."""
     ends: Counter[tuple[str, str]] = Counter()
     for log in out.glob("runs/*/trajectories.jsonl"):
-        for line in log.read_text().splitlines():
+        for line in log.read_text().split("\n")[:-1]:  # whole lines: a run may be writing the last
             if '"item_end"' in line:
                 event = json.loads(line)
                 if event.get("type") == "item_end":

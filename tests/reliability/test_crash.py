@@ -47,7 +47,8 @@ def _ends(run_dir: Path) -> list[str]:
     if not path.exists():
         return []
     ids = []
-    for line in path.read_bytes().splitlines():
+    # Only whole lines: while the run writes, the last line may be half there.
+    for line in path.read_bytes().split(b"\n")[:-1]:
         if b'"type":"item_end"' in line:
             ids.append(json.loads(line)["item_id"])
     return ids

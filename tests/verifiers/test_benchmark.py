@@ -93,4 +93,7 @@ def test_a_recipe_s_verifiers_get_their_shipped_figures() -> None:
     assert strict.measured_as == "kg_grounding strict" and strict.recall is not None
     assert path_hops.measured_as is None and "exact lookup" in path_hops.what
     assert mcq.measured_as == "mcq_answer"
-    assert judge.recall is None and "--endpoint" in judge.what
+    # a judge's figures belong to the model they were measured with, never to the recipe's judge
+    assert judge.recall is None and judge.measured_as is None and "--endpoint" in judge.what
+    judged_with = [r for r in shipped()["verifiers"] if r["check"] == "judge" and r.get("model")]
+    assert all(r["model"] in judge.what for r in judged_with)
