@@ -35,10 +35,10 @@ def wait_for_run(
     """The run directory once it has ``sessions`` sessions and at least that many finished items."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for meta in runs_dir.glob("*/run.json") if runs_dir.exists() else []:
+        for meta in runs_dir.glob("[!.]*/run.json") if runs_dir.exists() else []:  # not .creating-*
             try:
                 count = len(json.loads(meta.read_text())["sessions"])
-            except (ValueError, KeyError):
+            except (OSError, ValueError, KeyError):
                 continue
             if count >= sessions and item_ends(meta.parent) >= item_ends_at_least:
                 return meta.parent

@@ -65,7 +65,7 @@ def _kill_at(proc: BaseProcess, runs: Path, target: int, extra_s: float) -> Path
     deadline = time.monotonic() + 60
     run_dir: Path | None = None
     while time.monotonic() < deadline and proc.is_alive():
-        found = list(runs.glob("*/run.json")) if runs.exists() else []
+        found = list(runs.glob("[!.]*/run.json")) if runs.exists() else []
         run_dir = found[0].parent if found else None
         if (target < 0 and run_dir is None) or (run_dir and len(_ends(run_dir)) >= target):
             break
@@ -75,7 +75,7 @@ def _kill_at(proc: BaseProcess, runs: Path, target: int, extra_s: float) -> Path
     with contextlib.suppress(ProcessLookupError):  # it may have finished on its own meanwhile
         os.kill(proc.pid, signal.SIGKILL)
     proc.join()
-    found = list(runs.glob("*/run.json")) if runs.exists() else []
+    found = list(runs.glob("[!.]*/run.json")) if runs.exists() else []
     return found[0].parent if found else None
 
 
