@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,11 +17,24 @@ def run_args(url: str, runs_dir: Path, *extra: str) -> list[str]:
     return [str(RECIPE), "--endpoint", url, "--runs-dir", str(runs_dir), "-q", "--concurrency", "2", *extra]
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored, and an ignored SIGINT stays ignored
+    # in the children (Python then installs no KeyboardInterrupt): the tests send Ctrl-C as a
+    # terminal would, whatever started the test session.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(*args: str) -> subprocess.Popen[str]:
     """`medloom ARGS` in the background (its pid is the medloom process's pid)."""
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
     return subprocess.Popen(
-        [*MEDLOOM, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*MEDLOOM, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
 
 
